@@ -1,0 +1,835 @@
+//! JSON as NestJS/ts-proto peers send and read it.
+//!
+//! Nest peers pass ts-proto objects straight to `JSON.stringify`, which is not canonical proto3
+//! JSON: camelCase keys, enums as numbers, 64-bit integers as numbers, `Timestamp` as an ISO
+//! string (a `Date`) or `{seconds, nanos}`, bytes as a base64 string, a `Buffer`
+//! (`{"type":"Buffer","data":[..]}`) or a `Uint8Array` (`{"0":1,"1":2}`). Decoding accepts all
+//! of these (and proto field names next to camelCase ones); encoding writes what a ts-proto peer
+//! reads back: every scalar, list and map field (so `project.tags.length` works on the other
+//! side), unset messages and optionals left out, enums and 64-bit integers as numbers.
+//!
+//! Generated messages implement `serde::Serialize`/`Deserialize` by naming, per field, a
+//! *codec*: a zero-sized type in this module that knows how one proto kind travels in JSON.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use base64::Engine as _;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use serde::de::IgnoredAny;
+
+use crate::RpcError;
+
+/// How values of type `T` travel in JSON.
+pub trait Codec<T> {
+    /// Writes `value`.
+    fn ser<S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Reads a value; JSON `null` never reaches this (it means the default).
+    fn de<'de, D: Deserializer<'de>>(deserializer: D) -> Result<T, D::Error>;
+}
+
+/// A proto enum, so its values can be read by name as well as by number.
+pub trait ProtoEnum {
+    /// The number of the value named `name` (the proto name, e.g. `PROJECT_STATUS_ACTIVE`).
+    fn number_of(name: &str) -> Option<i32>;
+}
+
+/// A generated message whose fields can be read one by one from a JSON object.
+pub trait JsonMessage: Default {
+    /// The proto full name, for error messages.
+    const FULL_NAME: &'static str;
+    /// Reads the value of `key` into `self`. Returns `false` for an unknown key, whose value
+    /// the caller then skips.
+    fn merge_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error>;
+}
+
+/// Deserializes a generated message from a JSON object (unknown keys are skipped).
+pub fn deserialize_message<'de, D, M>(deserializer: D) -> Result<M, D::Error>
+where
+    D: Deserializer<'de>,
+    M: JsonMessage,
+{
+    struct MessageVisitor<M>(PhantomData<M>);
+    impl<'de, M: JsonMessage> Visitor<'de> for MessageVisitor<M> {
+        type Value = M;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a JSON object for {}", M::FULL_NAME)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<M, A::Error> {
+            let mut out = M::default();
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                if !out.merge_field(key.as_str(), &mut map)? {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(MessageVisitor(PhantomData))
+}
+
+/// A JSON object key, borrowed from the input when it can be.
+pub enum Key<'de> {
+    /// Borrowed from the input.
+    Borrowed(&'de str),
+    /// Copied (the key had escapes, or the input is not borrowable).
+    Owned(String),
+}
+
+impl Key<'_> {
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Serializes `value` with codec `C`: `map.serialize_entry("id", &ser::<Str, _>(&self.id))`.
+pub fn ser<C: Codec<T>, T>(value: &T) -> Ser<'_, C, T> {
+    Ser(value, PhantomData)
+}
+
+/// A value paired with the codec that writes it.
+pub struct Ser<'a, C, T>(&'a T, PhantomData<C>);
+
+impl<C: Codec<T>, T> Serialize for Ser<'_, C, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        C::ser(self.0, serializer)
+    }
+}
+
+/// A value read with codec `C`; JSON `null` gives the default value.
+pub struct De<C, T>(pub T, PhantomData<C>);
+
+impl<'de, C: Codec<T>, T: Default> Deserialize<'de> for De<C, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NullOr<C, T>(PhantomData<(C, T)>);
+        impl<'de, C: Codec<T>, T: Default> Visitor<'de> for NullOr<C, T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or null")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<T, E> {
+                Ok(T::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+                Ok(T::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+                C::de(d)
+            }
+        }
+        deserializer
+            .deserialize_option(NullOr::<C, T>(PhantomData))
+            .map(|v| De(v, PhantomData))
+    }
+}
+
+struct Inner<C, T>(T, PhantomData<C>);
+impl<'de, C: Codec<T>, T> Deserialize<'de> for Inner<C, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        C::de(deserializer).map(|v| Inner(v, PhantomData))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+// ---------------------------------------------------------------------------------------------
+
+/// `string`.
+pub struct Str;
+impl Codec<String> for Str {
+    fn ser<S: Serializer>(v: &String, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        String::deserialize(d)
+    }
+}
+
+/// `bool`; also reads `"true"`/`"false"`.
+pub struct Bool;
+impl Codec<bool> for Bool {
+    fn ser<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*v)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = bool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+                match v {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads an integer from a JSON number (integral floats too) or a decimal string.
+struct IntVisitor<T>(PhantomData<T>);
+
+impl<T> Visitor<'_> for IntVisitor<T>
+where
+    T: TryFrom<i64> + TryFrom<u64> + std::str::FromStr,
+{
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an integer ({})", std::any::type_name::<T>())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        if v.fract() == 0.0 && v.abs() < 9.3e18 {
+            if v < 0.0 {
+                self.visit_i64(v as i64)
+            } else {
+                self.visit_u64(v as u64)
+            }
+        } else {
+            Err(E::invalid_value(de::Unexpected::Float(v), &self))
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        let t = v.trim();
+        if let Ok(n) = t.parse::<T>() {
+            return Ok(n);
+        }
+        // "1e3" and "12.0" are legal proto3 JSON spellings of integers.
+        match t.parse::<f64>() {
+            Ok(f) => self.visit_f64(f),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
+    }
+}
+
+macro_rules! int_codec {
+    ($(#[$doc:meta])* $name:ident, $ty:ty, $ser:ident) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Codec<$ty> for $name {
+            fn ser<S: Serializer>(v: &$ty, s: S) -> Result<S::Ok, S::Error> {
+                s.$ser(*v)
+            }
+            fn de<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                d.deserialize_any(IntVisitor::<$ty>(PhantomData))
+            }
+        }
+    };
+}
+
+int_codec!(
+    /// `int32`, `sint32`, `sfixed32`; also reads decimal strings.
+    I32, i32, serialize_i32
+);
+int_codec!(
+    /// `uint32`, `fixed32`; also reads decimal strings.
+    U32, u32, serialize_u32
+);
+int_codec!(
+    /// `int64`, `sint64`, `sfixed64`: written as a JSON number (ts-proto `forceLong=number`),
+    /// read from a number or a string.
+    I64, i64, serialize_i64
+);
+int_codec!(
+    /// `uint64`, `fixed64`: written as a JSON number, read from a number or a string.
+    U64, u64, serialize_u64
+);
+
+struct FloatVisitor;
+impl Visitor<'_> for FloatVisitor {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        match v {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            _ => v
+                .trim()
+                .parse()
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self)),
+        }
+    }
+}
+
+fn ser_float<S: Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_str("NaN")
+    } else if v.is_infinite() {
+        s.serialize_str(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        s.serialize_f64(v)
+    }
+}
+
+/// `double`; non-finite values travel as `"NaN"`, `"Infinity"`, `"-Infinity"`.
+pub struct F64;
+impl Codec<f64> for F64 {
+    fn ser<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        ser_float(*v, s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(FloatVisitor)
+    }
+}
+
+/// `float`; non-finite values travel as `"NaN"`, `"Infinity"`, `"-Infinity"`.
+pub struct F32;
+impl Codec<f32> for F32 {
+    fn ser<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f32(*v)
+        } else {
+            ser_float(f64::from(*v), s)
+        }
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        d.deserialize_any(FloatVisitor).map(|v| v as f32)
+    }
+}
+
+/// `bytes`: written as standard base64; read from base64 (standard or URL-safe, padded or
+/// not), an array of numbers, a Node `Buffer` (`{"type":"Buffer","data":[..]}`) or a
+/// `Uint8Array` (`{"0":1,"1":2}`).
+pub struct Bytes;
+impl Codec<Vec<u8>> for Bytes {
+    fn ser<S: Serializer>(v: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(BytesVisitor)
+    }
+}
+
+/// Decodes base64 in any of the four common alphabets/paddings.
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(t).ok())
+}
+
+struct BytesVisitor;
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("base64 text, an array of bytes, or a serialized Buffer/Uint8Array")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+        decode_base64(v).ok_or_else(|| E::custom("invalid base64 in a bytes field"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(b) = seq.next_element::<u8>()? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<u8>, A::Error> {
+        // {"type":"Buffer","data":[..]} or {"0":1,"1":2,...}
+        let mut indexed: Vec<(usize, u8)> = Vec::new();
+        let mut data = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.as_str() {
+                "data" => data = Some(map.next_value::<Vec<u8>>()?),
+                "type" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                k => match k.parse::<usize>() {
+                    Ok(i) => indexed.push((i, map.next_value::<u8>()?)),
+                    Err(_) => return Err(de::Error::unknown_field(k, &["type", "data"])),
+                },
+            }
+        }
+        if let Some(data) = data {
+            return Ok(data);
+        }
+        indexed.sort_unstable_by_key(|(i, _)| *i);
+        Ok(indexed.into_iter().map(|(_, b)| b).collect())
+    }
+}
+
+/// An enum field (`i32` in prost): written as its number (ts-proto's numeric enums), read from
+/// a number or the value's proto name.
+pub struct Enum<E>(PhantomData<E>);
+impl<E: ProtoEnum> Codec<i32> for Enum<E> {
+    fn ser<S: Serializer>(v: &i32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(*v)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        struct V<E>(PhantomData<E>);
+        impl<E: ProtoEnum> Visitor<'_> for V<E> {
+            type Value = i32;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a value of {}", std::any::type_name::<E>())
+            }
+            fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i32, Er> {
+                IntVisitor::<i32>(PhantomData).visit_i64(v)
+            }
+            fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i32, Er> {
+                IntVisitor::<i32>(PhantomData).visit_u64(v)
+            }
+            fn visit_f64<Er: de::Error>(self, v: f64) -> Result<i32, Er> {
+                IntVisitor::<i32>(PhantomData).visit_f64(v)
+            }
+            fn visit_str<Er: de::Error>(self, v: &str) -> Result<i32, Er> {
+                E::number_of(v)
+                    .or_else(|| v.parse().ok())
+                    .ok_or_else(|| Er::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V::<E>(PhantomData))
+    }
+}
+
+/// A message field, written and read by the message's own serde impls (works through `Box`).
+pub struct Msg;
+impl<T: Serialize + DeserializeOwned> Codec<T> for Msg {
+    fn ser<S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        T::deserialize(d).map_err(de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------------------------
+
+/// A proto3 `optional` field, a message field, or a wrapper type: `None` is left out.
+pub struct Opt<C>(PhantomData<C>);
+impl<C: Codec<T>, T> Codec<Option<T>> for Opt<C> {
+    fn ser<S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => C::ser(v, s),
+            None => s.serialize_none(),
+        }
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        C::de(d).map(Some)
+    }
+}
+
+/// A `repeated` field: a JSON array (`null` items are rejected).
+pub struct List<C>(PhantomData<C>);
+impl<C: Codec<T>, T> Codec<Vec<T>> for List<C> {
+    fn ser<S: Serializer>(v: &Vec<T>, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for item in v {
+            seq.serialize_element(&Ser::<C, T>(item, PhantomData))?;
+        }
+        seq.end()
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        struct V<C, T>(PhantomData<(C, T)>);
+        impl<'de, C: Codec<T>, T> Visitor<'de> for V<C, T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(item) = seq.next_element::<Inner<C, T>>()? {
+                    out.push(item.0);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V::<C, T>(PhantomData))
+    }
+}
+
+/// Map keys: JSON object keys are strings, whatever the proto key type.
+pub trait KeyCodec<K> {
+    /// The key as JSON object key text.
+    fn key_to_string(key: &K) -> String;
+    /// Parses object key text.
+    fn key_from_str(text: &str) -> Option<K>;
+}
+
+impl KeyCodec<String> for Str {
+    fn key_to_string(key: &String) -> String {
+        key.clone()
+    }
+    fn key_from_str(text: &str) -> Option<String> {
+        Some(text.to_owned())
+    }
+}
+
+macro_rules! parsed_key {
+    ($codec:ty, $ty:ty) => {
+        impl KeyCodec<$ty> for $codec {
+            fn key_to_string(key: &$ty) -> String {
+                key.to_string()
+            }
+            fn key_from_str(text: &str) -> Option<$ty> {
+                text.parse().ok()
+            }
+        }
+    };
+}
+parsed_key!(Bool, bool);
+parsed_key!(I32, i32);
+parsed_key!(U32, u32);
+parsed_key!(I64, i64);
+parsed_key!(U64, u64);
+
+/// A `map<K, V>` field: a JSON object.
+pub struct Map<K, V>(PhantomData<(K, V)>);
+impl<K, V, KT, VT> Codec<HashMap<KT, VT>> for Map<K, V>
+where
+    K: KeyCodec<KT>,
+    V: Codec<VT>,
+    KT: Eq + Hash,
+{
+    fn ser<S: Serializer>(v: &HashMap<KT, VT>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(v.len()))?;
+        for (k, val) in v {
+            map.serialize_entry(&K::key_to_string(k), &Ser::<V, VT>(val, PhantomData))?;
+        }
+        map.end()
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<KT, VT>, D::Error> {
+        struct Vis<K, V, KT, VT>(PhantomData<(K, V, KT, VT)>);
+        impl<'de, K, V, KT, VT> Visitor<'de> for Vis<K, V, KT, VT>
+        where
+            K: KeyCodec<KT>,
+            V: Codec<VT>,
+            KT: Eq + Hash,
+        {
+            type Value = HashMap<KT, VT>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = HashMap::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let k = K::key_from_str(key.as_str()).ok_or_else(|| {
+                        de::Error::invalid_value(de::Unexpected::Str(key.as_str()), &"a map key")
+                    })?;
+                    out.insert(k, map.next_value::<Inner<V, VT>>()?.0);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Vis::<K, V, KT, VT>(PhantomData))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Well-known types
+// ---------------------------------------------------------------------------------------------
+
+/// `google.protobuf.Empty` (`()` in prost): `{}`.
+pub struct Empty;
+impl Codec<()> for Empty {
+    fn ser<S: Serializer>(_: &(), s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_map(Some(0))?.end()
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        IgnoredAny::deserialize(d).map(|_| ())
+    }
+}
+
+/// The JSON shape of `google.protobuf.Timestamp` to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampShape {
+    /// An RFC 3339 string, `"2024-05-01T12:00:00.000Z"`: what a ts-proto peer with
+    /// `useDate=true` (its default) sends, and canonical proto3 JSON.
+    Rfc3339,
+    /// `{"seconds":..,"nanos":..}`: what a ts-proto peer with `useDate=false` sends.
+    Object,
+}
+
+/// `google.protobuf.Timestamp` written as an RFC 3339 string; read from a string or
+/// `{seconds, nanos}`.
+pub struct Timestamp;
+impl Codec<prost_types::Timestamp> for Timestamp {
+    fn ser<S: Serializer>(v: &prost_types::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Timestamp, D::Error> {
+        d.deserialize_any(TimeVisitor::<true>)
+    }
+}
+
+/// `google.protobuf.Timestamp` written as `{"seconds":..,"nanos":..}`; read like [`Timestamp`].
+pub struct TimestampObject;
+impl Codec<prost_types::Timestamp> for TimestampObject {
+    fn ser<S: Serializer>(v: &prost_types::Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        ser_seconds_nanos(v.seconds, v.nanos, s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Timestamp, D::Error> {
+        Timestamp::de(d)
+    }
+}
+
+fn ser_seconds_nanos<S: Serializer>(seconds: i64, nanos: i32, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(2))?;
+    map.serialize_entry("seconds", &seconds)?;
+    map.serialize_entry("nanos", &nanos)?;
+    map.end()
+}
+
+/// `google.protobuf.Duration` written as `{"seconds":..,"nanos":..}` (ts-proto's shape);
+/// read from that or a proto3 JSON string such as `"1.5s"`.
+pub struct Duration;
+impl Codec<prost_types::Duration> for Duration {
+    fn ser<S: Serializer>(v: &prost_types::Duration, s: S) -> Result<S::Ok, S::Error> {
+        ser_seconds_nanos(v.seconds, v.nanos, s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Duration, D::Error> {
+        let t = d.deserialize_any(TimeVisitor::<false>)?;
+        Ok(prost_types::Duration {
+            seconds: t.seconds,
+            nanos: t.nanos,
+        })
+    }
+}
+
+/// Reads `{seconds, nanos}`, or a string: RFC 3339 when `TIMESTAMP`, `"1.5s"` otherwise.
+struct TimeVisitor<const TIMESTAMP: bool>;
+impl<'de, const TIMESTAMP: bool> Visitor<'de> for TimeVisitor<TIMESTAMP> {
+    type Value = prost_types::Timestamp;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if TIMESTAMP {
+            f.write_str("an RFC 3339 timestamp or {seconds, nanos}")
+        } else {
+            f.write_str("a duration such as \"1.5s\" or {seconds, nanos}")
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        if TIMESTAMP {
+            v.trim().parse::<prost_types::Timestamp>().ok()
+        } else {
+            v.trim()
+                .parse::<prost_types::Duration>()
+                .ok()
+                .map(|d| prost_types::Timestamp {
+                    seconds: d.seconds,
+                    nanos: d.nanos,
+                })
+        }
+        .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = prost_types::Timestamp::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.as_str() {
+                "seconds" => out.seconds = map.next_value::<De<I64, i64>>()?.0,
+                "nanos" => out.nanos = map.next_value::<De<I32, i32>>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `google.protobuf.FieldMask`: written as a `string[]` of camelCase paths (ts-proto's
+/// shape); read from that or the proto3 comma-separated string.
+pub struct FieldMask;
+impl Codec<prost_types::FieldMask> for FieldMask {
+    fn ser<S: Serializer>(v: &prost_types::FieldMask, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.paths.iter())
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::FieldMask, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Paths {
+            Joined(String),
+            List(Vec<String>),
+        }
+        let paths = match Paths::deserialize(d)? {
+            Paths::Joined(s) if s.is_empty() => Vec::new(),
+            Paths::Joined(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+            Paths::List(v) => v,
+        };
+        Ok(prost_types::FieldMask { paths })
+    }
+}
+
+/// `google.protobuf.Struct`: a plain JSON object.
+pub struct Struct;
+impl Codec<prost_types::Struct> for Struct {
+    fn ser<S: Serializer>(v: &prost_types::Struct, s: S) -> Result<S::Ok, S::Error> {
+        crate::wkt::struct_to_json(v).serialize(s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Struct, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Object(map) => Ok(crate::wkt::struct_from_json(map)),
+            other => Err(de::Error::custom(format!(
+                "expected a JSON object for google.protobuf.Struct, found {other}"
+            ))),
+        }
+    }
+}
+
+/// `google.protobuf.Value`: any JSON value.
+pub struct Value;
+impl Codec<prost_types::Value> for Value {
+    fn ser<S: Serializer>(v: &prost_types::Value, s: S) -> Result<S::Ok, S::Error> {
+        crate::wkt::value_to_json(v).serialize(s)
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Value, D::Error> {
+        serde_json::Value::deserialize(d).map(crate::wkt::value_from_json)
+    }
+}
+
+/// `google.protobuf.ListValue`: a JSON array.
+pub struct ListValue;
+impl Codec<prost_types::ListValue> for ListValue {
+    fn ser<S: Serializer>(v: &prost_types::ListValue, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.values.iter().map(crate::wkt::value_to_json))
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::ListValue, D::Error> {
+        let items = Vec::<serde_json::Value>::deserialize(d)?;
+        Ok(prost_types::ListValue {
+            values: items.into_iter().map(crate::wkt::value_from_json).collect(),
+        })
+    }
+}
+
+/// `google.protobuf.Any`: `{"typeUrl": "...", "value": "<base64>"}` (ts-proto's shape).
+pub struct Any;
+impl Codec<prost_types::Any> for Any {
+    fn ser<S: Serializer>(v: &prost_types::Any, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("typeUrl", &v.type_url)?;
+        map.serialize_entry("value", &Ser::<Bytes, Vec<u8>>(&v.value, PhantomData))?;
+        map.end()
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Any, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = prost_types::Any;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with typeUrl and value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = prost_types::Any::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match key.as_str() {
+                        "typeUrl" | "type_url" | "@type" => {
+                            out.type_url = map.next_value::<De<Str, String>>()?.0
+                        }
+                        "value" => out.value = map.next_value::<De<Bytes, Vec<u8>>>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl ProtoEnum for prost_types::NullValue {
+    fn number_of(name: &str) -> Option<i32> {
+        Self::from_str_name(name).map(|v| v as i32)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole payloads
+// ---------------------------------------------------------------------------------------------
+
+/// Encodes a payload as JSON bytes (what `JSON.stringify` would send).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RpcError> {
+    serde_json::to_vec(value).map_err(|e| RpcError::internal(format!("cannot encode JSON: {e}")))
+}
+
+/// Decodes a JSON payload. An empty payload decodes as the default message (NestJS sends
+/// nothing for `undefined`). Errors are [`crate::codes::INVALID_ARGUMENT`] and say where.
+pub fn decode<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, RpcError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        RpcError::invalid_argument(format!(
+            "cannot decode {} from JSON: {e}",
+            short_type_name::<T>()
+        ))
+    })
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// Message types without a JSON mapping in prost-types (descriptors, `Api`, `Type`): base64 of
+/// their protobuf encoding.
+pub struct ProtoBytes;
+impl<T: prost::Message + Default> Codec<T> for ProtoBytes {
+    fn ser<S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v.encode_to_vec()))
+    }
+    fn de<'de, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let bytes = Bytes::de(d)?;
+        T::decode(bytes.as_slice()).map_err(de::Error::custom)
+    }
+}

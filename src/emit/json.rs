@@ -1,0 +1,158 @@
+//! NestJS/ts-proto-compatible serde impls for prost messages (see `axion_runtime::json`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{ident, ty};
+use crate::model::{Message, Package, Storage};
+
+/// Serde and enum impls for every message and enum of a package.
+pub fn emit(package: &Package) -> TokenStream {
+    let messages = package.messages.iter().map(message);
+    let enums = package.enums.iter().map(|path| {
+        let path = ty(path);
+        quote! {
+            impl ::axion_runtime::json::ProtoEnum for #path {
+                fn number_of(name: &str) -> ::core::option::Option<i32> {
+                    Self::from_str_name(name).map(|value| value as i32)
+                }
+            }
+        }
+    });
+    quote! { #(#messages)* #(#enums)* }
+}
+
+fn message(m: &Message) -> TokenStream {
+    let path = ty(&m.rust_path);
+    let full_name = &m.full_name;
+
+    let mut writes = Vec::new();
+    let mut oneofs: Vec<(String, Vec<TokenStream>)> = Vec::new();
+    let mut reads = Vec::new();
+    for f in &m.fields {
+        let key = &f.json_name;
+        let codec = ty(&f.codec);
+        let field = ident(&f.rust_ident);
+        let keys = if f.json_name == f.proto_name {
+            quote!(#key)
+        } else {
+            let proto = &f.proto_name;
+            quote!(#key | #proto)
+        };
+        match &f.storage {
+            Storage::Plain => {
+                writes.push(quote! {
+                    map.serialize_entry(#key, &j::ser::<#codec, _>(&self.#field))?;
+                });
+                reads.push(quote! {
+                    #keys => self.#field = map.next_value::<j::De<#codec, _>>()?.0,
+                });
+            }
+            Storage::Optional => {
+                writes.push(quote! {
+                    if self.#field.is_some() {
+                        map.serialize_entry(#key, &j::ser::<#codec, _>(&self.#field))?;
+                    }
+                });
+                // `#codec` is `j::Opt<..>` already: null or absent stays None.
+                reads.push(quote! {
+                    #keys => self.#field = map.next_value::<j::De<#codec, _>>()?.0,
+                });
+            }
+            Storage::Oneof { enum_path, variant } => {
+                let enum_path = ty(enum_path);
+                let variant = ident(variant);
+                let arm = quote! {
+                    ::core::option::Option::Some(#enum_path::#variant(value)) => {
+                        map.serialize_entry(#key, &j::ser::<#codec, _>(value))?;
+                    }
+                };
+                match oneofs.iter_mut().find(|(name, _)| *name == f.rust_ident) {
+                    Some((_, arms)) => arms.push(arm),
+                    None => oneofs.push((f.rust_ident.clone(), vec![arm])),
+                }
+                // null for a oneof member means "not this member": leave the oneof alone.
+                reads.push(quote! {
+                    #keys => {
+                        if let ::core::option::Option::Some(value) =
+                            map.next_value::<j::De<j::Opt<#codec>, _>>()?.0
+                        {
+                            self.#field = ::core::option::Option::Some(#enum_path::#variant(value));
+                        }
+                    }
+                });
+            }
+        }
+    }
+    for (name, arms) in oneofs {
+        let field = ident(&name);
+        writes.push(quote! {
+            match &self.#field {
+                #(#arms)*
+                ::core::option::Option::None => {}
+            }
+        });
+    }
+
+    let serialize_body = if writes.is_empty() {
+        quote! {
+            use ::axion_runtime::serde::ser::SerializeMap as _;
+            serializer.serialize_map(::core::option::Option::Some(0))?.end()
+        }
+    } else {
+        quote! {
+            use ::axion_runtime::json as j;
+            use ::axion_runtime::serde::ser::SerializeMap as _;
+            let mut map = serializer.serialize_map(::core::option::Option::None)?;
+            #(#writes)*
+            map.end()
+        }
+    };
+    let merge_body = if reads.is_empty() {
+        quote! {
+            let _ = (key, map);
+            ::core::result::Result::Ok(false)
+        }
+    } else {
+        quote! {
+            use ::axion_runtime::json as j;
+            match key {
+                #(#reads)*
+                _ => return ::core::result::Result::Ok(false),
+            }
+            ::core::result::Result::Ok(true)
+        }
+    };
+
+    quote! {
+        impl ::axion_runtime::serde::Serialize for #path {
+            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+            where
+                S: ::axion_runtime::serde::Serializer,
+            {
+                #serialize_body
+            }
+        }
+        impl<'de> ::axion_runtime::serde::Deserialize<'de> for #path {
+            fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+            where
+                D: ::axion_runtime::serde::Deserializer<'de>,
+            {
+                ::axion_runtime::json::deserialize_message(deserializer)
+            }
+        }
+        impl ::axion_runtime::json::JsonMessage for #path {
+            const FULL_NAME: &'static str = #full_name;
+            fn merge_field<'de, A>(
+                &mut self,
+                key: &str,
+                map: &mut A,
+            ) -> ::core::result::Result<bool, A::Error>
+            where
+                A: ::axion_runtime::serde::de::MapAccess<'de>,
+            {
+                #merge_body
+            }
+        }
+    }
+}

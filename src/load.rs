@@ -1,0 +1,330 @@
+//! Load: `.proto` files → descriptors (protox), with source info, and located errors.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::prost_reflect::DescriptorPool;
+
+use crate::error::{Error, Location, Result};
+
+/// The options file axion-gen ships; it resolves even when no include dir has it.
+pub const OPTIONS_PROTO_NAME: &str = "axion/options.proto";
+/// The text of [`OPTIONS_PROTO_NAME`].
+pub const OPTIONS_PROTO: &str = include_str!("../proto/axion/options.proto");
+
+/// protox's built-in well-known types; copies of these in an input dir are not compiled.
+const WELL_KNOWN: &[&str] = &[
+    "google/protobuf/any.proto",
+    "google/protobuf/api.proto",
+    "google/protobuf/descriptor.proto",
+    "google/protobuf/duration.proto",
+    "google/protobuf/empty.proto",
+    "google/protobuf/field_mask.proto",
+    "google/protobuf/source_context.proto",
+    "google/protobuf/struct.proto",
+    "google/protobuf/timestamp.proto",
+    "google/protobuf/type.proto",
+    "google/protobuf/wrappers.proto",
+    "google/protobuf/compiler/plugin.proto",
+];
+
+/// What to load.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// Every `.proto` below this dir is an input; the dir is also the first include dir.
+    pub proto_dir: Option<PathBuf>,
+    /// Extra input files (paths on disk, or names relative to an include dir).
+    pub files: Vec<PathBuf>,
+    /// Include dirs for imports, after `proto_dir`.
+    pub includes: Vec<PathBuf>,
+    /// Skip what axion-gen cannot handle (edition files, copies of well-known types) with a
+    /// warning instead of failing.
+    pub skip_unsupported: bool,
+}
+
+/// Loaded descriptors.
+pub struct Loaded {
+    /// Every file, imports included, dependencies first.
+    pub files: Vec<prost_types::FileDescriptorProto>,
+    /// The same files as a reflection pool (custom options are read from it).
+    pub pool: DescriptorPool,
+    /// Proto names of the input files (services are generated for these only).
+    pub inputs: BTreeSet<String>,
+    /// Every file read from disk (inputs and imports), for `cargo:rerun-if-changed`.
+    pub disk_files: Vec<PathBuf>,
+    /// proto name → the path to show in messages.
+    pub display: std::collections::HashMap<String, String>,
+}
+
+impl Inputs {
+    fn include_dirs(&self) -> Vec<PathBuf> {
+        self.proto_dir
+            .iter()
+            .chain(self.includes.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The path to show for a proto name: the first include dir that has it.
+    pub fn display_path(&self, name: &str) -> String {
+        self.include_dirs()
+            .iter()
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| name.to_owned())
+    }
+}
+
+/// Loads the inputs.
+pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
+    let names = input_names(inputs)?;
+    let mut accepted = Vec::new();
+    for name in names {
+        let path = inputs.display_path(&name);
+        if WELL_KNOWN.contains(&name.as_str()) {
+            let message = format!(
+                "this file shadows protox's built-in well-known type {name}; axion-gen always uses the built-in"
+            );
+            if inputs.skip_unsupported {
+                warnings.push(format!("{path}: warning: {message}; skipped"));
+                continue;
+            }
+            return Err(Error::at(
+                Location::file(path),
+                format!("{message} (remove the copy, or pass --skip-unsupported to skip it)"),
+            ));
+        }
+        if name == OPTIONS_PROTO_NAME {
+            // The options file configures generation; it is not a contract.
+            continue;
+        }
+        if let Some(location) = edition_line(&path) {
+            let message = "editions (`edition = \"2023\"`) are not supported: protox 0.10 parses proto2 and proto3 only";
+            if inputs.skip_unsupported {
+                warnings.push(format!("{location}: warning: {message}; skipped"));
+                continue;
+            }
+            return Err(Error::at(location, message));
+        }
+        accepted.push(name);
+    }
+    if accepted.is_empty() {
+        return Err(Error::Usage(
+            "no .proto contracts to generate from (after skipping unsupported files)".into(),
+        ));
+    }
+
+    let mut chain = ChainFileResolver::new();
+    // Built-ins first: a copy of descriptor.proto in an include dir must not shadow them.
+    chain.add(GoogleFileResolver::new());
+    for dir in inputs.include_dirs() {
+        chain.add(IncludeFileResolver::new(dir));
+    }
+    chain.add(ShippedOptions);
+
+    let mut compiler = protox::Compiler::with_file_resolver(chain);
+    compiler.include_source_info(true).include_imports(true);
+    for name in &accepted {
+        if let Err(e) = compiler.open_file(name) {
+            return Err(convert_error(&e, inputs, name));
+        }
+    }
+
+    let mut disk_files: Vec<PathBuf> = compiler
+        .files()
+        .filter_map(|f| f.path().map(Path::to_path_buf))
+        .collect();
+    disk_files.sort();
+    let display = compiler
+        .files()
+        .map(|f| {
+            let shown = f
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| f.name().to_owned());
+            (f.name().to_owned(), shown)
+        })
+        .collect();
+    Ok(Loaded {
+        files: compiler.file_descriptor_set().file,
+        pool: compiler.descriptor_pool(),
+        inputs: accepted.into_iter().collect(),
+        disk_files,
+        display,
+    })
+}
+
+/// Proto names of the inputs: every `.proto` below `proto_dir`, then the listed files.
+fn input_names(inputs: &Inputs) -> Result<Vec<String>> {
+    let mut names = BTreeSet::new();
+    if let Some(dir) = &inputs.proto_dir {
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "proto dir {} does not exist or is not a directory",
+                dir.display()
+            )));
+        }
+        let mut found = Vec::new();
+        walk(dir, &mut found)?;
+        for path in found {
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            names.insert(proto_name(rel));
+        }
+        if names.is_empty() && inputs.files.is_empty() {
+            return Err(Error::Usage(format!(
+                "no .proto files found under {}",
+                dir.display()
+            )));
+        }
+    }
+    for file in &inputs.files {
+        names.insert(resolve_listed(file, inputs)?);
+    }
+    if names.is_empty() {
+        return Err(Error::Usage(
+            "no input: give a proto dir or at least one .proto file".into(),
+        ));
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// A listed file as a proto name: a path below an include dir, or already a name.
+fn resolve_listed(file: &Path, inputs: &Inputs) -> Result<String> {
+    for dir in inputs.include_dirs() {
+        if let Ok(rel) = file.strip_prefix(&dir) {
+            return Ok(proto_name(rel));
+        }
+    }
+    if file.is_relative() && inputs.include_dirs().iter().any(|d| d.join(file).is_file()) {
+        return Ok(proto_name(file));
+    }
+    if file.is_file() {
+        return Err(Error::at(
+            Location::file(file.display().to_string()),
+            "this file is not below the proto dir or any include dir; add its root with --include",
+        ));
+    }
+    Err(Error::at(
+        Location::file(file.display().to_string()),
+        "file not found",
+    ))
+}
+
+fn proto_name(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Where a file declares an edition, if it does (protox would fail on it less clearly).
+fn edition_line(path: &str) -> Option<Location> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut in_block = false;
+    for (i, line) in text.lines().enumerate() {
+        let mut rest = line;
+        if in_block {
+            match rest.find("*/") {
+                Some(end) => {
+                    rest = &rest[end + 2..];
+                    in_block = false;
+                }
+                None => continue,
+            }
+        }
+        let trimmed = rest.trim_start();
+        if trimmed.starts_with("/*") {
+            in_block = !trimmed.contains("*/");
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with("//") {
+            continue;
+        }
+        if let Some(after) = trimmed.strip_prefix("edition") {
+            if after.trim_start().starts_with('=') {
+                let col = line.len() - trimmed.len() + 1;
+                return Some(Location {
+                    file: path.to_owned(),
+                    line: i as u32 + 1,
+                    col: col as u32,
+                });
+            }
+        }
+        // The first statement decides: syntax/edition must come first.
+        return None;
+    }
+    None
+}
+
+/// Serves the shipped `axion/options.proto` when no include dir has one.
+struct ShippedOptions;
+
+impl FileResolver for ShippedOptions {
+    fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
+        if name == OPTIONS_PROTO_NAME {
+            File::from_source(name, OPTIONS_PROTO)
+        } else {
+            Err(protox::Error::file_not_found(name))
+        }
+    }
+}
+
+/// A protox error as a located [`Error`].
+fn convert_error(err: &protox::Error, inputs: &Inputs, opened: &str) -> Error {
+    let name = err.file().unwrap_or(opened).to_owned();
+    let file = inputs.display_path(&name);
+    let mut location = Location::file(file.clone());
+    if let (Some(source), Some(mut labels)) = (err.source_code(), err.labels()) {
+        if let Some(label) = labels.next() {
+            if let Ok(contents) = source.read_span(label.inner(), 0, 0) {
+                location.line = contents.line() as u32 + 1;
+                location.col = contents.column() as u32 + 1;
+            }
+        }
+    }
+    if location.line == 0 {
+        // Check errors carry the span without the source: read the file ourselves.
+        if let (Some(mut labels), Ok(text)) = (err.labels(), std::fs::read_to_string(&file)) {
+            if let Some(label) = labels.next() {
+                let (line, col) = line_col(&text, label.offset());
+                location.line = line;
+                location.col = col;
+            }
+        }
+    }
+    let mut message = err.to_string();
+    if err.is_file_not_found() && !message.contains("not found") {
+        message = format!("{message} (not found in any include dir)");
+    }
+    if let Some(help) = err.help() {
+        message = format!("{message} ({help})");
+    }
+    Error::at(location, message)
+}
+
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    (line, col)
+}

@@ -1,0 +1,926 @@
+//! Model: one IR built once from the descriptors, holding every derived name and validated.
+//! Emitters read names from here and never derive them again.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost_types::field_descriptor_proto::{Label, Type};
+use prost_types::{DescriptorProto, FileDescriptorProto};
+use protox::prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
+
+use crate::error::{Error, Location, Result};
+use crate::load::Loaded;
+use crate::names;
+
+/// What the model needs from the user's configuration.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Prefix of default patterns, unless a file sets `(axion.file).topic_prefix`.
+    pub topic_prefix: String,
+    /// Skip client/bidi-streaming rpcs with a warning instead of failing.
+    pub skip_unsupported: bool,
+}
+
+/// The whole input, resolved.
+#[derive(Debug)]
+pub struct Model {
+    /// One entry per proto package, by package name.
+    pub packages: Vec<Package>,
+}
+
+/// A proto package: one Rust module and one generated file.
+#[derive(Debug)]
+pub struct Package {
+    /// `axion.graph.v1` (empty for files without a package).
+    pub name: String,
+    /// Rust module path, prost's way: `["axion", "graph", "v1"]`.
+    pub module: Vec<String>,
+    /// Generated file name: `axion.graph.v1.rs` (`_.rs` without a package).
+    pub file_name: String,
+    /// The package's files, for prost.
+    pub files: Vec<FileDescriptorProto>,
+    /// Messages with their JSON field mapping.
+    pub messages: Vec<Message>,
+    /// Rust paths of the package's enums, relative to the package module.
+    pub enums: Vec<String>,
+    /// Services declared in input files of this package.
+    pub services: Vec<Service>,
+}
+
+/// A message, for the JSON emitter.
+#[derive(Debug)]
+pub struct Message {
+    /// `axion.graph.v1.Project`.
+    pub full_name: String,
+    /// Rust path relative to the package module: `Project`, `project::Source`.
+    pub rust_path: String,
+    /// Fields in declaration order.
+    pub fields: Vec<Field>,
+}
+
+/// A field, for the JSON emitter.
+#[derive(Debug)]
+pub struct Field {
+    /// `created_at`.
+    pub proto_name: String,
+    /// `createdAt`.
+    pub json_name: String,
+    /// prost's field identifier (`created_at`, `r#type`); for oneof members, the oneof's.
+    pub rust_ident: String,
+    /// The codec type from `axion_runtime::json` (as Rust source, `j::` prefixed).
+    pub codec: String,
+    /// How prost stores the field.
+    pub storage: Storage,
+}
+
+/// How prost stores a field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A plain value (scalars, lists, maps): always written.
+    Plain,
+    /// `Option<T>` (messages, proto3 `optional`, proto2 optionals): written when set.
+    Optional,
+    /// A member of a oneof: `Option<Enum>`, this field being `enum_path::variant`.
+    Oneof {
+        /// `project::Location`.
+        enum_path: String,
+        /// `Git`.
+        variant: String,
+    },
+}
+
+/// How an rpc travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodKind {
+    /// send / @MessagePattern.
+    RequestReply,
+    /// send / @MessagePattern returning an Observable.
+    ServerStreaming,
+    /// emit / @EventPattern.
+    Event,
+}
+
+impl MethodKind {
+    /// `request-reply`, `server-streaming`, `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::RequestReply => "request-reply",
+            MethodKind::ServerStreaming => "server-streaming",
+            MethodKind::Event => "event",
+        }
+    }
+}
+
+/// A service with every name it needs.
+#[derive(Debug)]
+pub struct Service {
+    /// `GraphService`.
+    pub proto_name: String,
+    /// `axion.graph.v1.GraphService`.
+    pub full_name: String,
+    /// Kafka-facing name: `graph-service`.
+    pub kafka_name: String,
+    /// `GRAPH_SERVICE_NAME`.
+    pub name_const: String,
+    /// `GRAPH_SERVICE_PATTERNS`.
+    pub patterns_const: String,
+    /// `GRAPH_SERVICE_REPLY_TOPICS`.
+    pub reply_topics_const: String,
+    /// `GRAPH_SERVICE_CONTRACT`.
+    pub contract_const: String,
+    /// `GRAPH_SERVICE_TRUSTED_ORIGINS`.
+    pub trusted_origins_const: String,
+    /// `graph-service-server`.
+    pub server_group: String,
+    /// `GraphService`.
+    pub trait_ident: String,
+    /// `graph_service_client`.
+    pub client_mod: String,
+    /// `GraphServiceClient`.
+    pub client_ident: String,
+    /// `graph_service_server`.
+    pub server_mod: String,
+    /// `GraphServiceServer`.
+    pub server_ident: String,
+    /// Doc lines from the proto comment.
+    pub docs: Vec<String>,
+    /// The rpcs, in proto order (skipped ones left out).
+    pub methods: Vec<Method>,
+    /// Traefik routing, when the service has the option.
+    pub traefik: Option<Traefik>,
+    /// Origins the edge trusts: the http/https forms of the Traefik host, plus extras.
+    pub trusted_origins: Vec<String>,
+    /// Where the service is declared.
+    pub location: Location,
+    /// The proto file name (`axion/graph/v1/graph.proto`).
+    pub proto_file: String,
+}
+
+/// An rpc with every name it needs.
+#[derive(Debug)]
+pub struct Method {
+    /// `CreateProject`.
+    pub proto_name: String,
+    /// `CREATE_PROJECT`.
+    pub key: String,
+    /// `create_project`.
+    pub rust_ident: String,
+    /// The pattern (= request topic).
+    pub pattern: String,
+    /// `<pattern>.reply`.
+    pub reply_topic: String,
+    /// How it travels.
+    pub kind: MethodKind,
+    /// Rust path of the request type, relative to the package module.
+    pub input_type: String,
+    /// Rust path of the response type (`()` for `google.protobuf.Empty`).
+    pub output_type: String,
+    /// `axion.graph.v1.CreateProjectRequest`.
+    pub input_proto: String,
+    /// `axion.graph.v1.CreateProjectResponse`.
+    pub output_proto: String,
+    /// Doc lines from the proto comment.
+    pub docs: Vec<String>,
+    /// Where the rpc is declared.
+    pub location: Location,
+}
+
+/// Traefik routing of a service's edge.
+#[derive(Debug, Clone)]
+pub struct Traefik {
+    /// Router, service and middleware stem.
+    pub name: String,
+    /// `<name>-headers`.
+    pub middleware: String,
+    /// Host rule.
+    pub host: String,
+    /// Container port.
+    pub port: u32,
+    /// Optional path prefix.
+    pub path_prefix: Option<String>,
+    /// Entrypoints.
+    pub entrypoints: Vec<String>,
+    /// Whether the edge speaks WebSocket.
+    pub websocket: bool,
+    /// Health-check path.
+    pub health_path: String,
+    /// Server URL for the file provider.
+    pub server_url: String,
+}
+
+/// Where each declared type lives.
+struct TypeInfo {
+    package: String,
+    /// Names from the outermost message down to the type.
+    path: Vec<String>,
+    /// For map entries: (key field, value field).
+    map_entry: Option<(prost_types::FieldDescriptorProto, prost_types::FieldDescriptorProto)>,
+}
+
+/// Builds and validates the model.
+pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>) -> Result<Model> {
+    let mut types = HashMap::new();
+    for file in &loaded.files {
+        let mut path = Vec::new();
+        for m in &file.message_type {
+            index_message(file.package(), m, &mut path, &mut types);
+        }
+        for e in &file.enum_type {
+            types.insert(
+                fq(file.package(), &[e.name().to_owned()]),
+                TypeInfo {
+                    package: file.package().to_owned(),
+                    path: vec![e.name().to_owned()],
+                    map_entry: None,
+                },
+            );
+        }
+    }
+    let resolver = Resolver { types: &types };
+    let ext = Extensions::new(&loaded.pool);
+
+    let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for file in &loaded.files {
+        let name = file.name();
+        if name.starts_with("google/protobuf/") || name == crate::load::OPTIONS_PROTO_NAME {
+            continue;
+        }
+        let package = packages.entry(file.package().to_owned()).or_insert_with(|| {
+            let module: Vec<String> = file
+                .package()
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(names::rust_snake)
+                .collect();
+            Package {
+                name: file.package().to_owned(),
+                file_name: if file.package().is_empty() {
+                    "_.rs".to_owned()
+                } else {
+                    format!("{}.rs", file.package())
+                },
+                module,
+                files: Vec::new(),
+                messages: Vec::new(),
+                enums: Vec::new(),
+                services: Vec::new(),
+            }
+        });
+        package.files.push(file.clone());
+        let proto2 = !matches!(file.syntax(), "proto3" | "editions");
+        for m in &file.message_type {
+            collect_message(
+                proto2,
+                file.package(),
+                m,
+                &[],
+                &resolver,
+                &mut package.messages,
+                &mut package.enums,
+            );
+        }
+        for e in &file.enum_type {
+            package.enums.push(names::rust_upper_camel(e.name()));
+        }
+        if loaded.inputs.contains(name) {
+            let display = loaded.display.get(name).cloned().unwrap_or_else(|| name.to_owned());
+            let comments = Comments::new(file, &display);
+            for (i, svc) in file.service.iter().enumerate() {
+                match build_service(file, i, svc, &comments, &resolver, &ext, options, warnings) {
+                    Ok(s) => package.services.push(s),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    validate(&packages, &mut errors);
+    Error::from_list(errors)?;
+    Ok(Model {
+        packages: packages.into_values().collect(),
+    })
+}
+
+fn fq(package: &str, path: &[String]) -> String {
+    if package.is_empty() {
+        format!(".{}", path.join("."))
+    } else {
+        format!(".{package}.{}", path.join("."))
+    }
+}
+
+fn index_message(
+    package: &str,
+    m: &DescriptorProto,
+    path: &mut Vec<String>,
+    types: &mut HashMap<String, TypeInfo>,
+) {
+    path.push(m.name().to_owned());
+    let map_entry = if m.options.as_ref().is_some_and(|o| o.map_entry()) && m.field.len() == 2 {
+        Some((m.field[0].clone(), m.field[1].clone()))
+    } else {
+        None
+    };
+    types.insert(
+        fq(package, path),
+        TypeInfo {
+            package: package.to_owned(),
+            path: path.clone(),
+            map_entry,
+        },
+    );
+    for nested in &m.nested_type {
+        index_message(package, nested, path, types);
+    }
+    for e in &m.enum_type {
+        path.push(e.name().to_owned());
+        types.insert(
+            fq(package, path),
+            TypeInfo {
+                package: package.to_owned(),
+                path: path.clone(),
+                map_entry: None,
+            },
+        );
+        path.pop();
+    }
+    path.pop();
+}
+
+struct Resolver<'a> {
+    types: &'a HashMap<String, TypeInfo>,
+}
+
+impl Resolver<'_> {
+    /// The Rust path of a type, relative to the module of package `from` (prost's paths).
+    fn rust_path(&self, from: &str, type_name: &str) -> String {
+        if let Some(wkt) = type_name.strip_prefix(".google.protobuf.") {
+            return match wkt {
+                "Empty" => "()".to_owned(),
+                "BoolValue" => "bool".to_owned(),
+                "BytesValue" => "::axion_runtime::prost::alloc::vec::Vec<u8>".to_owned(),
+                "DoubleValue" => "f64".to_owned(),
+                "FloatValue" => "f32".to_owned(),
+                "Int32Value" => "i32".to_owned(),
+                "Int64Value" => "i64".to_owned(),
+                "StringValue" => "::axion_runtime::prost::alloc::string::String".to_owned(),
+                "UInt32Value" => "u32".to_owned(),
+                "UInt64Value" => "u64".to_owned(),
+                other => {
+                    let parts: Vec<&str> = other.split('.').collect();
+                    let mut out = String::from("::axion_runtime::prost_types");
+                    for (i, p) in parts.iter().enumerate() {
+                        out.push_str("::");
+                        if i + 1 == parts.len() {
+                            out.push_str(&names::rust_upper_camel(p));
+                        } else {
+                            out.push_str(&names::rust_snake(p));
+                        }
+                    }
+                    out
+                }
+            };
+        }
+        let Some(info) = self.types.get(type_name) else {
+            // protox resolved every name, so this is unreachable for valid input.
+            return names::rust_upper_camel(type_name.rsplit('.').next().unwrap_or(type_name));
+        };
+        let from_mod: Vec<String> = module_of(from);
+        let to_mod: Vec<String> = module_of(&info.package);
+        let common = from_mod
+            .iter()
+            .zip(&to_mod)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(std::iter::repeat_n("super".to_owned(), from_mod.len() - common));
+        parts.extend(to_mod[common..].iter().cloned());
+        for (i, p) in info.path.iter().enumerate() {
+            if i + 1 == info.path.len() {
+                parts.push(names::rust_upper_camel(p));
+            } else {
+                parts.push(names::rust_snake(p));
+            }
+        }
+        parts.join("::")
+    }
+
+    /// The JSON codec of a field (without the `Opt`/`List` wrapper of its label).
+    fn scalar_codec(&self, from: &str, field: &prost_types::FieldDescriptorProto) -> String {
+        match field.r#type() {
+            Type::Double => "j::F64".into(),
+            Type::Float => "j::F32".into(),
+            Type::Int64 | Type::Sint64 | Type::Sfixed64 => "j::I64".into(),
+            Type::Uint64 | Type::Fixed64 => "j::U64".into(),
+            Type::Int32 | Type::Sint32 | Type::Sfixed32 => "j::I32".into(),
+            Type::Uint32 | Type::Fixed32 => "j::U32".into(),
+            Type::Bool => "j::Bool".into(),
+            Type::String => "j::Str".into(),
+            Type::Bytes => "j::Bytes".into(),
+            Type::Enum => format!("j::Enum<{}>", self.rust_path(from, field.type_name())),
+            Type::Message | Type::Group => message_codec(field.type_name()),
+        }
+    }
+
+    fn map_entry(
+        &self,
+        field: &prost_types::FieldDescriptorProto,
+    ) -> Option<&(prost_types::FieldDescriptorProto, prost_types::FieldDescriptorProto)> {
+        if field.r#type() != Type::Message || field.label() != Label::Repeated {
+            return None;
+        }
+        self.types.get(field.type_name())?.map_entry.as_ref()
+    }
+}
+
+fn module_of(package: &str) -> Vec<String> {
+    package
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(names::rust_snake)
+        .collect()
+}
+
+/// Codecs of message-typed fields: well-known types have their own JSON shapes.
+fn message_codec(type_name: &str) -> String {
+    match type_name {
+        ".google.protobuf.Timestamp" => "j::Timestamp",
+        ".google.protobuf.Duration" => "j::Duration",
+        ".google.protobuf.Empty" => "j::Empty",
+        ".google.protobuf.Struct" => "j::Struct",
+        ".google.protobuf.Value" => "j::Value",
+        ".google.protobuf.ListValue" => "j::ListValue",
+        ".google.protobuf.Any" => "j::Any",
+        ".google.protobuf.FieldMask" => "j::FieldMask",
+        ".google.protobuf.BoolValue" => "j::Bool",
+        ".google.protobuf.BytesValue" => "j::Bytes",
+        ".google.protobuf.DoubleValue" => "j::F64",
+        ".google.protobuf.FloatValue" => "j::F32",
+        ".google.protobuf.Int32Value" => "j::I32",
+        ".google.protobuf.Int64Value" => "j::I64",
+        ".google.protobuf.StringValue" => "j::Str",
+        ".google.protobuf.UInt32Value" => "j::U32",
+        ".google.protobuf.UInt64Value" => "j::U64",
+        // Other google.protobuf types (descriptors, Api, Type) have no JSON mapping in
+        // prost-types: they travel as base64 of their protobuf encoding.
+        t if t.starts_with(".google.protobuf.") => "j::ProtoBytes",
+        _ => "j::Msg",
+    }
+    .to_owned()
+}
+
+fn collect_message(
+    proto2: bool,
+    package: &str,
+    m: &DescriptorProto,
+    outer: &[String],
+    resolver: &Resolver<'_>,
+    out: &mut Vec<Message>,
+    enums: &mut Vec<String>,
+) {
+    if m.options.as_ref().is_some_and(|o| o.map_entry()) {
+        return;
+    }
+    let mut path: Vec<String> = outer.to_vec();
+    path.push(m.name().to_owned());
+    let module_prefix: String = outer
+        .iter()
+        .map(|o| format!("{}::", names::rust_snake(o)))
+        .collect();
+    let rust_path = format!("{module_prefix}{}", names::rust_upper_camel(m.name()));
+    let own_module = format!("{module_prefix}{}", names::rust_snake(m.name()));
+
+    let mut fields = Vec::new();
+    for f in &m.field {
+        let is_synthetic_oneof = f.proto3_optional();
+        let codec = if let Some((k, v)) = resolver.map_entry(f) {
+            format!(
+                "j::Map<{}, {}>",
+                resolver.scalar_codec(package, k),
+                resolver.scalar_codec(package, v)
+            )
+        } else if f.label() == Label::Repeated {
+            format!("j::List<{}>", resolver.scalar_codec(package, f))
+        } else {
+            resolver.scalar_codec(package, f)
+        };
+        let json_name = f
+            .json_name
+            .clone()
+            .unwrap_or_else(|| names::json_name(f.name()));
+        let (rust_ident, storage, codec) = match f.oneof_index {
+            Some(idx) if !is_synthetic_oneof => {
+                let oneof = m.oneof_decl[idx as usize].name();
+                (
+                    names::rust_snake(oneof),
+                    Storage::Oneof {
+                        enum_path: format!("{own_module}::{}", names::rust_upper_camel(oneof)),
+                        variant: names::rust_upper_camel(f.name()),
+                    },
+                    codec,
+                )
+            }
+            _ => {
+                let optional = f.label() != Label::Repeated
+                    && (is_synthetic_oneof
+                        || matches!(f.r#type(), Type::Message | Type::Group)
+                        || (f.label() == Label::Optional && proto2));
+                if optional {
+                    (names::rust_snake(f.name()), Storage::Optional, format!("j::Opt<{codec}>"))
+                } else {
+                    (names::rust_snake(f.name()), Storage::Plain, codec)
+                }
+            }
+        };
+        fields.push(Field {
+            proto_name: f.name().to_owned(),
+            json_name,
+            rust_ident,
+            codec,
+            storage,
+        });
+    }
+    out.push(Message {
+        full_name: fq(package, &path).trim_start_matches('.').to_owned(),
+        rust_path,
+        fields,
+    });
+    for nested in &m.nested_type {
+        collect_message(proto2, package, nested, &path, resolver, out, enums);
+    }
+    for e in &m.enum_type {
+        enums.push(format!("{own_module}::{}", names::rust_upper_camel(e.name())));
+    }
+}
+
+/// Custom option extensions, when the input imports `axion/options.proto`.
+struct Extensions {
+    file: Option<protox::prost_reflect::ExtensionDescriptor>,
+    service: Option<protox::prost_reflect::ExtensionDescriptor>,
+    method: Option<protox::prost_reflect::ExtensionDescriptor>,
+    pool: DescriptorPool,
+}
+
+impl Extensions {
+    fn new(pool: &DescriptorPool) -> Self {
+        Extensions {
+            file: pool.get_extension_by_name("axion.file"),
+            service: pool.get_extension_by_name("axion.service"),
+            method: pool.get_extension_by_name("axion.method"),
+            pool: pool.clone(),
+        }
+    }
+
+    fn get(
+        ext: &Option<protox::prost_reflect::ExtensionDescriptor>,
+        options: &DynamicMessage,
+    ) -> Option<DynamicMessage> {
+        let ext = ext.as_ref()?;
+        if !options.has_extension(ext) {
+            return None;
+        }
+        options.get_extension(ext).as_message().cloned()
+    }
+
+    fn file_options(&self, file: &str) -> Option<DynamicMessage> {
+        let f = self.pool.get_file_by_name(file)?;
+        Self::get(&self.file, &f.options())
+    }
+    fn service_options(&self, full_name: &str) -> Option<DynamicMessage> {
+        let s = self.pool.get_service_by_name(full_name)?;
+        Self::get(&self.service, &s.options())
+    }
+    fn method_options(&self, service: &str, method: &str) -> Option<DynamicMessage> {
+        let s = self.pool.get_service_by_name(service)?;
+        let m = s.methods().find(|m| m.name() == method)?;
+        Self::get(&self.method, &m.options())
+    }
+}
+
+fn opt_str(msg: &DynamicMessage, field: &str) -> Option<String> {
+    let fd = msg.descriptor().get_field_by_name(field)?;
+    if !msg.has_field(&fd) {
+        return None;
+    }
+    msg.get_field(&fd).as_str().map(str::to_owned)
+}
+
+fn opt_bool(msg: &DynamicMessage, field: &str) -> Option<bool> {
+    let fd = msg.descriptor().get_field_by_name(field)?;
+    if !msg.has_field(&fd) {
+        return None;
+    }
+    msg.get_field(&fd).as_bool()
+}
+
+fn opt_u32(msg: &DynamicMessage, field: &str) -> Option<u32> {
+    let fd = msg.descriptor().get_field_by_name(field)?;
+    msg.get_field(&fd).as_u32()
+}
+
+fn str_list(msg: &DynamicMessage, field: &str) -> Vec<String> {
+    let Some(fd) = msg.descriptor().get_field_by_name(field) else {
+        return Vec::new();
+    };
+    msg.get_field(&fd)
+        .as_list()
+        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Comments and spans of one file, by descriptor path.
+struct Comments {
+    by_path: HashMap<Vec<i32>, prost_types::source_code_info::Location>,
+    display: String,
+}
+
+impl Comments {
+    fn new(file: &FileDescriptorProto, display: &str) -> Self {
+        let by_path = file
+            .source_code_info
+            .iter()
+            .flat_map(|s| s.location.iter())
+            .map(|l| (l.path.clone(), l.clone()))
+            .collect();
+        Comments {
+            by_path,
+            display: display.to_owned(),
+        }
+    }
+
+    fn location(&self, path: &[i32]) -> Location {
+        match self.by_path.get(path) {
+            Some(l) if l.span.len() >= 2 => Location {
+                file: self.display.clone(),
+                line: l.span[0] as u32 + 1,
+                col: l.span[1] as u32 + 1,
+            },
+            _ => Location::file(self.display.clone()),
+        }
+    }
+
+    fn docs(&self, path: &[i32]) -> Vec<String> {
+        let Some(l) = self.by_path.get(path) else {
+            return Vec::new();
+        };
+        let text = l
+            .leading_comments
+            .as_deref()
+            .or(l.trailing_comments.as_deref())
+            .unwrap_or("");
+        crate::docs::doc_lines(text)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_service(
+    file: &FileDescriptorProto,
+    index: usize,
+    svc: &prost_types::ServiceDescriptorProto,
+    comments: &Comments,
+    resolver: &Resolver<'_>,
+    ext: &Extensions,
+    options: &ModelOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Service> {
+    let package = file.package();
+    let full_name = if package.is_empty() {
+        svc.name().to_owned()
+    } else {
+        format!("{package}.{}", svc.name())
+    };
+    let svc_path = vec![6, index as i32];
+    let location = comments.location(&svc_path);
+    let svc_opts = ext.service_options(&full_name);
+    let kafka_name = svc_opts
+        .as_ref()
+        .and_then(|o| opt_str(o, "name"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| names::kafka_service_name(svc.name()));
+    let prefix = ext
+        .file_options(file.name())
+        .and_then(|o| opt_str(&o, "topic_prefix"))
+        .unwrap_or_else(|| options.topic_prefix.clone());
+
+    let stem = names::constant_stem(svc.name());
+    let trait_ident = names::rust_upper_camel(svc.name());
+    let snake = names::rust_snake(svc.name()).trim_start_matches("r#").to_owned();
+
+    let mut errors = Vec::new();
+    let mut methods = Vec::new();
+    for (j, m) in svc.method.iter().enumerate() {
+        let path = vec![6, index as i32, 2, j as i32];
+        let m_location = comments.location(&path);
+        if m.client_streaming() {
+            let what = if m.server_streaming() { "bidirectional" } else { "client" };
+            let message = format!(
+                "rpc {} uses {what} streaming, which the Kafka transport cannot express (only request/reply, server streaming and events)",
+                m.name()
+            );
+            if options.skip_unsupported {
+                warnings.push(format!("{m_location}: warning: {message}; skipped"));
+                continue;
+            }
+            errors.push(Error::at(m_location, format!("{message}; pass --skip-unsupported to skip it")));
+            continue;
+        }
+        let m_opts = ext.method_options(&full_name, m.name());
+        let is_event = m_opts.as_ref().and_then(|o| opt_bool(o, "event")).unwrap_or(false);
+        if is_event && m.server_streaming() {
+            errors.push(Error::at(
+                m_location,
+                format!("rpc {} is an event and cannot stream replies", m.name()),
+            ));
+            continue;
+        }
+        let pattern = m_opts
+            .as_ref()
+            .and_then(|o| opt_str(o, "pattern"))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| names::default_pattern(&prefix, &kafka_name, m.name()));
+        let reply_topic = names::reply_topic(&pattern);
+        if let Some(problem) = names::topic_problem(&pattern).or_else(|| {
+            if is_event {
+                None
+            } else {
+                names::topic_problem(&reply_topic)
+            }
+        }) {
+            errors.push(Error::at(
+                m_location,
+                format!("rpc {}: pattern is not a legal Kafka topic: {problem}", m.name()),
+            ));
+            continue;
+        }
+        let kind = if is_event {
+            MethodKind::Event
+        } else if m.server_streaming() {
+            MethodKind::ServerStreaming
+        } else {
+            MethodKind::RequestReply
+        };
+        methods.push(Method {
+            proto_name: m.name().to_owned(),
+            key: names::pattern_key(m.name()),
+            rust_ident: names::rust_snake(m.name()),
+            pattern,
+            reply_topic,
+            kind,
+            input_type: resolver.rust_path(package, m.input_type()),
+            output_type: resolver.rust_path(package, m.output_type()),
+            input_proto: m.input_type().trim_start_matches('.').to_owned(),
+            output_proto: m.output_type().trim_start_matches('.').to_owned(),
+            docs: comments.docs(&path),
+            location: m_location,
+        });
+    }
+
+    let traefik = match svc_opts.as_ref().and_then(|o| {
+        let fd = o.descriptor().get_field_by_name("traefik")?;
+        o.has_field(&fd).then(|| o.get_field(&fd).as_message().cloned())?
+    }) {
+        Some(t) => match traefik(&t, &kafka_name, &location) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    let mut trusted_origins = Vec::new();
+    if let Some(t) = &traefik {
+        trusted_origins.push(format!("http://{}", t.host));
+        trusted_origins.push(format!("https://{}", t.host));
+    }
+    if let Some(o) = svc_opts.as_ref().and_then(|o| {
+        let fd = o.descriptor().get_field_by_name("traefik")?;
+        o.get_field(&fd).as_message().cloned()
+    }) {
+        for extra in str_list(&o, "trusted_origins") {
+            if !trusted_origins.contains(&extra) {
+                trusted_origins.push(extra);
+            }
+        }
+    }
+    Error::from_list(errors)?;
+
+    Ok(Service {
+        proto_name: svc.name().to_owned(),
+        full_name,
+        name_const: format!("{stem}_NAME"),
+        patterns_const: format!("{stem}_PATTERNS"),
+        reply_topics_const: format!("{stem}_REPLY_TOPICS"),
+        contract_const: format!("{stem}_CONTRACT"),
+        trusted_origins_const: format!("{stem}_TRUSTED_ORIGINS"),
+        server_group: format!("{kafka_name}-server"),
+        kafka_name,
+        client_mod: format!("{snake}_client"),
+        client_ident: format!("{}Client", trait_ident.trim_end_matches('_')),
+        server_mod: format!("{snake}_server"),
+        server_ident: format!("{}Server", trait_ident.trim_end_matches('_')),
+        trait_ident,
+        docs: comments.docs(&svc_path),
+        methods,
+        traefik,
+        trusted_origins,
+        location,
+        proto_file: file.name().to_owned(),
+    })
+}
+
+fn traefik(t: &DynamicMessage, kafka_name: &str, location: &Location) -> Result<Traefik> {
+    let host = opt_str(t, "host").unwrap_or_default();
+    if host.is_empty() || host.contains(['`', ' ', '/', ',']) {
+        return Err(Error::at(
+            location.clone(),
+            format!("(axion.service).traefik.host must be a plain host name, got {host:?}"),
+        ));
+    }
+    let port = opt_u32(t, "port").unwrap_or(0);
+    if port == 0 || port > 65535 {
+        return Err(Error::at(
+            location.clone(),
+            format!("(axion.service).traefik.port must be 1-65535, got {port}"),
+        ));
+    }
+    let name = opt_str(t, "name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| kafka_name.to_owned());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Error::at(
+            location.clone(),
+            format!("(axion.service).traefik.name must be [a-zA-Z0-9_-]+, got {name:?}"),
+        ));
+    }
+    let path_prefix = opt_str(t, "path_prefix").filter(|p| !p.is_empty());
+    if let Some(p) = &path_prefix {
+        if !p.starts_with('/') || p.contains('`') {
+            return Err(Error::at(
+                location.clone(),
+                format!("(axion.service).traefik.path_prefix must start with '/', got {p:?}"),
+            ));
+        }
+    }
+    let mut entrypoints = str_list(t, "entrypoints");
+    if entrypoints.is_empty() {
+        entrypoints.push("web".to_owned());
+    }
+    let health_path = opt_str(t, "health_path")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/health".to_owned());
+    let server_url = opt_str(t, "server_url")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("http://{kafka_name}:{port}"));
+    Ok(Traefik {
+        middleware: format!("{name}-headers"),
+        name,
+        host,
+        port,
+        path_prefix,
+        entrypoints,
+        websocket: opt_bool(t, "websocket").unwrap_or(true),
+        health_path,
+        server_url,
+    })
+}
+
+/// Checks across the whole input: one pattern, one rpc; no two services share constants.
+fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
+    let mut patterns: BTreeMap<&str, (&Service, &Method)> = BTreeMap::new();
+    for package in packages.values() {
+        let mut stems: HashMap<&str, &Service> = HashMap::new();
+        for svc in &package.services {
+            if let Some(other) = stems.insert(&svc.name_const, svc) {
+                errors.push(Error::at(
+                    svc.location.clone(),
+                    format!(
+                        "services {} and {} (at {}) both map to the constant {}; rename one",
+                        svc.proto_name, other.proto_name, other.location, svc.name_const
+                    ),
+                ));
+            }
+            let mut idents: HashMap<&str, &Method> = HashMap::new();
+            for m in &svc.methods {
+                if let Some(other) = idents.insert(&m.rust_ident, m) {
+                    errors.push(Error::at(
+                        m.location.clone(),
+                        format!(
+                            "rpcs {} and {} (at {}) both map to the Rust method {}; rename one",
+                            m.proto_name, other.proto_name, other.location, m.rust_ident
+                        ),
+                    ));
+                }
+                if let Some((other_svc, other)) = patterns.insert(&m.pattern, (svc, m)) {
+                    errors.push(Error::at(
+                        m.location.clone(),
+                        format!(
+                            "pattern {} of {}.{} is also the pattern of {}.{} at {}; every rpc needs its own pattern",
+                            m.pattern, svc.full_name, m.proto_name, other_svc.full_name, other.proto_name, other.location
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
