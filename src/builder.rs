@@ -1,0 +1,210 @@
+//! The configuration every front end goes through, and the pipeline it runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::load::{self, Inputs};
+use crate::model::{self, Model};
+use crate::{emit, writer};
+
+/// The default pattern prefix: the stack's topics read `axion.graph-service....`.
+pub const DEFAULT_TOPIC_PREFIX: &str = "axion";
+
+/// Starts a build-script/CLI configuration, in the spirit of `tonic_build::configure()`.
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// Generation options. Every front end goes through [`Builder::generate`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    topic_prefix: String,
+    skip_unsupported: bool,
+    out_dir: Option<PathBuf>,
+    includes: Vec<PathBuf>,
+    emit_rerun_if_changed: Option<bool>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            topic_prefix: DEFAULT_TOPIC_PREFIX.to_owned(),
+            skip_unsupported: false,
+            out_dir: None,
+            includes: Vec::new(),
+            emit_rerun_if_changed: None,
+        }
+    }
+}
+
+/// What one generation produced.
+#[derive(Debug)]
+pub struct Generated {
+    /// Output files: path relative to the output dir → content.
+    pub files: BTreeMap<String, String>,
+    /// The model the files came from.
+    pub model: Model,
+    /// Warnings (skipped rpcs and files).
+    pub warnings: Vec<String>,
+    /// Every input read from disk.
+    pub inputs: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// Prefix of default patterns (`<prefix>.<service>.<rpc>`); `""` drops it. A file's
+    /// `option (axion.file).topic_prefix` wins over this. Default: `axion`.
+    pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.topic_prefix = prefix.into();
+        self
+    }
+
+    /// Skip client/bidi-streaming rpcs, edition files and copies of well-known types, with a
+    /// warning, instead of failing. Default: false.
+    pub fn skip_unsupported(mut self, yes: bool) -> Self {
+        self.skip_unsupported = yes;
+        self
+    }
+
+    /// Where [`Builder::compile`] writes. Default: `$OUT_DIR/axion` (what
+    /// `axion_runtime::include_contracts!()` reads).
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds an include dir for imports.
+    pub fn include(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.includes.push(dir.into());
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` lines. Default: when run by Cargo
+    /// (`OUT_DIR` is set).
+    pub fn emit_rerun_if_changed(mut self, yes: bool) -> Self {
+        self.emit_rerun_if_changed = Some(yes);
+        self
+    }
+
+    /// Generates from every `.proto` under `proto_dir` and writes the output (build scripts).
+    pub fn compile_dir(self, proto_dir: impl AsRef<Path>) -> Result<Generated> {
+        let inputs = Inputs {
+            proto_dir: Some(proto_dir.as_ref().to_owned()),
+            files: Vec::new(),
+            includes: self.includes.clone(),
+            skip_unsupported: self.skip_unsupported,
+        };
+        self.compile_inputs(&inputs, Some(proto_dir.as_ref()))
+    }
+
+    /// Generates from `protos` (paths below one of `includes`) and writes the output
+    /// (build scripts), like `tonic_build::compile_protos`.
+    pub fn compile(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<Generated> {
+        let mut all_includes: Vec<PathBuf> = includes.iter().map(|i| i.as_ref().to_owned()).collect();
+        all_includes.extend(self.includes.iter().cloned());
+        let inputs = Inputs {
+            proto_dir: None,
+            files: protos.iter().map(|p| p.as_ref().to_owned()).collect(),
+            includes: all_includes,
+            skip_unsupported: self.skip_unsupported,
+        };
+        self.compile_inputs(&inputs, None)
+    }
+
+    fn compile_inputs(&self, inputs: &Inputs, proto_dir: Option<&Path>) -> Result<Generated> {
+        let in_cargo = std::env::var_os("OUT_DIR").is_some();
+        let rerun = self.emit_rerun_if_changed.unwrap_or(in_cargo);
+        let result = self.generate(inputs);
+        if rerun {
+            // Even on failure, rerun when the inputs change.
+            let mut paths: Vec<PathBuf> = match &result {
+                Ok(g) => g.inputs.clone(),
+                Err(_) => Vec::new(),
+            };
+            if let Some(dir) = proto_dir {
+                paths.push(dir.to_owned());
+            }
+            paths.extend(inputs.files.iter().cloned());
+            paths.sort();
+            paths.dedup();
+            for path in paths.iter().filter(|p| p.exists()) {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        let generated = result?;
+        if in_cargo {
+            for warning in &generated.warnings {
+                println!("cargo:warning={warning}");
+            }
+        }
+        let out_dir = match &self.out_dir {
+            Some(dir) => dir.clone(),
+            None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| {
+                Error::Usage("OUT_DIR is not set: call out_dir(..) outside a build script".into())
+            })?)
+            .join("axion"),
+        };
+        writer::write(&out_dir, &generated.files)?;
+        Ok(generated)
+    }
+
+    /// Runs the pipeline without writing: load → model → emit → format.
+    pub fn generate(&self, inputs: &Inputs) -> Result<Generated> {
+        let mut warnings = Vec::new();
+        let loaded = load::load(inputs, &mut warnings)?;
+        let model = model::build(
+            &loaded,
+            &model::ModelOptions {
+                topic_prefix: self.topic_prefix.clone(),
+                skip_unsupported: self.skip_unsupported,
+            },
+            &mut warnings,
+        )?;
+        let files = emit_files(&model)?;
+        Ok(Generated {
+            files,
+            model,
+            warnings,
+            inputs: loaded.disk_files,
+        })
+    }
+}
+
+fn header(comment: &str, sources: &[String]) -> String {
+    format!(
+        "{comment} {} from {}. Do not edit.\n",
+        writer::MARKER,
+        sources.join(", ")
+    )
+}
+
+fn emit_files(model: &Model) -> Result<BTreeMap<String, String>> {
+    let prost = emit::messages::emit(&model.packages)?;
+    let mut files = BTreeMap::new();
+    for package in &model.packages {
+        let sources: Vec<String> = package.files.iter().map(|f| f.name().to_owned()).collect();
+        let mut code = prost.get(&package.name).cloned().unwrap_or_default();
+        code.push_str(&emit::json::emit(package).to_string());
+        for svc in &package.services {
+            code.push_str(&emit::service::emit(svc).to_string());
+            let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
+            for (path, text) in emit::traefik::emit(svc, &yml_header) {
+                files.insert(path, text);
+            }
+        }
+        let formatted = writer::format_rust(&code)?;
+        files.insert(
+            package.file_name.clone(),
+            format!("{}\n{formatted}", header("//", &sources)),
+        );
+    }
+    files.insert(
+        "mod.rs".to_owned(),
+        emit::module_tree::emit(&model.packages, &format!("// {}. Do not edit.\n", writer::MARKER)),
+    );
+    Ok(files)
+}
