@@ -1,0 +1,287 @@
+// A real NestJS ClientKafka caller of the GraphService contract.
+// Usage: node dist/client.js <scenario [name] | full | bench-seq N | bench-par N K |
+//                             send-raw <pattern> <json> | emit-raw <pattern> <json>>
+// stdout: JSON lines only (see README.md).
+import { env, fullProject, kafkaClient, line, PATTERNS, REQUEST_PATTERNS, StderrLogger, watchFirstFetch, within } from "./common";
+
+import "reflect-metadata";
+import { Logger } from "@nestjs/common";
+import { ClientKafka, KafkaOptions } from "@nestjs/microservices";
+import { firstValueFrom, lastValueFrom, Observable, timeout, toArray } from "rxjs";
+import {
+  CreateProjectRequest,
+  CreateProjectResponse,
+  DeleteProjectRequest,
+  GetProjectRequest,
+  ListProjectsRequest,
+  Project,
+  ProjectCreatedEvent,
+} from "./gen/axion/graph/v1/graph";
+import { Empty } from "./gen/google/protobuf/empty";
+
+const SEND_TIMEOUT_MS = 10_000;
+
+/** ClientKafka that also tells when its reply consumer finished the first fetch. */
+class ReadyClientKafka extends ClientKafka {
+  firstFetch: Promise<void> = new Promise(() => undefined);
+  protected override registerConsumerEventListeners(): void {
+    super.registerConsumerEventListeners();
+    if (this._consumer) this.firstFetch = watchFirstFetch(this._consumer);
+  }
+}
+
+class Caller {
+  constructor(private readonly client: ClientKafka) {}
+
+  private send<T>(pattern: string, data: unknown): Observable<T> {
+    return this.client.send<T>(pattern, data).pipe(timeout(SEND_TIMEOUT_MS));
+  }
+  /** One reply (the last one if several arrive). */
+  one<T>(pattern: string, data: unknown): Promise<T> {
+    return lastValueFrom(this.send<T>(pattern, data));
+  }
+  /** Every reply of a streamed response. */
+  all<T>(pattern: string, data: unknown): Promise<T[]> {
+    return firstValueFrom(this.send<T>(pattern, data).pipe(toArray()));
+  }
+  async emit(pattern: string, data: unknown): Promise<void> {
+    await lastValueFrom(this.client.emit(pattern, data).pipe(timeout(SEND_TIMEOUT_MS)), { defaultValue: undefined });
+  }
+
+  createProject(req: CreateProjectRequest): Promise<CreateProjectResponse> {
+    return this.one(PATTERNS.createProject, req);
+  }
+  getProject(req: GetProjectRequest): Promise<Project> {
+    return this.one(PATTERNS.getProject, req);
+  }
+  listProjects(req: ListProjectsRequest): Promise<Project[]> {
+    return this.all(PATTERNS.listProjects, req);
+  }
+  deleteProject(req: DeleteProjectRequest): Promise<Empty> {
+    return this.one(PATTERNS.deleteProject, req);
+  }
+  projectCreated(event: ProjectCreatedEvent): Promise<void> {
+    return this.emit(PATTERNS.projectCreated, event);
+  }
+}
+
+/** What a rejected send carries: Nest's parsed error object, or an Error (e.g. a timeout). */
+function errorValue(err: unknown): unknown {
+  if (err instanceof Error) return { thrown: err.name, message: err.message };
+  return err;
+}
+
+function codeOf(err: unknown): unknown {
+  return typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
+/** JSON with object keys sorted, so two values compare equal regardless of key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+type Check<T> = (value: T) => string | null;
+
+async function scenario(call: Caller, name: string): Promise<boolean> {
+  let passed = 0;
+  let failed = 0;
+  const record = (step: string, good: boolean, body: Record<string, unknown>, why: string | null): void => {
+    if (good) passed++;
+    else failed++;
+    line({ step, ...body, ...(good ? {} : { expected: why }) });
+  };
+  /** A step that must resolve and pass `check`. */
+  async function ok<T>(step: string, run: () => Promise<T>, check: Check<T>): Promise<T | undefined> {
+    try {
+      const value = await run();
+      const why = check(value);
+      record(step, why === null, { ok: true, value: value ?? null }, why);
+      return value;
+    } catch (err) {
+      record(step, false, { ok: false, error: errorValue(err) }, "a reply");
+      return undefined;
+    }
+  }
+  /** A step that must be rejected with error code `code`. */
+  async function rejects(step: string, run: () => Promise<unknown>, code: string): Promise<void> {
+    try {
+      const value = await run();
+      record(step, false, { ok: true, value: value ?? null }, `a rejection with code ${code}`);
+    } catch (err) {
+      const e = errorValue(err);
+      record(step, codeOf(e) === code, { ok: false, error: e }, `a rejection with code ${code}`);
+    }
+  }
+
+  const labels = { team: "core", env: "test" };
+  const description = `the ${name} project`;
+  const created = await ok(
+    "create",
+    () => call.createProject({ name, description, labels }),
+    (v) =>
+      v?.project && typeof v.project.id === "string" && v.project.id !== "" && v.project.name === name &&
+      v.project.description === description && sameJson(v.project.labels, labels)
+        ? null
+        : `{project} with an id, name ${name}, the description and labels`,
+  );
+  const project = created?.project;
+  await rejects("duplicate", () => call.createProject({ name, description: "again", labels: {} }), "ALREADY_EXISTS");
+  await rejects("get-missing", () => call.getProject({ id: "missing-id" }), "NOT_FOUND");
+  await ok(
+    "get",
+    () => call.getProject({ id: project?.id ?? "no-project-created" }),
+    (v) => (sameJson(v, project) ? null : "the created project, unchanged"),
+  );
+  await ok(
+    "list",
+    () => call.listProjects({ status: 0 }),
+    (v) => (Array.isArray(v) && v.some((p) => p?.id === project?.id && p?.name === name) ? null : `a list including ${name}`),
+  );
+  await ok(
+    "emit",
+    () => call.projectCreated({ project: fullProject() }),
+    () => null,
+  );
+  await ok(
+    "delete",
+    () => call.deleteProject({ id: project?.id ?? "no-project-created" }),
+    () => null,
+  );
+  line({ done: true, passed, failed });
+  return failed === 0;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, i)] ?? 0;
+}
+
+const round = (x: number): number => Math.round(x * 100) / 100;
+
+async function bench(call: Caller, n: number, k: number): Promise<boolean> {
+  const prefix = `bench-${process.pid}-${Date.now()}`;
+  // Warm-up (not measured): metadata, connections, first fetches.
+  for (let i = 0; i < 3; i++) await call.createProject({ name: `${prefix}-warm-${i}`, description: "", labels: {} });
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const start = performance.now();
+  async function worker(): Promise<void> {
+    while (next < n) {
+      const i = next++;
+      const t0 = performance.now();
+      try {
+        await call.createProject({ name: `${prefix}-${i}`, description: "", labels: {} });
+      } catch {
+        errors++;
+      }
+      latencies.push(performance.now() - t0);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(k, n)) }, () => worker()));
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  line({
+    requests: n,
+    concurrency: k,
+    errors,
+    seconds: round(seconds),
+    rps: round(n / seconds),
+    p50_ms: round(percentile(latencies, 50)),
+    p99_ms: round(percentile(latencies, 99)),
+  });
+  return errors === 0;
+}
+
+function positiveInt(raw: string | undefined, what: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer, got ${raw}`);
+  return n;
+}
+
+/** The payload argument: parsed as JSON, or sent as a plain string when it is not JSON. */
+function parsePayload(raw: string | undefined): unknown {
+  if (raw === undefined) throw new Error("missing payload argument");
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+const USAGE =
+  "usage: node dist/client.js scenario [name] | full | bench-seq N | bench-par N K | send-raw <pattern> <json> | emit-raw <pattern> <json>";
+
+async function main(): Promise<number> {
+  const [command, a1, a2] = process.argv.slice(2);
+  if (!command) throw new Error(USAGE);
+
+  const logger = new StderrLogger();
+  Logger.overrideLogger(logger);
+  const options: KafkaOptions["options"] = {
+    client: kafkaClient(env.clientGroup),
+    consumer: { groupId: env.clientGroup, maxWaitTimeInMs: env.fetchWaitMs },
+  };
+  const client = new ReadyClientKafka(options);
+  const patterns = new Set(REQUEST_PATTERNS);
+  if (command === "send-raw" && a1) patterns.add(a1);
+  for (const p of patterns) client.subscribeToResponseOf(p);
+
+  await client.connect();
+  try {
+    await within(client.firstFetch, 30_000, "first fetch of the reply consumer");
+    const call = new Caller(client);
+    switch (command) {
+      case "scenario":
+        return (await scenario(call, a1 ?? "alpha")) ? 0 : 1;
+      case "full":
+        try {
+          line(await call.getProject({ id: "full" }));
+          return 0;
+        } catch (err) {
+          line({ ok: false, error: errorValue(err) });
+          return 1;
+        }
+      case "bench-seq":
+        return (await bench(call, positiveInt(a1, "N"), 1)) ? 0 : 1;
+      case "bench-par":
+        return (await bench(call, positiveInt(a1, "N"), positiveInt(a2, "K"))) ? 0 : 1;
+      case "send-raw": {
+        if (!a1) throw new Error(USAGE);
+        try {
+          line({ ok: true, values: await call.all<unknown>(a1, parsePayload(a2)) });
+          return 0;
+        } catch (err) {
+          line({ ok: false, error: errorValue(err) });
+          return 1;
+        }
+      }
+      case "emit-raw":
+        if (!a1) throw new Error(USAGE);
+        await call.emit(a1, parsePayload(a2));
+        line({ ok: true, emitted: a1 });
+        return 0;
+      default:
+        throw new Error(USAGE);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`client failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(2);
+  },
+);
