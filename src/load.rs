@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
 use protox::prost_reflect::DescriptorPool;
 
 use crate::error::{Error, Location, Result};
@@ -69,12 +71,20 @@ impl Inputs {
 
     /// The path to show for a proto name: the first include dir that has it.
     pub fn display_path(&self, name: &str) -> String {
-        self.include_dirs()
-            .iter()
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
+        self.disk_path(name)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| name.to_owned())
+    }
+
+    /// The first include dir entry named `name`: a file, or anything else there (a directory,
+    /// a dangling symlink) that would shadow later dirs and that the user must hear about.
+    fn disk_path(&self, name: &str) -> Option<PathBuf> {
+        let candidates: Vec<PathBuf> = self.include_dirs().iter().map(|d| d.join(name)).collect();
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .or_else(|| candidates.iter().find(|p| p.symlink_metadata().is_ok()))
+            .cloned()
     }
 }
 
@@ -101,7 +111,11 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
             // The options file configures generation; it is not a contract.
             continue;
         }
-        if let Some(location) = edition_line(&path) {
+        let text = match inputs.disk_path(&name) {
+            Some(disk) => Some(read_input(&disk)?),
+            None => None,
+        };
+        if let Some(location) = text.as_deref().and_then(|t| edition_line(&path, t)) {
             let message = "editions (`edition = \"2023\"`) are not supported: protox 0.10 parses proto2 and proto3 only";
             if inputs.skip_unsupported {
                 warnings.push(format!("{location}: warning: {message}; skipped"));
@@ -162,10 +176,10 @@ fn input_names(inputs: &Inputs) -> Result<Vec<String>> {
     let mut names = BTreeSet::new();
     if let Some(dir) = &inputs.proto_dir {
         if !dir.is_dir() {
-            return Err(Error::Usage(format!(
-                "proto dir {} does not exist or is not a directory",
-                dir.display()
-            )));
+            return Err(Error::at(
+                Location::file(dir.display().to_string()),
+                "the proto dir does not exist or is not a directory",
+            ));
         }
         let mut found = Vec::new();
         walk(dir, &mut found)?;
@@ -174,10 +188,10 @@ fn input_names(inputs: &Inputs) -> Result<Vec<String>> {
             names.insert(proto_name(rel));
         }
         if names.is_empty() && inputs.files.is_empty() {
-            return Err(Error::Usage(format!(
-                "no .proto files found under {}",
-                dir.display()
-            )));
+            return Err(Error::at(
+                Location::file(dir.display().to_string()),
+                "no .proto files found below the proto dir",
+            ));
         }
     }
     for file in &inputs.files {
@@ -237,9 +251,55 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Reads an input file, turning what protox reports vaguely (or not at all) into located
+/// errors: unreadable entries (dangling symlinks, directories named `*.proto`, permissions)
+/// and invalid UTF-8, with the line and column of the first bad byte.
+fn read_input(path: &Path) -> Result<String> {
+    let shown = path.display().to_string();
+    if path.is_dir() {
+        return Err(Error::at(
+            Location::file(shown),
+            "this is a directory, not a .proto file; rename it or pass the files inside it",
+        ));
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let dangling = path
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+                && std::fs::metadata(path).is_err();
+            let message = if dangling {
+                let target = std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                format!("cannot read this file: it is a symlink to {target}, which does not exist")
+            } else {
+                format!("cannot read this file: {e}")
+            };
+            return Err(Error::at(Location::file(shown), message));
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+        let (line, col) = line_col(&before, before.len());
+        Error::at(
+            Location {
+                file: shown,
+                line,
+                col,
+            },
+            format!(
+                "this file is not valid UTF-8 (byte 0x{:02x}); .proto files must be UTF-8",
+                e.as_bytes()[valid]
+            ),
+        )
+    })
+}
+
 /// Where a file declares an edition, if it does (protox would fail on it less clearly).
-fn edition_line(path: &str) -> Option<Location> {
-    let text = std::fs::read_to_string(path).ok()?;
+fn edition_line(path: &str, text: &str) -> Option<Location> {
     let mut in_block = false;
     for (i, line) in text.lines().enumerate() {
         let mut rest = line;
@@ -290,29 +350,54 @@ impl FileResolver for ShippedOptions {
 }
 
 /// A protox error as a located [`Error`].
+///
+/// protox's labels come in its own order (for a duplicate: "first defined here", then the
+/// duplicate); the error is placed at the label that is the problem, and a "first defined"
+/// label becomes a note in the message.
 fn convert_error(err: &protox::Error, inputs: &Inputs, opened: &str) -> Error {
+    let mut message = err.to_string();
+    if let Some(cycle) = message.strip_prefix("import cycle detected: ") {
+        if let Some(location) = cycle_location(cycle, inputs) {
+            return Error::at(location, message);
+        }
+    }
     let name = err.file().unwrap_or(opened).to_owned();
     let file = inputs.display_path(&name);
     let mut location = Location::file(file.clone());
-    if let (Some(source), Some(mut labels)) = (err.source_code(), err.labels()) {
-        if let Some(label) = labels.next() {
-            if let Ok(contents) = source.read_span(label.inner(), 0, 0) {
-                location.line = contents.line() as u32 + 1;
-                location.col = contents.column() as u32 + 1;
+
+    // Parse errors carry their source; check errors only the span: read the file ourselves.
+    let text = std::fs::read_to_string(&file).ok();
+    let locate = |span: &miette::SourceSpan| -> Option<(u32, u32)> {
+        if let Some(text) = &text {
+            return Some(line_col(text, span.offset()));
+        }
+        let contents = err.source_code()?.read_span(span, 0, 0).ok()?;
+        Some((contents.line() as u32 + 1, contents.column() as u32 + 1))
+    };
+    let labels: Vec<miette::LabeledSpan> = err.labels().map(Iterator::collect).unwrap_or_default();
+    let is_secondary = |l: &miette::LabeledSpan| {
+        l.label()
+            .is_some_and(|t| t.starts_with("first defined") || t.ends_with("range defined here"))
+    };
+    let primary = labels
+        .iter()
+        .position(|l| !is_secondary(l))
+        .or((!labels.is_empty()).then_some(0));
+    if let Some(primary) = primary {
+        if let Some((line, col)) = locate(labels[primary].inner()) {
+            location.line = line;
+            location.col = col;
+        }
+        for (i, other) in labels.iter().enumerate() {
+            if i == primary {
+                continue;
+            }
+            if let Some((line, col)) = locate(other.inner()) {
+                let what = other.label().unwrap_or("see");
+                message = format!("{message} ({what} at {file}:{line}:{col})");
             }
         }
     }
-    if location.line == 0 {
-        // Check errors carry the span without the source: read the file ourselves.
-        if let (Some(mut labels), Ok(text)) = (err.labels(), std::fs::read_to_string(&file)) {
-            if let Some(label) = labels.next() {
-                let (line, col) = line_col(&text, label.offset());
-                location.line = line;
-                location.col = col;
-            }
-        }
-    }
-    let mut message = err.to_string();
     if err.is_file_not_found() && !message.contains("not found") {
         message = format!("{message} (not found in any include dir)");
     }
@@ -322,8 +407,34 @@ fn convert_error(err: &protox::Error, inputs: &Inputs, opened: &str) -> Error {
     Error::at(location, message)
 }
 
+/// Where a cycle closes: the import, in the last file of `a.proto -> b.proto -> a.proto`, of
+/// the file that starts it again.
+fn cycle_location(cycle: &str, inputs: &Inputs) -> Option<Location> {
+    let parts: Vec<&str> = cycle.split(" -> ").collect();
+    let [.., importer, imported] = parts.as_slice() else {
+        return None;
+    };
+    let file = inputs.display_path(importer);
+    let text = std::fs::read_to_string(&file).ok()?;
+    let quoted = format!("\"{imported}\"");
+    let offset = text.match_indices(&quoted).map(|(i, _)| i).find(|&i| {
+        text[..i]
+            .rsplit(';')
+            .next()
+            .is_some_and(|s| s.contains("import"))
+    })?;
+    let statement = text[..offset].rfind("import").unwrap_or(offset);
+    let (line, col) = line_col(&text, statement);
+    Some(Location { file, line, col })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (u32, u32) {
-    let before = &text[..offset.min(text.len())];
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
     let line = before.matches('\n').count() as u32 + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
     (line, col)

@@ -183,6 +183,8 @@ pub struct Method {
     pub docs: Vec<String>,
     /// Where the rpc is declared.
     pub location: Location,
+    /// Where the pattern comes from: the `(axion.method).pattern` option when set, else the rpc.
+    pub pattern_location: Location,
 }
 
 /// Traefik routing of a service's edge.
@@ -214,11 +216,22 @@ struct TypeInfo {
     /// Names from the outermost message down to the type.
     path: Vec<String>,
     /// For map entries: (key field, value field).
-    map_entry: Option<(prost_types::FieldDescriptorProto, prost_types::FieldDescriptorProto)>,
+    map_entry: Option<(
+        prost_types::FieldDescriptorProto,
+        prost_types::FieldDescriptorProto,
+    )>,
 }
 
 /// Builds and validates the model.
 pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>) -> Result<Model> {
+    if let Some(problem) = Some(options.topic_prefix.as_str())
+        .filter(|p| !p.is_empty())
+        .and_then(names::topic_problem)
+    {
+        return Err(Error::Usage(format!(
+            "the topic prefix must be a legal Kafka topic part: {problem}"
+        )));
+    }
     let mut types = HashMap::new();
     for file in &loaded.files {
         let mut path = Vec::new();
@@ -246,27 +259,29 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
         if name.starts_with("google/protobuf/") || name == crate::load::OPTIONS_PROTO_NAME {
             continue;
         }
-        let package = packages.entry(file.package().to_owned()).or_insert_with(|| {
-            let module: Vec<String> = file
-                .package()
-                .split('.')
-                .filter(|s| !s.is_empty())
-                .map(names::rust_snake)
-                .collect();
-            Package {
-                name: file.package().to_owned(),
-                file_name: if file.package().is_empty() {
-                    "_.rs".to_owned()
-                } else {
-                    format!("{}.rs", file.package())
-                },
-                module,
-                files: Vec::new(),
-                messages: Vec::new(),
-                enums: Vec::new(),
-                services: Vec::new(),
-            }
-        });
+        let package = packages
+            .entry(file.package().to_owned())
+            .or_insert_with(|| {
+                let module: Vec<String> = file
+                    .package()
+                    .split('.')
+                    .filter(|s| !s.is_empty())
+                    .map(names::rust_snake)
+                    .collect();
+                Package {
+                    name: file.package().to_owned(),
+                    file_name: if file.package().is_empty() {
+                        "_.rs".to_owned()
+                    } else {
+                        format!("{}.rs", file.package())
+                    },
+                    module,
+                    files: Vec::new(),
+                    messages: Vec::new(),
+                    enums: Vec::new(),
+                    services: Vec::new(),
+                }
+            });
         package.files.push(file.clone());
         let proto2 = !matches!(file.syntax(), "proto3" | "editions");
         for m in &file.message_type {
@@ -284,7 +299,11 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
             package.enums.push(names::rust_upper_camel(e.name()));
         }
         if loaded.inputs.contains(name) {
-            let display = loaded.display.get(name).cloned().unwrap_or_else(|| name.to_owned());
+            let display = loaded
+                .display
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned());
             let comments = Comments::new(file, &display);
             for (i, svc) in file.service.iter().enumerate() {
                 match build_service(file, i, svc, &comments, &resolver, &ext, options, warnings) {
@@ -295,6 +314,9 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
         }
     }
     validate(&packages, &mut errors);
+    // A file-wide problem (a bad topic prefix) is found once per service: report it once.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.to_string()));
     Error::from_list(errors)?;
     Ok(Model {
         packages: packages.into_values().collect(),
@@ -393,7 +415,10 @@ impl Resolver<'_> {
             .take_while(|(a, b)| a == b)
             .count();
         let mut parts: Vec<String> = Vec::new();
-        parts.extend(std::iter::repeat_n("super".to_owned(), from_mod.len() - common));
+        parts.extend(std::iter::repeat_n(
+            "super".to_owned(),
+            from_mod.len() - common,
+        ));
         parts.extend(to_mod[common..].iter().cloned());
         for (i, p) in info.path.iter().enumerate() {
             if i + 1 == info.path.len() {
@@ -425,7 +450,10 @@ impl Resolver<'_> {
     fn map_entry(
         &self,
         field: &prost_types::FieldDescriptorProto,
-    ) -> Option<&(prost_types::FieldDescriptorProto, prost_types::FieldDescriptorProto)> {
+    ) -> Option<&(
+        prost_types::FieldDescriptorProto,
+        prost_types::FieldDescriptorProto,
+    )> {
         if field.r#type() != Type::Message || field.label() != Label::Repeated {
             return None;
         }
@@ -526,7 +554,11 @@ fn collect_message(
                         || matches!(f.r#type(), Type::Message | Type::Group)
                         || (f.label() == Label::Optional && proto2));
                 if optional {
-                    (names::rust_snake(f.name()), Storage::Optional, format!("j::Opt<{codec}>"))
+                    (
+                        names::rust_snake(f.name()),
+                        Storage::Optional,
+                        format!("j::Opt<{codec}>"),
+                    )
                 } else {
                     (names::rust_snake(f.name()), Storage::Plain, codec)
                 }
@@ -549,7 +581,10 @@ fn collect_message(
         collect_message(proto2, package, nested, &path, resolver, out, enums);
     }
     for e in &m.enum_type {
-        enums.push(format!("{own_module}::{}", names::rust_upper_camel(e.name())));
+        enums.push(format!(
+            "{own_module}::{}",
+            names::rust_upper_camel(e.name())
+        ));
     }
 }
 
@@ -624,7 +659,12 @@ fn str_list(msg: &DynamicMessage, field: &str) -> Vec<String> {
     };
     msg.get_field(&fd)
         .as_list()
-        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -649,14 +689,51 @@ impl Comments {
     }
 
     fn location(&self, path: &[i32]) -> Location {
+        self.span(path)
+            .unwrap_or_else(|| Location::file(self.display.clone()))
+    }
+
+    fn span(&self, path: &[i32]) -> Option<Location> {
         match self.by_path.get(path) {
-            Some(l) if l.span.len() >= 2 => Location {
+            Some(l) if l.span.len() >= 2 => Some(Location {
                 file: self.display.clone(),
                 line: l.span[0] as u32 + 1,
                 col: l.span[1] as u32 + 1,
-            },
-            _ => Location::file(self.display.clone()),
+            }),
+            _ => None,
         }
+    }
+
+    /// Where an axion option of an element is set: `option (ext).field = ...` when written
+    /// that way, else the whole `option (ext) = {...}`, else the element itself.
+    /// `options_field` is the number of the `options` field in the element's descriptor.
+    fn option_location(
+        &self,
+        element: &[i32],
+        options_field: i32,
+        ext: Option<&protox::prost_reflect::ExtensionDescriptor>,
+        field: &str,
+    ) -> Location {
+        if let Some(ext) = ext {
+            let mut path = element.to_vec();
+            path.push(options_field);
+            path.push(ext.number() as i32);
+            if let Some(fd) = ext
+                .kind()
+                .as_message()
+                .and_then(|m| m.get_field_by_name(field))
+            {
+                path.push(fd.number() as i32);
+                if let Some(l) = self.span(&path) {
+                    return l;
+                }
+                path.pop();
+            }
+            if let Some(l) = self.span(&path) {
+                return l;
+            }
+        }
+        self.location(element)
     }
 
     fn docs(&self, path: &[i32]) -> Vec<String> {
@@ -692,19 +769,41 @@ fn build_service(
     let svc_path = vec![6, index as i32];
     let location = comments.location(&svc_path);
     let svc_opts = ext.service_options(&full_name);
-    let kafka_name = svc_opts
+    let explicit_name = svc_opts
         .as_ref()
         .and_then(|o| opt_str(o, "name"))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| names::kafka_service_name(svc.name()));
-    let prefix = ext
+        .filter(|n| !n.is_empty());
+    if let Some(problem) = explicit_name.as_deref().and_then(names::topic_problem) {
+        // Every default pattern would repeat this; say it once, where the name is set.
+        return Err(Error::at(
+            comments.option_location(&svc_path, 3, ext.service.as_ref(), "name"),
+            format!(
+                "(axion.service).name of {} is part of every default pattern and must be a legal Kafka topic part: {problem}",
+                svc.name()
+            ),
+        ));
+    }
+    let kafka_name = explicit_name.unwrap_or_else(|| names::kafka_service_name(svc.name()));
+    let file_prefix = ext
         .file_options(file.name())
-        .and_then(|o| opt_str(&o, "topic_prefix"))
-        .unwrap_or_else(|| options.topic_prefix.clone());
+        .and_then(|o| opt_str(&o, "topic_prefix"));
+    if let Some(problem) = file_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .and_then(names::topic_problem)
+    {
+        return Err(Error::at(
+            comments.option_location(&[], 8, ext.file.as_ref(), "topic_prefix"),
+            format!("(axion.file).topic_prefix must be a legal Kafka topic part: {problem}"),
+        ));
+    }
+    let prefix = file_prefix.unwrap_or_else(|| options.topic_prefix.clone());
 
     let stem = names::constant_stem(svc.name());
     let trait_ident = names::rust_upper_camel(svc.name());
-    let snake = names::rust_snake(svc.name()).trim_start_matches("r#").to_owned();
+    let snake = names::rust_snake(svc.name())
+        .trim_start_matches("r#")
+        .to_owned();
 
     let mut errors = Vec::new();
     let mut methods = Vec::new();
@@ -712,7 +811,11 @@ fn build_service(
         let path = vec![6, index as i32, 2, j as i32];
         let m_location = comments.location(&path);
         if m.client_streaming() {
-            let what = if m.server_streaming() { "bidirectional" } else { "client" };
+            let what = if m.server_streaming() {
+                "bidirectional"
+            } else {
+                "client"
+            };
             let message = format!(
                 "rpc {} uses {what} streaming, which the Kafka transport cannot express (only request/reply, server streaming and events)",
                 m.name()
@@ -721,11 +824,17 @@ fn build_service(
                 warnings.push(format!("{m_location}: warning: {message}; skipped"));
                 continue;
             }
-            errors.push(Error::at(m_location, format!("{message}; pass --skip-unsupported to skip it")));
+            errors.push(Error::at(
+                m_location,
+                format!("{message}; pass --skip-unsupported to skip it"),
+            ));
             continue;
         }
         let m_opts = ext.method_options(&full_name, m.name());
-        let is_event = m_opts.as_ref().and_then(|o| opt_bool(o, "event")).unwrap_or(false);
+        let is_event = m_opts
+            .as_ref()
+            .and_then(|o| opt_bool(o, "event"))
+            .unwrap_or(false);
         if is_event && m.server_streaming() {
             errors.push(Error::at(
                 m_location,
@@ -733,11 +842,17 @@ fn build_service(
             ));
             continue;
         }
-        let pattern = m_opts
+        let explicit = m_opts
             .as_ref()
             .and_then(|o| opt_str(o, "pattern"))
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| names::default_pattern(&prefix, &kafka_name, m.name()));
+            .filter(|p| !p.is_empty());
+        let pattern_location = if explicit.is_some() {
+            comments.option_location(&path, 4, ext.method.as_ref(), "pattern")
+        } else {
+            m_location.clone()
+        };
+        let pattern =
+            explicit.unwrap_or_else(|| names::default_pattern(&prefix, &kafka_name, m.name()));
         let reply_topic = names::reply_topic(&pattern);
         if let Some(problem) = names::topic_problem(&pattern).or_else(|| {
             if is_event {
@@ -747,8 +862,11 @@ fn build_service(
             }
         }) {
             errors.push(Error::at(
-                m_location,
-                format!("rpc {}: pattern is not a legal Kafka topic: {problem}", m.name()),
+                pattern_location,
+                format!(
+                    "rpc {}: pattern is not a legal Kafka topic: {problem}",
+                    m.name()
+                ),
             ));
             continue;
         }
@@ -772,14 +890,20 @@ fn build_service(
             output_proto: m.output_type().trim_start_matches('.').to_owned(),
             docs: comments.docs(&path),
             location: m_location,
+            pattern_location,
         });
     }
 
     let traefik = match svc_opts.as_ref().and_then(|o| {
         let fd = o.descriptor().get_field_by_name("traefik")?;
-        o.has_field(&fd).then(|| o.get_field(&fd).as_message().cloned())?
+        o.has_field(&fd)
+            .then(|| o.get_field(&fd).as_message().cloned())?
     }) {
-        Some(t) => match traefik(&t, &kafka_name, &location) {
+        Some(t) => match traefik(
+            &t,
+            &kafka_name,
+            &comments.option_location(&svc_path, 3, ext.service.as_ref(), "traefik"),
+        ) {
             Ok(t) => Some(t),
             Err(e) => {
                 errors.push(e);
@@ -831,23 +955,32 @@ fn build_service(
 
 fn traefik(t: &DynamicMessage, kafka_name: &str, location: &Location) -> Result<Traefik> {
     let host = opt_str(t, "host").unwrap_or_default();
-    if host.is_empty() || host.contains(['`', ' ', '/', ',']) {
-        return Err(Error::at(
-            location.clone(),
-            format!("(axion.service).traefik.host must be a plain host name, got {host:?}"),
-        ));
-    }
     let port = opt_u32(t, "port").unwrap_or(0);
-    if port == 0 || port > 65535 {
+    let mut problems = Vec::new();
+    if host.is_empty() {
+        problems.push("it needs a host (e.g. host: \"graph.axion.localhost\")".to_owned());
+    } else if host.contains(['`', ' ', '/', ',']) {
+        problems.push(format!("host must be a plain host name, got {host:?}"));
+    }
+    if port == 0 {
+        problems.push("it needs a port (the edge's port inside its container, 1-65535)".to_owned());
+    } else if port > 65535 {
+        problems.push(format!("port must be 1-65535, got {port}"));
+    }
+    if !problems.is_empty() {
         return Err(Error::at(
             location.clone(),
-            format!("(axion.service).traefik.port must be 1-65535, got {port}"),
+            format!("(axion.service).traefik: {}", problems.join("; ")),
         ));
     }
     let name = opt_str(t, "name")
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| kafka_name.to_owned());
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(Error::at(
             location.clone(),
             format!("(axion.service).traefik.name must be [a-zA-Z0-9_-]+, got {name:?}"),
@@ -913,10 +1046,10 @@ fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
                 }
                 if let Some((other_svc, other)) = patterns.insert(&m.pattern, (svc, m)) {
                     errors.push(Error::at(
-                        m.location.clone(),
+                        m.pattern_location.clone(),
                         format!(
                             "pattern {} of {}.{} is also the pattern of {}.{} at {}; every rpc needs its own pattern",
-                            m.pattern, svc.full_name, m.proto_name, other_svc.full_name, other.proto_name, other.location
+                            m.pattern, svc.full_name, m.proto_name, other_svc.full_name, other.proto_name, other.pattern_location
                         ),
                     ));
                 }

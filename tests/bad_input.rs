@@ -1,0 +1,523 @@
+//! Bad input through the real CLI: every case exits 2 with a located, panic-free message on
+//! stderr and writes nothing to `--out`.
+//!
+//! Each case writes a small proto tree into a temp dir (`<tmp>/proto`), runs
+//! `axion-gen generate --proto-dir <tmp>/proto --out <tmp>/out`, and asserts on the result.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_axion-gen");
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    /// A proto dir holding `files` (proto name → text).
+    fn new(files: &[(&str, &str)]) -> Case {
+        let case = Case {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        std::fs::create_dir_all(case.proto()).expect("proto dir");
+        for (name, text) in files {
+            case.write(name, text.as_bytes());
+        }
+        case
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) {
+        let path = self.proto().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, bytes).expect("write fixture");
+    }
+
+    fn proto(&self) -> PathBuf {
+        self.dir.path().join("proto")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// `<proto dir>/<name>` as the CLI prints it.
+    fn shown(&self, name: &str) -> String {
+        self.proto().join(name).display().to_string()
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        self.run_with_dir(&self.proto(), extra)
+    }
+
+    fn run_with_dir(&self, proto_dir: &Path, extra: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("generate")
+            .arg("--proto-dir")
+            .arg(proto_dir)
+            .arg("--out")
+            .arg(self.out())
+            .args(extra)
+            .output()
+            .expect("run axion-gen")
+    }
+
+    /// Runs and asserts a clean failure: exit 2, no panic, nothing written, and every
+    /// `expected` fragment in stderr. Returns stderr.
+    fn fails(&self, extra: &[&str], expected: &[&str]) -> String {
+        let out = self.run(extra);
+        self.assert_failed(&out, expected)
+    }
+
+    fn assert_failed(&self, out: &Output, expected: &[&str]) -> String {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "exit code; stderr:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+        assert!(stderr.contains("error:"), "no error line:\n{stderr}");
+        for e in expected {
+            assert!(stderr.contains(e), "stderr lacks {e:?}:\n{stderr}");
+        }
+        assert!(
+            !self.out().exists(),
+            "--out was written on failure:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// Runs with `--skip-unsupported` and asserts success with a warning naming `expected`.
+    fn skips(&self, expected: &[&str]) -> String {
+        let out = self.run(&["--skip-unsupported"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "exit code; stderr:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+        assert!(stderr.contains("warning:"), "no warning:\n{stderr}");
+        for e in expected {
+            assert!(stderr.contains(e), "stderr lacks {e:?}:\n{stderr}");
+        }
+        assert!(self.out().join("mod.rs").is_file(), "nothing generated");
+        stderr
+    }
+}
+
+/// `file:line:` (the column is not pinned).
+fn at(case: &Case, name: &str, line: u32) -> String {
+    format!("{}:{line}:", case.shown(name))
+}
+
+const OK: &str = "syntax = \"proto3\";\npackage ok;\nmessage Ping {}\nservice PingService { rpc Ping(Ping) returns (Ping); }\n";
+
+#[test]
+fn syntax_error() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\n\nmessage M {\n  string x = 1\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "expected ';'"]);
+}
+
+#[test]
+fn unknown_import() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"nope/missing.proto\";\nmessage M {}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 3), "nope/missing.proto", "not found"],
+    );
+}
+
+#[test]
+fn unknown_type() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {\n  Nope x = 1;\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 4), "Nope"]);
+}
+
+#[test]
+fn duplicate_pattern_across_files() {
+    let case = Case::new(&[
+        (
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice One {\n  rpc Do(M) returns (M) {\n    option (axion.method).pattern = \"shared.topic\";\n  }\n}\n",
+        ),
+        (
+            "b.proto",
+            "syntax = \"proto3\";\npackage b;\nimport \"axion/options.proto\";\nimport \"a.proto\";\n\nservice Two {\n  rpc Other(a.M) returns (a.M) {\n    option (axion.method).pattern = \"shared.topic\";\n  }\n}\n",
+        ),
+    ]);
+    // Placed at the second option, naming both rpcs and the first option's place.
+    case.fails(
+        &[],
+        &[
+            &at(&case, "b.proto", 8),
+            "shared.topic",
+            "b.Two.Other",
+            "a.One.Do",
+            &at(&case, "a.proto", 7),
+        ],
+    );
+}
+
+#[test]
+fn default_patterns_collide() {
+    // Two services whose kafka names coincide through the `name` option.
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice One {\n  option (axion.service).name = \"same\";\n  rpc Do(M) returns (M);\n}\nservice Two {\n  option (axion.service).name = \"same\";\n  rpc Do(M) returns (M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 11),
+            "axion.same.do",
+            "a.One.Do",
+            "a.Two.Do",
+        ],
+    );
+}
+
+#[test]
+fn illegal_topic_character() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  rpc Do(M) returns (M) {\n    option (axion.method).pattern = \"bad topic!\";\n  }\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 7), "bad topic!", "[a-zA-Z0-9._-]"],
+    );
+}
+
+#[test]
+fn illegal_service_name_in_topic() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  option (axion.service).name = \"my service\";\n\n  rpc Do(M) returns (M);\n}\n",
+    )]);
+    // At the option that sets the name, once (not once per rpc).
+    let stderr = case.fails(&[], &[&at(&case, "a.proto", 6), "my service"]);
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+}
+
+#[test]
+fn illegal_file_topic_prefix() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\n\noption (axion.file).topic_prefix = \"my/prefix\";\nmessage M {}\nservice S { rpc Do(M) returns (M); }\nservice T { rpc Do(M) returns (M); }\n",
+    )]);
+    let stderr = case.fails(&[], &[&at(&case, "a.proto", 5), "my/prefix", "'/'"]);
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+}
+
+#[test]
+fn illegal_cli_topic_prefix() {
+    let case = Case::new(&[("ok.proto", OK)]);
+    case.fails(&["--topic-prefix", "a b"], &["topic prefix", "' '"]);
+}
+
+#[test]
+fn topic_too_long() {
+    let long = "t".repeat(250);
+    let text = format!(
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {{}}\nservice S {{\n\n  rpc Do(M) returns (M) {{\n    option (axion.method).pattern = \"{long}\";\n  }}\n}}\n"
+    );
+    let case = Case::new(&[("a.proto", &text)]);
+    case.fails(&[], &[&at(&case, "a.proto", 8), "250 characters", "249"]);
+}
+
+#[test]
+fn reply_topic_too_long() {
+    // 245 + ".reply" = 251: the pattern is legal, its reply topic is not.
+    let long = "t".repeat(245);
+    let text = format!(
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {{}}\nservice S {{\n  rpc Do(M) returns (M) {{\n    option (axion.method).pattern = \"{long}\";\n  }}\n}}\n"
+    );
+    let case = Case::new(&[("a.proto", &text)]);
+    case.fails(&[], &[&at(&case, "a.proto", 7), ".reply", "251 characters"]);
+}
+
+#[test]
+fn client_streaming() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Ok(M) returns (M);\n  rpc Up(stream M) returns (M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 6),
+            "rpc Up",
+            "client streaming",
+            "--skip-unsupported",
+        ],
+    );
+    let stderr = case.skips(&[&at(&case, "a.proto", 6), "rpc Up", "skipped"]);
+    assert!(!stderr.contains("error:"), "{stderr}");
+    let code = std::fs::read_to_string(case.out().join("a.rs")).expect("a.rs");
+    assert!(code.contains("fn ok"), "the supported rpc is generated");
+    assert!(!code.contains("fn up"), "the skipped rpc is not");
+}
+
+#[test]
+fn bidi_streaming() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Ok(M) returns (M);\n\n  rpc Chat(stream M) returns (stream M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 7), "rpc Chat", "bidirectional"],
+    );
+    case.skips(&[&at(&case, "a.proto", 7), "rpc Chat", "skipped"]);
+}
+
+#[test]
+fn descriptor_proto_copy_shadows_builtin() {
+    let case = Case::new(&[
+        (
+            "google/protobuf/descriptor.proto",
+            "syntax = \"proto2\";\npackage google.protobuf;\nmessage FileDescriptorSet {}\n",
+        ),
+        ("ok.proto", OK),
+    ]);
+    let name = case.shown("google/protobuf/descriptor.proto");
+    case.fails(&[], &[&name, "shadows", "--skip-unsupported"]);
+    case.skips(&[&name, "skipped"]);
+}
+
+#[test]
+fn edition_2023() {
+    let case = Case::new(&[(
+        "a.proto",
+        "// An editions file.\nedition = \"2023\";\npackage a;\nmessage M {}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 2), "edition"]);
+}
+
+#[test]
+fn empty_proto_dir() {
+    let case = Case::new(&[]);
+    case.fails(
+        &[],
+        &[&case.proto().display().to_string(), "no .proto files"],
+    );
+}
+
+#[test]
+fn missing_proto_dir() {
+    let case = Case::new(&[]);
+    let missing = case.dir.path().join("does-not-exist");
+    let out = case.run_with_dir(&missing, &[]);
+    case.assert_failed(&out, &[&missing.display().to_string(), "does not exist"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn dangling_symlink() {
+    let case = Case::new(&[("ok.proto", OK)]);
+    std::os::unix::fs::symlink(
+        case.dir.path().join("gone.proto"),
+        case.proto().join("a.proto"),
+    )
+    .expect("symlink");
+    case.fails(
+        &[],
+        &[&case.shown("a.proto"), "cannot read", "does not exist"],
+    );
+}
+
+#[test]
+fn directory_named_like_a_proto_file() {
+    let case = Case::new(&[("ok.proto", OK)]);
+    std::fs::create_dir_all(case.proto().join("x.proto")).expect("dir");
+    let listed = case.proto().join("x.proto").display().to_string();
+    case.fails(&[&listed], &[&listed, "directory"]);
+}
+
+#[test]
+fn invalid_utf8() {
+    let case = Case::new(&[]);
+    case.write(
+        "a.proto",
+        b"syntax = \"proto3\";\npackage a;\n// \xff\xfe oops\nmessage M {}\n",
+    );
+    case.fails(&[], &[&format!("{}:3:4:", case.shown("a.proto")), "UTF-8"]);
+}
+
+#[test]
+fn duplicate_message_in_one_file() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\n\nmessage M {}\n",
+    )]);
+    // At the second definition, pointing back at the first.
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 5), "a.M", &at(&case, "a.proto", 3)],
+    );
+}
+
+#[test]
+fn duplicate_message_across_files() {
+    let case = Case::new(&[
+        (
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nmessage M {}\n",
+        ),
+        (
+            "b.proto",
+            "syntax = \"proto3\";\npackage a;\n\nmessage M {}\n",
+        ),
+    ]);
+    case.fails(&[], &[&at(&case, "b.proto", 4), "a.M", "a.proto"]);
+}
+
+#[test]
+fn duplicate_field_number() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {\n  string a = 1;\n  string b = 1;\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 5), &at(&case, "a.proto", 4)]);
+}
+
+#[test]
+fn event_with_stream_reply() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  rpc Do(M) returns (stream M) {\n    option (axion.method).event = true;\n  }\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "rpc Do", "event"]);
+}
+
+#[test]
+fn traefik_without_host_or_port() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  rpc Do(M) returns (M);\n  option (axion.service).traefik = { path_prefix: \"/x\" };\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 7), "traefik", "host", "port"]);
+}
+
+#[test]
+fn traefik_port_out_of_range() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  option (axion.service).traefik = {\n    host: \"s.localhost\"\n    port: 70000\n  };\n  rpc Do(M) returns (M);\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "70000"]);
+}
+
+#[test]
+fn services_share_a_constant() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice Graph { rpc Do(M) returns (M); }\n\nservice GraphService { rpc Do2(M) returns (M); }\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 6),
+            "Graph ",
+            "GraphService",
+            "GRAPH_SERVICE_NAME",
+            &at(&case, "a.proto", 4),
+        ],
+    );
+}
+
+#[test]
+fn rpcs_share_a_rust_method() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc GetX(M) returns (M);\n  rpc get_x(M) returns (M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 6),
+            "GetX",
+            "get_x",
+            &at(&case, "a.proto", 5),
+        ],
+    );
+}
+
+#[test]
+fn bad_option_value_type() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  rpc Do(M) returns (M) {\n    option (axion.method).event = \"yes\";\n  }\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 7), "bool", "(axion.method).event"],
+    );
+}
+
+#[test]
+fn unknown_option_field() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nimport \"axion/options.proto\";\nmessage M {}\nservice S {\n  rpc Do(M) returns (M) {\n    option (axion.method).topic = \"x\";\n  }\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 7), "topic"]);
+}
+
+#[test]
+fn option_without_import() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Do(M) returns (M) {\n    option (axion.method).event = true;\n  }\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "axion.method"]);
+}
+
+#[test]
+fn import_cycle() {
+    let case = Case::new(&[
+        (
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nimport \"b.proto\";\nmessage A {}\n",
+        ),
+        (
+            "b.proto",
+            "syntax = \"proto3\";\npackage a;\n\nimport \"a.proto\";\nmessage B {}\n",
+        ),
+    ]);
+    // At the import that closes the cycle.
+    case.fails(
+        &[],
+        &[
+            &at(&case, "b.proto", 4),
+            "cycle",
+            "a.proto -> b.proto -> a.proto",
+        ],
+    );
+}
+
+#[test]
+fn listed_file_outside_include_dirs() {
+    let case = Case::new(&[("ok.proto", OK)]);
+    let outside = case.dir.path().join("elsewhere.proto");
+    std::fs::write(&outside, OK).expect("write");
+    let listed = outside.display().to_string();
+    case.fails(&[&listed], &[&listed, "--include"]);
+}
+
+#[test]
+fn errors_in_several_files_are_all_reported() {
+    let case = Case::new(&[
+        (
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Up(stream M) returns (M);\n}\n",
+        ),
+        (
+            "b.proto",
+            "syntax = \"proto3\";\npackage b;\nmessage M {}\nservice T {\n\n  rpc Chat(stream M) returns (stream M);\n}\n",
+        ),
+    ]);
+    case.fails(&[], &[&at(&case, "a.proto", 5), &at(&case, "b.proto", 6)]);
+}
