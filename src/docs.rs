@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn plain_comment() {
-        assert_eq!(doc_lines(" Creates a project.\n Second line.\n"), vec!["Creates a project.", "Second line."]);
+        assert_eq!(
+            doc_lines(" Creates a project.\n Second line.\n"),
+            vec!["Creates a project.", "Second line."]
+        );
     }
 
     #[test]
