@@ -15,6 +15,8 @@ pub mod client;
 pub mod contract;
 pub mod error;
 pub mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 pub mod server;
 pub mod transport;

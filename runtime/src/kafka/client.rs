@@ -1,0 +1,311 @@
+//! The caller's side: requests with correlated replies, events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::{headers, unavailable, KafkaConfig};
+use crate::transport::{BoxFuture, Call, RawReplies, Transport};
+use crate::{Client, RpcError, ServiceContract};
+
+type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Result<Vec<u8>, RpcError>>>>>;
+
+/// A connection to the bus for callers: implements [`Transport`], so generated clients run
+/// over it (`GraphServiceClient::new(kafka.client())`).
+///
+/// Cheap to clone. Dropping the last clone stops its reply reader.
+#[derive(Clone)]
+pub struct KafkaClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    consumer: Arc<StreamConsumer>,
+    pending: Pending,
+    /// Reply topic → the partition this instance reads and asks replies on.
+    reply_partitions: tokio::sync::Mutex<HashMap<String, i32>>,
+    instance: u64,
+    next_id: AtomicU64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl std::fmt::Debug for KafkaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaClient")
+            .field("brokers", &self.inner.config.brokers)
+            .field("client_id", &self.inner.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl KafkaClient {
+    /// Connects, and starts reading the reply topics of `contracts` (more are added on first
+    /// use). Fails with `UNAVAILABLE` within the request timeout if the brokers cannot be
+    /// reached or a reply topic does not exist.
+    pub async fn connect(config: &KafkaConfig, contracts: &[&ServiceContract]) -> Result<Self, RpcError> {
+        let timeout_ms = config.request_timeout.as_millis().max(1000).to_string();
+        let producer: FutureProducer = config
+            .common()
+            .set("client.id", config.client_group())
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.send.max.retries", config.send_retries.to_string())
+            .set("retry.backoff.ms", config.retry_backoff.as_millis().to_string())
+            .set("message.timeout.ms", &timeout_ms)
+            .create()
+            .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
+        let consumer: StreamConsumer = config
+            .common()
+            .set("client.id", config.client_group())
+            .set("group.id", config.client_group())
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+            .set("fetch.min.bytes", "1")
+            .create()
+            .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;
+        let consumer = Arc::new(consumer);
+        let pending: Pending = Arc::default();
+        let reader = tokio::spawn(read_replies(consumer.clone(), pending.clone()));
+        let client = KafkaClient {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                producer,
+                consumer,
+                pending,
+                reply_partitions: tokio::sync::Mutex::new(HashMap::new()),
+                instance: random_u64(),
+                next_id: AtomicU64::new(1),
+                reader,
+            }),
+        };
+        for contract in contracts {
+            for topic in contract.reply_topics() {
+                client.reply_partition(topic).await?;
+            }
+        }
+        Ok(client)
+    }
+
+    /// A [`Client`] over this connection with the configured request timeout.
+    pub fn client(&self) -> Client {
+        Client::new(Arc::new(self.clone())).with_timeout(self.inner.config.request_timeout)
+    }
+
+    /// Waits until every event and request produced so far is acknowledged (or `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<(), RpcError> {
+        use rdkafka::producer::Producer as _;
+        self.inner
+            .producer
+            .flush(timeout)
+            .map_err(|e| unavailable("flush failed", e))
+    }
+
+    /// The partition of `topic` this instance reads replies from, assigning it on first use.
+    async fn reply_partition(&self, topic: &str) -> Result<i32, RpcError> {
+        let mut assigned = self.inner.reply_partitions.lock().await;
+        if let Some(p) = assigned.get(topic) {
+            return Ok(*p);
+        }
+        let consumer = self.inner.consumer.clone();
+        let topic_owned = topic.to_owned();
+        let timeout = self.inner.config.request_timeout;
+        let instance = self.inner.instance;
+        let brokers = self.inner.config.brokers.join(",");
+        // Metadata and watermark calls block: keep them off the async workers.
+        let (partition, high) = tokio::task::spawn_blocking(move || {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic_owned), timeout)
+                .map_err(|e| unavailable(&format!("brokers {brokers} unreachable"), e))?;
+            let count = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic_owned)
+                .map(|t| t.partitions().len())
+                .unwrap_or(0);
+            if count == 0 {
+                return Err(RpcError::unavailable(format!(
+                    "reply topic {topic_owned} does not exist; create the contract's topics first (ensure_topics / axion-gen topics)"
+                )));
+            }
+            let partition = (instance % count as u64) as i32;
+            let (_, high) = consumer
+                .fetch_watermarks(&topic_owned, partition, timeout)
+                .map_err(|e| unavailable(&format!("cannot read the end of {topic_owned}"), e))?;
+            Ok::<_, RpcError>((partition, high))
+        })
+        .await
+        .map_err(|e| RpcError::internal(format!("metadata task failed: {e}")))??;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(high))
+            .map_err(|e| unavailable("bad reply partition", e))?;
+        self.inner
+            .consumer
+            .incremental_assign(&tpl)
+            .map_err(|e| unavailable(&format!("cannot read reply topic {topic}"), e))?;
+        tracing::debug!(topic, partition, offset = high, "reading replies");
+        assigned.insert(topic.to_owned(), partition);
+        Ok(partition)
+    }
+
+    fn correlation_id(&self) -> String {
+        format!(
+            "{:016x}{:08x}",
+            self.inner.instance,
+            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// Removes a call from the pending map when its reply stream is dropped (done or timed out).
+struct PendingGuard {
+    pending: Pending,
+    id: String,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
+
+struct Replies {
+    rx: UnboundedStream<Result<Vec<u8>, RpcError>>,
+    _guard: PendingGuard,
+}
+
+impl futures_core::Stream for Replies {
+    type Item = Result<Vec<u8>, RpcError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+impl Transport for KafkaClient {
+    fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>> {
+        Box::pin(async move {
+            let partition = self.reply_partition(call.reply_topic).await?;
+            let id = self.correlation_id();
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.inner
+                .pending
+                .lock()
+                .expect("pending lock")
+                .insert(id.clone(), tx);
+            let guard = PendingGuard {
+                pending: self.inner.pending.clone(),
+                id: id.clone(),
+            };
+            let partition_text = partition.to_string();
+            let hdrs = headers::with(OwnedHeaders::new(), headers::CORRELATION_ID, id.as_bytes());
+            let hdrs = headers::with(hdrs, headers::REPLY_TOPIC, call.reply_topic.as_bytes());
+            let hdrs = headers::with(hdrs, headers::REPLY_PARTITION, partition_text.as_bytes());
+            let record = FutureRecord::<(), _>::to(call.pattern)
+                .payload(&call.payload)
+                .headers(hdrs);
+            self.inner
+                .producer
+                .send(record, call.timeout)
+                .await
+                .map_err(|(e, _)| unavailable(&format!("cannot send to {}", call.pattern), e))?;
+            Ok(Box::pin(Replies {
+                rx: UnboundedStream(rx),
+                _guard: guard,
+            }) as RawReplies)
+        })
+    }
+
+    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>> {
+        Box::pin(async move {
+            let record = FutureRecord::<(), _>::to(pattern).payload(&payload);
+            self.inner
+                .producer
+                .send(record, self.inner.config.request_timeout)
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| unavailable(&format!("cannot emit on {pattern}"), e))
+        })
+    }
+}
+
+/// Routes replies to their pending calls by correlation id; ignores the rest (replies to
+/// other instances sharing the partition, or to calls that already timed out).
+async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending) {
+    loop {
+        let msg = match consumer.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "reply consumer error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let hdrs = msg.headers();
+        let Some(id) = headers::text(hdrs, headers::CORRELATION_ID) else {
+            continue;
+        };
+        let err = headers::get(hdrs, headers::NEST_ERR).map(crate::RpcError::from_json);
+        let disposed = err.is_some() || headers::get(hdrs, headers::NEST_IS_DISPOSED).is_some();
+        let mut map = pending.lock().expect("pending lock");
+        let Some(tx) = map.get(&id) else {
+            continue;
+        };
+        let delivered = match (err, msg.payload()) {
+            (Some(e), _) => tx.send(Err(e)).is_ok(),
+            (None, Some(value)) => tx.send(Ok(value.to_vec())).is_ok(),
+            // A disposed marker without a value ends the stream without an item.
+            (None, None) if disposed => true,
+            (None, None) => tx.send(Ok(Vec::new())).is_ok(),
+        };
+        if disposed || !delivered {
+            map.remove(&id);
+        }
+    }
+}
+
+/// `UnboundedReceiver` as a `Stream`.
+struct UnboundedStream<T>(mpsc::UnboundedReceiver<T>);
+
+impl<T> futures_core::Stream for UnboundedStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -1,0 +1,533 @@
+//! Kafka settings, from the stack's environment variables or a builder, validated once.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration value that is wrong, naming where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    /// The variable or builder setting (`KAFKA_SASL_MECHANISM`, `request_timeout`).
+    pub name: String,
+    /// What is wrong with it (never the value of a secret).
+    pub problem: String,
+}
+
+fn bad(name: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// A password: kept out of `Debug`, `Display` and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for handing to librdkafka.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// SASL mechanisms the stack uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// `scram-sha-512` (the stack's default).
+    ScramSha512,
+    /// `scram-sha-256`.
+    ScramSha256,
+    /// `plain`.
+    Plain,
+}
+
+impl SaslMechanism {
+    /// Parses the stack's spelling (case-insensitive): `scram-sha-512`, `scram-sha-256`, `plain`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "scram-sha-512" => Some(SaslMechanism::ScramSha512),
+            "scram-sha-256" => Some(SaslMechanism::ScramSha256),
+            "plain" => Some(SaslMechanism::Plain),
+            _ => None,
+        }
+    }
+
+    fn librdkafka_name(self) -> &'static str {
+        match self {
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+}
+
+/// SASL credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sasl {
+    /// Mechanism.
+    pub mechanism: SaslMechanism,
+    /// User name.
+    pub username: String,
+    /// Password (redacted in `Debug`).
+    pub password: Secret,
+}
+
+/// Everything the Kafka transport needs. Build it with [`KafkaConfig::from_env`] or
+/// [`KafkaConfig::builder`]; both validate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port` each.
+    pub brokers: Vec<String>,
+    /// SASL, when the cluster needs it.
+    pub sasl: Option<Sasl>,
+    /// TLS to the brokers.
+    pub ssl: bool,
+    /// CA bundle for TLS.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Client id / group stem of a caller; `-client` is appended like NestJS does.
+    /// Default: `axion`.
+    pub client_id: String,
+    /// Consumer group of servers, overriding the contract's `<service>-server`. Like NestJS,
+    /// `-server` is appended to a configured value.
+    pub server_group: Option<String>,
+    /// Default timeout of a call.
+    pub request_timeout: Duration,
+    /// How long the broker may hold a fetch (`fetch.wait.max.ms`).
+    pub fetch_wait: Duration,
+    /// Consumer session timeout.
+    pub session_timeout: Duration,
+    /// Partitions of topics created by `ensure_topics`.
+    pub topic_partitions: i32,
+    /// Replication factor of topics created by `ensure_topics`.
+    pub topic_replication: i32,
+    /// Messages a server handles at once (across its partitions). 1 keeps strict order.
+    pub max_in_flight: usize,
+    /// Producer retries of a failed send (bounded, with backoff).
+    pub send_retries: u32,
+    /// Backoff between producer retries.
+    pub retry_backoff: Duration,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: vec!["localhost:9092".to_owned()],
+            sasl: None,
+            ssl: false,
+            ssl_ca_location: None,
+            client_id: "axion".to_owned(),
+            server_group: None,
+            request_timeout: Duration::from_secs(10),
+            fetch_wait: Duration::from_millis(10),
+            session_timeout: Duration::from_secs(10),
+            topic_partitions: 3,
+            topic_replication: 1,
+            max_in_flight: 64,
+            send_retries: 5,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The environment variables [`KafkaConfig::from_env`] reads.
+pub mod env {
+    /// Comma-separated brokers. Default `localhost:9092`.
+    pub const BROKERS: &str = "KAFKA_BROKERS";
+    /// SASL user; SASL is on when set.
+    pub const SASL_USERNAME: &str = "KAFKA_SASL_USERNAME";
+    /// SASL password.
+    pub const SASL_PASSWORD: &str = "KAFKA_SASL_PASSWORD";
+    /// `scram-sha-512` (default), `scram-sha-256` or `plain`.
+    pub const SASL_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
+    /// `true` for TLS.
+    pub const SSL: &str = "KAFKA_SSL";
+    /// CA bundle path for TLS.
+    pub const SSL_CA_LOCATION: &str = "KAFKA_SSL_CA_LOCATION";
+    /// Client id stem.
+    pub const CLIENT_ID: &str = "KAFKA_CLIENT_ID";
+    /// Server consumer group stem (`-server` is appended).
+    pub const GROUP_ID: &str = "KAFKA_GROUP_ID";
+    /// Default call timeout, in ms (> 0).
+    pub const REQUEST_TIMEOUT_MS: &str = "KAFKA_REQUEST_TIMEOUT_MS";
+    /// Fetch wait, in ms (> 0).
+    pub const FETCH_WAIT_MS: &str = "KAFKA_FETCH_WAIT_MS";
+    /// Consumer session timeout, in ms (> 0).
+    pub const SESSION_TIMEOUT_MS: &str = "KAFKA_SESSION_TIMEOUT_MS";
+    /// Partitions of created topics (> 0).
+    pub const TOPIC_PARTITIONS: &str = "KAFKA_TOPIC_PARTITIONS";
+    /// Replication of created topics (> 0).
+    pub const TOPIC_REPLICATION: &str = "KAFKA_TOPIC_REPLICATION";
+    /// Messages a server handles at once (> 0).
+    pub const MAX_IN_FLIGHT: &str = "KAFKA_MAX_IN_FLIGHT";
+}
+
+impl KafkaConfig {
+    /// Reads the stack's variables (see [`env`]); unset ones keep their defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`KafkaConfig::from_env`], reading variables through `lookup` (for tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut b = KafkaConfig::builder();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get(env::BROKERS) {
+            b = b.brokers(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+            b.source.brokers = env::BROKERS;
+        }
+        let user = get(env::SASL_USERNAME);
+        let pass = lookup(env::SASL_PASSWORD);
+        let mech = get(env::SASL_MECHANISM);
+        match (user, pass) {
+            (Some(u), Some(p)) => {
+                let mechanism = match mech {
+                    None => SaslMechanism::ScramSha512,
+                    Some(m) => SaslMechanism::parse(&m).ok_or_else(|| {
+                        bad(env::SASL_MECHANISM, format!("unknown mechanism {m:?}; use scram-sha-512, scram-sha-256 or plain"))
+                    })?,
+                };
+                b = b.sasl(mechanism, u, Secret::new(p));
+            }
+            (Some(_), None) => return Err(bad(env::SASL_PASSWORD, "must be set when KAFKA_SASL_USERNAME is")),
+            (None, Some(_)) => return Err(bad(env::SASL_USERNAME, "must be set when KAFKA_SASL_PASSWORD is")),
+            (None, None) => {
+                if let Some(m) = mech {
+                    if SaslMechanism::parse(&m).is_none() {
+                        return Err(bad(env::SASL_MECHANISM, format!("unknown mechanism {m:?}; use scram-sha-512, scram-sha-256 or plain")));
+                    }
+                }
+            }
+        }
+        if let Some(v) = get(env::SSL) {
+            b = b.ssl(parse_bool(env::SSL, &v)?);
+        }
+        if let Some(v) = get(env::SSL_CA_LOCATION) {
+            b = b.ssl_ca_location(v);
+        }
+        if let Some(v) = get(env::CLIENT_ID) {
+            b = b.client_id(v);
+        }
+        if let Some(v) = get(env::GROUP_ID) {
+            b = b.server_group(v);
+        }
+        if let Some(v) = get(env::REQUEST_TIMEOUT_MS) {
+            b = b.request_timeout_ms(parse_int(env::REQUEST_TIMEOUT_MS, &v)?);
+            b.source.request_timeout = env::REQUEST_TIMEOUT_MS;
+        }
+        if let Some(v) = get(env::FETCH_WAIT_MS) {
+            b = b.fetch_wait_ms(parse_int(env::FETCH_WAIT_MS, &v)?);
+            b.source.fetch_wait = env::FETCH_WAIT_MS;
+        }
+        if let Some(v) = get(env::SESSION_TIMEOUT_MS) {
+            b = b.session_timeout_ms(parse_int(env::SESSION_TIMEOUT_MS, &v)?);
+            b.source.session_timeout = env::SESSION_TIMEOUT_MS;
+        }
+        if let Some(v) = get(env::TOPIC_PARTITIONS) {
+            b = b.topic_partitions(parse_int(env::TOPIC_PARTITIONS, &v)?);
+            b.source.partitions = env::TOPIC_PARTITIONS;
+        }
+        if let Some(v) = get(env::TOPIC_REPLICATION) {
+            b = b.topic_replication(parse_int(env::TOPIC_REPLICATION, &v)?);
+            b.source.replication = env::TOPIC_REPLICATION;
+        }
+        if let Some(v) = get(env::MAX_IN_FLIGHT) {
+            b = b.max_in_flight(parse_int(env::MAX_IN_FLIGHT, &v)?);
+            b.source.max_in_flight = env::MAX_IN_FLIGHT;
+        }
+        b.build()
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> KafkaConfigBuilder {
+        KafkaConfigBuilder {
+            raw: Raw::default(),
+            source: Source::default(),
+        }
+    }
+
+    /// `<client_id>-client`, NestJS's postfix rule.
+    pub fn client_group(&self) -> String {
+        format!("{}-client", self.client_id)
+    }
+
+    /// librdkafka settings shared by producers, consumers and admin clients.
+    pub(crate) fn common(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.join(","));
+        let protocol = match (self.sasl.is_some(), self.ssl) {
+            (false, false) => "plaintext",
+            (false, true) => "ssl",
+            (true, false) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        };
+        c.set("security.protocol", protocol);
+        if let Some(sasl) = &self.sasl {
+            c.set("sasl.mechanisms", sasl.mechanism.librdkafka_name());
+            c.set("sasl.username", &sasl.username);
+            c.set("sasl.password", sasl.password.expose());
+        }
+        if let Some(ca) = &self.ssl_ca_location {
+            c.set("ssl.ca.location", ca.display().to_string());
+        }
+        // Without this, librdkafka retries a missing broker forever and a caller hangs.
+        c.set("socket.connection.setup.timeout.ms", "5000");
+        c.set("log_level", "3");
+        c
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad(name, format!("expected true or false, got {v:?}"))),
+    }
+}
+
+fn parse_int(name: &str, v: &str) -> Result<i64, ConfigError> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| bad(name, format!("expected a whole number, got {v:?}")))
+}
+
+#[derive(Default)]
+struct Raw {
+    brokers: Option<Vec<String>>,
+    sasl: Option<Sasl>,
+    ssl: Option<bool>,
+    ssl_ca_location: Option<PathBuf>,
+    client_id: Option<String>,
+    server_group: Option<String>,
+    request_timeout_ms: Option<i64>,
+    fetch_wait_ms: Option<i64>,
+    session_timeout_ms: Option<i64>,
+    topic_partitions: Option<i64>,
+    topic_replication: Option<i64>,
+    max_in_flight: Option<i64>,
+    send_retries: Option<u32>,
+    retry_backoff_ms: Option<i64>,
+}
+
+/// Names of the settings, for errors (env variable or builder method).
+struct Source {
+    brokers: &'static str,
+    request_timeout: &'static str,
+    fetch_wait: &'static str,
+    session_timeout: &'static str,
+    partitions: &'static str,
+    replication: &'static str,
+    max_in_flight: &'static str,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source {
+            brokers: "brokers",
+            request_timeout: "request_timeout",
+            fetch_wait: "fetch_wait",
+            session_timeout: "session_timeout",
+            partitions: "topic_partitions",
+            replication: "topic_replication",
+            max_in_flight: "max_in_flight",
+        }
+    }
+}
+
+/// Builds a validated [`KafkaConfig`]. Durations are given in milliseconds as signed numbers
+/// so that a zero or negative value (a classic misconfiguration) is caught here, by name.
+pub struct KafkaConfigBuilder {
+    raw: Raw,
+    source: Source,
+}
+
+impl fmt::Debug for KafkaConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfigBuilder").finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.raw.$field = Some(value.into());
+            self
+        }
+    };
+}
+
+impl KafkaConfigBuilder {
+    /// Bootstrap servers.
+    pub fn brokers(mut self, brokers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.raw.brokers = Some(brokers.into_iter().map(Into::into).collect());
+        self
+    }
+    /// SASL credentials.
+    pub fn sasl(mut self, mechanism: SaslMechanism, username: impl Into<String>, password: Secret) -> Self {
+        self.raw.sasl = Some(Sasl {
+            mechanism,
+            username: username.into(),
+            password,
+        });
+        self
+    }
+    setter!(
+        /// TLS to the brokers.
+        ssl, ssl, bool
+    );
+    /// CA bundle for TLS.
+    pub fn ssl_ca_location(mut self, path: impl Into<PathBuf>) -> Self {
+        self.raw.ssl_ca_location = Some(path.into());
+        self
+    }
+    /// Client id stem.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.raw.client_id = Some(id.into());
+        self
+    }
+    /// Server group stem (`-server` is appended, like NestJS).
+    pub fn server_group(mut self, group: impl Into<String>) -> Self {
+        self.raw.server_group = Some(group.into());
+        self
+    }
+    setter!(
+        /// Default call timeout in ms (must be > 0).
+        request_timeout_ms, request_timeout_ms, i64
+    );
+    setter!(
+        /// Fetch wait in ms (must be > 0).
+        fetch_wait_ms, fetch_wait_ms, i64
+    );
+    setter!(
+        /// Session timeout in ms (must be > 0).
+        session_timeout_ms, session_timeout_ms, i64
+    );
+    setter!(
+        /// Partitions of created topics (must be > 0).
+        topic_partitions, topic_partitions, i64
+    );
+    setter!(
+        /// Replication of created topics (must be > 0).
+        topic_replication, topic_replication, i64
+    );
+    setter!(
+        /// Messages a server handles at once (must be > 0).
+        max_in_flight, max_in_flight, i64
+    );
+    setter!(
+        /// Producer retries (bounded).
+        send_retries, send_retries, u32
+    );
+    setter!(
+        /// Backoff between retries in ms (must be > 0).
+        retry_backoff_ms, retry_backoff_ms, i64
+    );
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<KafkaConfig, ConfigError> {
+        let d = KafkaConfig::default();
+        let s = &self.source;
+        let r = self.raw;
+        let positive = |name: &str, v: Option<i64>, default: i64| -> Result<i64, ConfigError> {
+            let v = v.unwrap_or(default);
+            if v <= 0 {
+                Err(bad(name, format!("must be greater than zero, got {v}")))
+            } else {
+                Ok(v)
+            }
+        };
+        let ms = |name: &str, v: Option<i64>, default: Duration| -> Result<Duration, ConfigError> {
+            positive(name, v, default.as_millis() as i64).map(|v| Duration::from_millis(v as u64))
+        };
+        let brokers = r.brokers.unwrap_or(d.brokers);
+        if brokers.is_empty() {
+            return Err(bad(s.brokers, "needs at least one host:port"));
+        }
+        if let Some(b) = brokers.iter().find(|b| !b.contains(':') || b.contains(char::is_whitespace)) {
+            return Err(bad(s.brokers, format!("{b:?} is not host:port")));
+        }
+        if let Some(sasl) = &r.sasl {
+            if sasl.username.is_empty() {
+                return Err(bad(env::SASL_USERNAME, "is empty"));
+            }
+        }
+        let client_id = r.client_id.unwrap_or(d.client_id);
+        if client_id.is_empty() {
+            return Err(bad("client_id", "is empty"));
+        }
+        Ok(KafkaConfig {
+            brokers,
+            sasl: r.sasl,
+            ssl: r.ssl.unwrap_or(false),
+            ssl_ca_location: r.ssl_ca_location,
+            client_id,
+            server_group: r.server_group.filter(|g| !g.is_empty()),
+            request_timeout: ms(s.request_timeout, r.request_timeout_ms, d.request_timeout)?,
+            fetch_wait: ms(s.fetch_wait, r.fetch_wait_ms, d.fetch_wait)?,
+            session_timeout: ms(s.session_timeout, r.session_timeout_ms, d.session_timeout)?,
+            topic_partitions: positive(s.partitions, r.topic_partitions, d.topic_partitions.into())? as i32,
+            topic_replication: positive(s.replication, r.topic_replication, d.topic_replication.into())? as i32,
+            max_in_flight: positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)? as usize,
+            send_retries: r.send_retries.unwrap_or(d.send_retries).min(100),
+            retry_backoff: ms("retry_backoff", r.retry_backoff_ms, d.retry_backoff)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<KafkaConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        KafkaConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_stack_variables() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.brokers, vec!["localhost:9092"]);
+        let c = from(&[
+            ("KAFKA_BROKERS", "a:1, b:2"),
+            ("KAFKA_SASL_USERNAME", "svc"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.brokers, vec!["a:1", "b:2"]);
+        let sasl = c.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = from(&[("KAFKA_SASL_MECHANISM", "md5"), ("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_SASL_MECHANISM");
+        let e = from(&[("KAFKA_REQUEST_TIMEOUT_MS", "-5")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_REQUEST_TIMEOUT_MS");
+        let e = from(&[("KAFKA_FETCH_WAIT_MS", "0")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_FETCH_WAIT_MS");
+        let e = from(&[("KAFKA_BROKERS", "nohost")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_BROKERS");
+        let e = from(&[("KAFKA_SASL_USERNAME", "u")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_SASL_PASSWORD");
+        let e = from(&[("KAFKA_SSL", "maybe")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_SSL");
+        let e = KafkaConfig::builder().request_timeout_ms(0).build().unwrap_err();
+        assert_eq!(e.name, "request_timeout");
+        assert!(!e.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,51 @@
+//! NestJS's Kafka header names and how values are read and written.
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+
+use crate::RpcError;
+
+/// Correlates a reply with its request.
+pub const CORRELATION_ID: &str = "kafka_correlationId";
+/// Where the reply goes.
+pub const REPLY_TOPIC: &str = "kafka_replyTopic";
+/// Which partition of the reply topic.
+pub const REPLY_PARTITION: &str = "kafka_replyPartition";
+/// The error of a failed call (JSON object, or a bare string).
+pub const NEST_ERR: &str = "kafka_nest-err";
+/// Marks the last message of a reply (a single 0x00 byte).
+pub const NEST_IS_DISPOSED: &str = "kafka_nest-is-disposed";
+
+/// The value of header `key`, if present (the last one wins, like kafkajs).
+pub fn get<'a, H: Headers>(headers: Option<&'a H>, key: &str) -> Option<&'a [u8]> {
+    let headers = headers?;
+    let mut found = None;
+    for h in headers.iter() {
+        if h.key == key {
+            found = Some(h.value.unwrap_or_default());
+        }
+    }
+    found
+}
+
+/// A header value as text (lossy: garbage bytes must not stop a server).
+pub fn text<H: Headers>(headers: Option<&H>, key: &str) -> Option<String> {
+    get(headers, key).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The bytes of `kafka_nest-err` for an error. NestJS sends its no-handler error as a bare
+/// string and every other error as a JSON object.
+pub fn error_value(e: &RpcError) -> Vec<u8> {
+    if e.code.is_none() && e.details.is_empty() && e.message == crate::NO_HANDLER_MESSAGE {
+        e.message.clone().into_bytes()
+    } else {
+        e.to_json().into_bytes()
+    }
+}
+
+/// Appends a header.
+pub fn with(headers: OwnedHeaders, key: &str, value: &[u8]) -> OwnedHeaders {
+    headers.insert(Header {
+        key,
+        value: Some(value),
+    })
+}

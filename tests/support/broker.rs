@@ -1,0 +1,87 @@
+//! A real Kafka-protocol broker (tansu, in-memory storage) on 127.0.0.1, one per test, killed
+//! on drop. `TANSU_BIN` overrides where the binary is; else `PATH`, else `~/.cargo/bin`.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a broker on a free port and waits (bounded) until it accepts connections.
+    pub fn start() -> Broker {
+        let bin = tansu_bin();
+        for _attempt in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let mut child = Command::new(&bin)
+                .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url"])
+                .arg(&url)
+                .arg("--advertised-listener-url")
+                .arg(&url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e} (install: cargo install tansu --version 0.6.0 --locked --features dynostore)", bin.display()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Broker { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+        }
+        panic!("tansu did not start");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("tansu");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".cargo/bin/tansu")
+}
+
+/// A config for `broker` with fast fetches and a fresh client id.
+pub fn config(broker: &Broker, client_id: &str) -> axion_runtime::kafka::KafkaConfig {
+    axion_runtime::kafka::KafkaConfig::builder()
+        .brokers([broker.address()])
+        .client_id(client_id)
+        .fetch_wait_ms(5)
+        .request_timeout_ms(10_000)
+        .session_timeout_ms(6_000)
+        .build()
+        .unwrap()
+}
