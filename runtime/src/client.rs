@@ -59,7 +59,7 @@ impl Client {
         &self.transport
     }
 
-    async fn replies<Req: Serialize>(
+    async fn replies<Req: Serialize + 'static>(
         &self,
         method: &'static MethodContract,
         request: &Req,
@@ -85,8 +85,8 @@ impl Client {
         request: &Req,
     ) -> Result<Resp, RpcError>
     where
-        Req: Serialize,
-        Resp: DeserializeOwned + Default,
+        Req: Serialize + 'static,
+        Resp: DeserializeOwned + Default + 'static,
     {
         let mut replies = self.replies(method, request).await?;
         let mut last: Option<Vec<u8>> = None;
@@ -110,7 +110,7 @@ impl Client {
         request: &Req,
     ) -> Result<ResponseStream<Resp>, RpcError>
     where
-        Req: Serialize,
+        Req: Serialize + 'static,
         Resp: DeserializeOwned + Default + Send + 'static,
     {
         let replies = self.replies(method, request).await?;
@@ -129,7 +129,7 @@ impl Client {
     }
 
     /// Event: publishes `event`; resolves when the bus accepted it.
-    pub async fn emit<Ev: Serialize>(
+    pub async fn emit<Ev: Serialize + 'static>(
         &self,
         method: &'static MethodContract,
         event: &Ev,

@@ -1,12 +1,14 @@
 //! JSON as NestJS/ts-proto peers send and read it.
 //!
 //! Nest peers pass ts-proto objects straight to `JSON.stringify`, which is not canonical proto3
-//! JSON: camelCase keys, enums as numbers, 64-bit integers as numbers, `Timestamp` as an ISO
-//! string (a `Date`) or `{seconds, nanos}`, bytes as a base64 string, a `Buffer`
-//! (`{"type":"Buffer","data":[..]}`) or a `Uint8Array` (`{"0":1,"1":2}`). Decoding accepts all
-//! of these (and proto field names next to camelCase ones); encoding writes what a ts-proto peer
-//! reads back: every scalar, list and map field (so `project.tags.length` works on the other
-//! side), unset messages and optionals left out, enums and 64-bit integers as numbers.
+//! JSON: camelCase keys, enums as numbers, 64-bit integers as numbers, `Timestamp` as
+//! `{seconds, nanos}` (or an ISO string from a peer that uses `Date`), bytes as a serialized
+//! `Uint8Array` (`{"0":1,"1":2}`), a `Buffer` (`{"type":"Buffer","data":[..]}`) or base64.
+//! Decoding accepts all of these (and proto field names next to camelCase ones); encoding
+//! writes exactly what a ts-proto NestJS peer writes: every scalar, list and map field (so
+//! `project.tags.length` works on the other side), unset messages and optionals left out,
+//! enums and 64-bit integers as numbers, timestamps as `{seconds, nanos}`, bytes as a
+//! `Uint8Array` object.
 //!
 //! Generated messages implement `serde::Serialize`/`Deserialize` by naming, per field, a
 //! *codec*: a zero-sized type in this module that knows how one proto kind travels in JSON.
@@ -346,17 +348,54 @@ impl Codec<f32> for F32 {
     }
 }
 
-/// `bytes`: written as standard base64; read from base64 (standard or URL-safe, padded or
-/// not), an array of numbers, a Node `Buffer` (`{"type":"Buffer","data":[..]}`) or a
-/// `Uint8Array` (`{"0":1,"1":2}`).
+/// `bytes`: written the way a ts-proto NestJS peer's `JSON.stringify` writes a `Uint8Array`
+/// (`{"0":1,"1":2}`), so a Rust peer is indistinguishable from a Nest one; read from that,
+/// base64 (standard or URL-safe, padded or not), an array of numbers, or a Node `Buffer`
+/// (`{"type":"Buffer","data":[..]}`).
 pub struct Bytes;
 impl Codec<Vec<u8>> for Bytes {
     fn ser<S: Serializer>(v: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+        let mut map = s.serialize_map(Some(v.len()))?;
+        for (i, b) in v.iter().enumerate() {
+            map.serialize_entry(&IndexKey(i), b)?;
+        }
+        map.end()
     }
     fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         d.deserialize_any(BytesVisitor)
     }
+}
+
+/// An array index as a JSON object key, without allocating.
+struct IndexKey(usize);
+impl Serialize for IndexKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = itoa_buf(self.0);
+        s.serialize_str(buf.as_str())
+    }
+}
+
+struct SmallStr {
+    bytes: [u8; 20],
+    start: usize,
+}
+impl SmallStr {
+    fn as_str(&mut self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
+    }
+}
+fn itoa_buf(mut n: usize) -> SmallStr {
+    let mut bytes = [0u8; 20];
+    let mut i = bytes.len();
+    loop {
+        i -= 1;
+        bytes[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    SmallStr { bytes, start: i }
 }
 
 /// Decodes base64 in any of the four common alphabets/paddings.
@@ -591,33 +630,25 @@ impl Codec<()> for Empty {
     }
 }
 
-/// The JSON shape of `google.protobuf.Timestamp` to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimestampShape {
-    /// An RFC 3339 string, `"2024-05-01T12:00:00.000Z"`: what a ts-proto peer with
-    /// `useDate=true` (its default) sends, and canonical proto3 JSON.
-    Rfc3339,
-    /// `{"seconds":..,"nanos":..}`: what a ts-proto peer with `useDate=false` sends.
-    Object,
-}
-
-/// `google.protobuf.Timestamp` written as an RFC 3339 string; read from a string or
-/// `{seconds, nanos}`.
+/// `google.protobuf.Timestamp` written as `{"seconds":..,"nanos":..}`: what a ts-proto peer
+/// generated with `nestJs=true` (whose `useDate` default is off) sends and reads. Read from
+/// that or an RFC 3339 string (a peer that uses `Date`, or canonical proto3 JSON).
 pub struct Timestamp;
 impl Codec<prost_types::Timestamp> for Timestamp {
     fn ser<S: Serializer>(v: &prost_types::Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
+        ser_seconds_nanos(v.seconds, v.nanos, s)
     }
     fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Timestamp, D::Error> {
         d.deserialize_any(TimeVisitor::<true>)
     }
 }
 
-/// `google.protobuf.Timestamp` written as `{"seconds":..,"nanos":..}`; read like [`Timestamp`].
-pub struct TimestampObject;
-impl Codec<prost_types::Timestamp> for TimestampObject {
+/// `google.protobuf.Timestamp` written as an RFC 3339 string (canonical proto3 JSON, and what
+/// `JSON.stringify` makes of a `Date`); read like [`Timestamp`].
+pub struct TimestampRfc3339;
+impl Codec<prost_types::Timestamp> for TimestampRfc3339 {
     fn ser<S: Serializer>(v: &prost_types::Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        ser_seconds_nanos(v.seconds, v.nanos, s)
+        s.collect_str(v)
     }
     fn de<'de, D: Deserializer<'de>>(d: D) -> Result<prost_types::Timestamp, D::Error> {
         Timestamp::de(d)
@@ -797,15 +828,22 @@ impl ProtoEnum for prost_types::NullValue {
 // Whole payloads
 // ---------------------------------------------------------------------------------------------
 
-/// Encodes a payload as JSON bytes (what `JSON.stringify` would send).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RpcError> {
+/// Encodes a payload as JSON bytes (what `JSON.stringify` would send). `()` (an rpc taking or
+/// returning `google.protobuf.Empty`) is `{}`.
+pub fn encode<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, RpcError> {
+    if (value as &dyn std::any::Any).is::<()>() {
+        return Ok(b"{}".to_vec());
+    }
     serde_json::to_vec(value).map_err(|e| RpcError::internal(format!("cannot encode JSON: {e}")))
 }
 
 /// Decodes a JSON payload. An empty payload decodes as the default message (NestJS sends
 /// nothing for `undefined`). Errors are [`crate::codes::INVALID_ARGUMENT`] and say where.
-pub fn decode<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, RpcError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+pub fn decode<T: DeserializeOwned + Default + 'static>(bytes: &[u8]) -> Result<T, RpcError> {
+    if bytes.iter().all(u8::is_ascii_whitespace)
+        || std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>()
+    {
+        // `()` (google.protobuf.Empty) accepts whatever a peer sends: `{}`, null, nothing.
         return Ok(T::default());
     }
     serde_json::from_slice(bytes).map_err(|e| {

@@ -23,8 +23,8 @@ fn panicked(pattern: &str) -> RpcError {
 /// Request/reply: decodes the request, runs `handler`, encodes its reply.
 pub fn unary<Req, Resp, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
 where
-    Req: DeserializeOwned + Default,
-    Resp: Serialize,
+    Req: DeserializeOwned + Default + 'static,
+    Resp: Serialize + 'static,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Result<Resp, RpcError>> + Send + 'static,
 {
@@ -46,7 +46,7 @@ where
 /// Server streaming: decodes the request, runs `handler`, encodes each item it streams.
 pub fn server_streaming<Req, Resp, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
 where
-    Req: DeserializeOwned + Default,
+    Req: DeserializeOwned + Default + 'static,
     Resp: Serialize + 'static,
     F: FnOnce(Req) -> Fut,
     Fut: Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send + 'static,
@@ -82,7 +82,7 @@ where
 /// to log.
 pub fn event<Ev, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
 where
-    Ev: DeserializeOwned + Default,
+    Ev: DeserializeOwned + Default + 'static,
     F: FnOnce(Ev) -> Fut,
     Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
 {
