@@ -104,7 +104,8 @@ impl Builder {
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<Generated> {
-        let mut all_includes: Vec<PathBuf> = includes.iter().map(|i| i.as_ref().to_owned()).collect();
+        let mut all_includes: Vec<PathBuf> =
+            includes.iter().map(|i| i.as_ref().to_owned()).collect();
         all_includes.extend(self.includes.iter().cloned());
         let inputs = Inputs {
             proto_dir: None,
@@ -204,7 +205,10 @@ fn emit_files(model: &Model) -> Result<BTreeMap<String, String>> {
     }
     files.insert(
         "mod.rs".to_owned(),
-        emit::module_tree::emit(&model.packages, &format!("// {}. Do not edit.\n", writer::MARKER)),
+        emit::module_tree::emit(
+            &model.packages,
+            &format!("// {}. Do not edit.\n", writer::MARKER),
+        ),
     );
     Ok(files)
 }

@@ -22,6 +22,24 @@ enum Command {
     Generate(GenerateArgs),
     /// List every rpc: service, rpc, kind, pattern, reply topic.
     List(ListArgs),
+    /// Print the topics the contracts need (request and reply topics), for clusters that do
+    /// not auto-create topics.
+    Topics(TopicsArgs),
+}
+
+#[derive(Args, Debug)]
+struct TopicsArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Partitions of each topic (also the most client instances NestJS callers can use).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// Replication factor of each topic.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    replication: i32,
+    /// Print JSON instead of `name partitions replication` lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +142,44 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
                 args.out.display(),
                 written.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topics(args) => {
+            let generated = generate(&args.input)?;
+            let mut topics: Vec<&str> = generated
+                .model
+                .packages
+                .iter()
+                .flat_map(|p| p.services.iter())
+                .flat_map(|s| s.methods.iter())
+                .flat_map(|m| {
+                    let reply = (m.kind != axion_gen::model::MethodKind::Event)
+                        .then_some(m.reply_topic.as_str());
+                    std::iter::once(m.pattern.as_str()).chain(reply)
+                })
+                .collect();
+            topics.sort_unstable();
+            topics.dedup();
+            if args.json {
+                let rows: Vec<serde_json::Value> = topics
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "name": t,
+                            "partitions": args.partitions,
+                            "replication": args.replication,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("rows serialize")
+                );
+            } else {
+                for t in topics {
+                    println!("{t} {} {}", args.partitions, args.replication);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => {

@@ -23,7 +23,11 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read(&path).unwrap());
             }
         }
@@ -57,7 +61,10 @@ fn generated_dir_matches_a_fresh_cli_run() {
     let golden = read_tree(&golden_dir);
     let fresh_names: Vec<_> = fresh.keys().collect();
     let golden_names: Vec<_> = golden.keys().collect();
-    assert_eq!(fresh_names, golden_names, "file lists differ (AXION_GEN_BLESS=1 to update)");
+    assert_eq!(
+        fresh_names, golden_names,
+        "file lists differ (AXION_GEN_BLESS=1 to update)"
+    );
     for (rel, bytes) in &fresh {
         assert!(
             golden[rel] == *bytes,
@@ -70,10 +77,22 @@ fn generated_dir_matches_a_fresh_cli_run() {
 fn check_reports_no_drift_on_the_goldens_and_drift_after_an_edit() {
     let ok = Command::new(BIN)
         .current_dir(root())
-        .args(["generate", "--proto-dir", "proto", "--out", "generated", "--check"])
+        .args([
+            "generate",
+            "--proto-dir",
+            "proto",
+            "--out",
+            "generated",
+            "--check",
+        ])
         .output()
         .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     for (rel, bytes) in read_tree(&root().join("generated")) {
@@ -111,7 +130,10 @@ fn build_script_output_matches_the_goldens() {
     let out = PathBuf::from(env!("OUT_DIR")).join("axion");
     let built = read_tree(&out);
     let golden = read_tree(&root().join("generated"));
-    assert_eq!(built, golden, "build.rs and the CLI must produce the same files");
+    assert_eq!(
+        built, golden,
+        "build.rs and the CLI must produce the same files"
+    );
 }
 
 #[test]
@@ -120,6 +142,7 @@ fn help_output_is_golden() {
         ("help.txt", vec!["--help"]),
         ("help-generate.txt", vec!["generate", "--help"]),
         ("help-list.txt", vec!["list", "--help"]),
+        ("help-topics.txt", vec!["topics", "--help"]),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success());
@@ -150,11 +173,38 @@ fn list_json_names_every_rpc() {
     assert_eq!(rows.len(), 8);
     let create = rows.iter().find(|r| r["rpc"] == "CreateProject").unwrap();
     assert_eq!(create["pattern"], "axion.graph-service.create-project");
-    assert_eq!(create["reply_topic"], "axion.graph-service.create-project.reply");
+    assert_eq!(
+        create["reply_topic"],
+        "axion.graph-service.create-project.reply"
+    );
     assert_eq!(create["kind"], "request-reply");
     let event = rows.iter().find(|r| r["rpc"] == "ProjectCreated").unwrap();
     assert_eq!(event["kind"], "event");
     assert!(event["reply_topic"].is_null());
     let cancel = rows.iter().find(|r| r["rpc"] == "CancelJob").unwrap();
     assert_eq!(cancel["pattern"], "axion.codegen-service.cancel");
+}
+
+#[test]
+fn topics_manifest_lists_request_and_reply_topics() {
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args(["topics", "--proto-dir", "proto", "--partitions", "6"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // 8 rpcs, one of them an event without a reply topic.
+    assert_eq!(lines.len(), 15, "{text}");
+    assert!(lines.contains(&"axion.graph-service.create-project 6 1"));
+    assert!(lines.contains(&"axion.graph-service.create-project.reply 6 1"));
+    assert!(lines.contains(&"axion.graph-service.project-created 6 1"));
+    assert!(!text.contains("project-created.reply"));
+    let bad = Command::new(BIN)
+        .current_dir(root())
+        .args(["topics", "--proto-dir", "proto", "--partitions", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

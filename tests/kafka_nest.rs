@@ -28,7 +28,9 @@ use support::broker::{config, Broker};
 async fn nest_client_calls_the_rust_server() {
     let broker = Broker::start();
     let cfg = config(&broker, "it-nest-client");
-    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
     let server = GraphServiceServer::new(graph::Graph::default());
     let svc = server.service().clone();
     let handle = KafkaServer::start(&cfg, server).await.unwrap();
@@ -36,17 +38,29 @@ async fn nest_client_calls_the_rust_server() {
 
     let address = broker.address();
     let (lines, status) = tokio::task::spawn_blocking(move || {
-        support::nest::run_client(&address, &["scenario"], "nest-caller", Duration::from_secs(90))
+        support::nest::run_client(
+            &address,
+            &["scenario"],
+            "nest-caller",
+            Duration::from_secs(90),
+        )
     })
     .await
     .unwrap();
-    let done = lines.iter().find(|l| l["done"] == true).cloned().unwrap_or_default();
+    let done = lines
+        .iter()
+        .find(|l| l["done"] == true)
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(status, Some(0), "NestJS scenario failed: {lines:#?}");
     assert_eq!(done["failed"], 0, "{lines:#?}");
     assert!(done["passed"].as_u64().unwrap_or(0) >= 7, "{lines:#?}");
 
     // The duplicate create surfaced on the Nest side as the RpcException-shaped object.
-    let dup = lines.iter().find(|l| l["step"] == "duplicate").expect("duplicate step");
+    let dup = lines
+        .iter()
+        .find(|l| l["step"] == "duplicate")
+        .expect("duplicate step");
     assert_eq!(dup["error"]["code"], "ALREADY_EXISTS", "{dup}");
     assert_eq!(dup["error"]["status"], "error", "{dup}");
 
@@ -66,7 +80,10 @@ async fn nest_client_calls_the_rust_server() {
 fn assert_full_project(p: &Project) {
     assert_eq!(p.labels.len(), 2, "{p:?}");
     assert_eq!(p.status, ProjectStatus::Archived as i32);
-    assert_eq!(p.created_at.as_ref().map(|t| t.seconds), Some(1_714_564_800));
+    assert_eq!(
+        p.created_at.as_ref().map(|t| t.seconds),
+        Some(1_714_564_800)
+    );
     assert_eq!(p.size_bytes, 1_234_567_890_123);
     assert_eq!(p.checksum, vec![0, 1, 2, 255]);
     assert_eq!(p.tags, vec!["a", "b"]);
@@ -80,13 +97,18 @@ fn assert_full_project(p: &Project) {
 async fn rust_client_calls_the_nest_server() {
     let broker = Broker::start();
     let cfg = config(&broker, "it-rust-caller");
-    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
-    let address = broker.address();
-    let nest = tokio::task::spawn_blocking(move || support::nest::server(&address, "graph-service"))
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
         .await
         .unwrap();
+    let address = broker.address();
+    let nest =
+        tokio::task::spawn_blocking(move || support::nest::server(&address, "graph-service"))
+            .await
+            .unwrap();
 
-    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
+    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
     let client = GraphServiceClient::new(kafka.client()).with_timeout(Duration::from_secs(15));
 
     let alpha = client
@@ -105,21 +127,29 @@ async fn rust_client_calls_the_nest_server() {
     assert!(alpha.created_at.is_some());
 
     let dup = client
-        .create_project(&CreateProjectRequest { name: "alpha".into(), ..Default::default() })
+        .create_project(&CreateProjectRequest {
+            name: "alpha".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert!(dup.is(codes::ALREADY_EXISTS), "{dup:?}");
     assert_eq!(dup.message, "project alpha already exists");
 
     let boom = client
-        .create_project(&CreateProjectRequest { name: "boom".into(), ..Default::default() })
+        .create_project(&CreateProjectRequest {
+            name: "boom".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(boom.message, INTERNAL_SERVER_ERROR_MESSAGE, "{boom:?}");
     assert_eq!(boom.code(), None);
 
     let missing = client
-        .get_project(&GetProjectRequest { id: "missing".into() })
+        .get_project(&GetProjectRequest {
+            id: "missing".into(),
+        })
         .await
         .unwrap_err();
     assert!(missing.is(codes::NOT_FOUND), "{missing:?}");
@@ -131,7 +161,10 @@ async fn rust_client_calls_the_nest_server() {
     assert_full_project(&full);
 
     client
-        .create_project(&CreateProjectRequest { name: "beta".into(), ..Default::default() })
+        .create_project(&CreateProjectRequest {
+            name: "beta".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let listed: Vec<String> = client
@@ -141,10 +174,16 @@ async fn rust_client_calls_the_nest_server() {
         .map(|p| p.unwrap().name)
         .collect()
         .await;
-    assert_eq!(listed, vec!["alpha", "beta"], "an Observable arrives as a stream");
+    assert_eq!(
+        listed,
+        vec!["alpha", "beta"],
+        "an Observable arrives as a stream"
+    );
 
     client
-        .project_created(&ProjectCreatedEvent { project: Some(full.clone()) })
+        .project_created(&ProjectCreatedEvent {
+            project: Some(full.clone()),
+        })
         .await
         .unwrap();
     let seen = nest
@@ -155,10 +194,15 @@ async fn rust_client_calls_the_nest_server() {
     assert_eq!(seen["project"]["status"], 2);
     assert_eq!(seen["project"]["git"]["revision"], "main");
     assert_eq!(seen["project"]["createdAt"]["seconds"], 1_714_564_800);
-    assert_eq!(seen["project"]["checksum"], serde_json::json!({"0": 0, "1": 1, "2": 2, "3": 255}));
+    assert_eq!(
+        seen["project"]["checksum"],
+        serde_json::json!({"0": 0, "1": 1, "2": 2, "3": 255})
+    );
 
     client
-        .delete_project(&DeleteProjectRequest { id: alpha.id.clone() })
+        .delete_project(&DeleteProjectRequest {
+            id: alpha.id.clone(),
+        })
         .await
         .unwrap();
 }

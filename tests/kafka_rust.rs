@@ -18,8 +18,7 @@ use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
     CreateProjectRequest, DeleteProjectRequest, GetProjectRequest, ListProjectsRequest,
-    GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS,
-    GRAPH_SERVICE_REPLY_TOPICS,
+    GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS, GRAPH_SERVICE_REPLY_TOPICS,
 };
 use support::broker::{config, Broker};
 
@@ -34,20 +33,35 @@ fn create(name: &str) -> CreateProjectRequest {
 async fn rust_client_and_rust_server_over_kafka() {
     let broker = Broker::start();
     let cfg = config(&broker, "it-rust");
-    let created = ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
+    let created = ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
     assert_eq!(created.len(), 9, "5 request + 4 reply topics: {created:?}");
-    assert!(ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap().is_empty());
+    assert!(ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap()
+        .is_empty());
 
-    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
+    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
     let client = GraphServiceClient::new(kafka.client());
     let service = graph::Graph::emitting_to(client.clone());
     let server = GraphServiceServer::new(service);
     let svc = server.service().clone();
     let handle = KafkaServer::start(&cfg, server).await.unwrap();
     assert_eq!(handle.group(), "graph-service-server");
-    assert!(handle.wait_assigned(Duration::from_secs(20)).await, "server never got partitions");
+    assert!(
+        handle.wait_assigned(Duration::from_secs(20)).await,
+        "server never got partitions"
+    );
 
-    let alpha = client.create_project(&create("alpha")).await.unwrap().project.unwrap();
+    let alpha = client
+        .create_project(&create("alpha"))
+        .await
+        .unwrap()
+        .project
+        .unwrap();
     assert_eq!(alpha.name, "alpha");
     assert!(alpha.created_at.is_some());
 
@@ -61,7 +75,12 @@ async fn rust_client_and_rust_server_over_kafka() {
         .unwrap_err();
     assert!(missing.is(codes::NOT_FOUND), "{missing:?}");
     assert_eq!(
-        client.get_project(&GetProjectRequest { id: alpha.id.clone() }).await.unwrap(),
+        client
+            .get_project(&GetProjectRequest {
+                id: alpha.id.clone()
+            })
+            .await
+            .unwrap(),
         alpha
     );
 
@@ -76,7 +95,9 @@ async fn rust_client_and_rust_server_over_kafka() {
     assert_eq!(names, vec!["alpha", "beta"]);
 
     client
-        .delete_project(&DeleteProjectRequest { id: alpha.id.clone() })
+        .delete_project(&DeleteProjectRequest {
+            id: alpha.id.clone(),
+        })
         .await
         .unwrap();
     let names: Vec<String> = client
@@ -86,7 +107,11 @@ async fn rust_client_and_rust_server_over_kafka() {
         .map(|p| p.unwrap().name)
         .collect()
         .await;
-    assert_eq!(names, vec!["beta"], "an empty-or-shorter stream ends cleanly");
+    assert_eq!(
+        names,
+        vec!["beta"],
+        "an empty-or-shorter stream ends cleanly"
+    );
 
     // The service emitted ProjectCreated on each create and consumed its own events.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,7 +143,10 @@ async fn rust_client_and_rust_server_over_kafka() {
     assert!(err.is(codes::INVALID_ARGUMENT), "{err:?}");
     // A garbage event is logged, not fatal.
     kafka
-        .emit(GRAPH_SERVICE_PATTERNS::PROJECT_CREATED, b"\x00garbage".to_vec())
+        .emit(
+            GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+            b"\x00garbage".to_vec(),
+        )
         .await
         .unwrap();
     assert!(client.create_project(&create("gamma")).await.is_ok());
@@ -130,28 +158,47 @@ async fn rust_client_and_rust_server_over_kafka() {
 async fn a_call_without_a_server_times_out() {
     let broker = Broker::start();
     let cfg = config(&broker, "it-timeout");
-    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
-    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap();
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
     let client = GraphServiceClient::new(kafka.client()).with_timeout(Duration::from_millis(1500));
     let started = Instant::now();
     let err = client.create_project(&create("lonely")).await.unwrap_err();
     assert!(err.is(codes::DEADLINE_EXCEEDED), "{err:?}");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_is_down_is_an_error_not_a_hang() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = KafkaConfig::builder()
         .brokers([format!("127.0.0.1:{port}")])
         .request_timeout_ms(2000)
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap_err();
+    let err = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap_err();
     assert!(err.is(codes::UNAVAILABLE), "{err:?}");
-    let err = ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT]).await.unwrap_err();
+    let err = ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap_err();
     assert!(err.is(codes::UNAVAILABLE), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -70,9 +70,17 @@ impl GraphService for Graph {
         &self,
         _request: ListProjectsRequest,
     ) -> Result<axion_runtime::ResponseStream<Project>, RpcError> {
-        let items: Vec<Result<Project, RpcError>> =
-            self.projects.lock().unwrap().iter().cloned().map(Ok).collect();
-        Ok(axion_runtime::response_stream(axion_runtime::futures::stream::iter(items)))
+        let items: Vec<Result<Project, RpcError>> = self
+            .projects
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(Ok)
+            .collect();
+        Ok(axion_runtime::response_stream(
+            axion_runtime::futures::stream::iter(items),
+        ))
     }
 
     async fn delete_project(&self, request: DeleteProjectRequest) -> Result<(), RpcError> {
@@ -160,7 +168,9 @@ async fn send_error_stream_and_emit() {
     assert!(missing.is(codes::NOT_FOUND));
 
     let got = client
-        .get_project(&GetProjectRequest { id: "proj-1".into() })
+        .get_project(&GetProjectRequest {
+            id: "proj-1".into(),
+        })
         .await
         .unwrap();
     assert_eq!(got, created);
@@ -182,7 +192,9 @@ async fn send_error_stream_and_emit() {
     assert_eq!(names, vec!["alpha", "beta"]);
 
     client
-        .delete_project(&DeleteProjectRequest { id: "proj-1".into() })
+        .delete_project(&DeleteProjectRequest {
+            id: "proj-1".into(),
+        })
         .await
         .unwrap();
 
@@ -266,7 +278,10 @@ fn json_matches_what_a_ts_proto_peer_sends_and_reads() {
     assert_eq!(q.size_bytes, -5);
     assert_eq!(q.created_at.unwrap().nanos, 5);
     assert_eq!(q.checksum, vec![0, 1, 255]);
-    assert_eq!(q.location, Some(project::Location::WorkspacePath("/w".into())));
+    assert_eq!(
+        q.location,
+        Some(project::Location::WorkspacePath("/w".into()))
+    );
 
     // Encoding: camelCase, numbers for enums and int64, defaults present, unset messages absent.
     let out: serde_json::Value = serde_json::to_value(&q).unwrap();
@@ -276,8 +291,14 @@ fn json_matches_what_a_ts_proto_peer_sends_and_reads() {
     assert_eq!(out["tags"], serde_json::json!([]));
     assert_eq!(out["name"], "");
     assert!(out.get("git").is_none());
-    assert_eq!(out["checksum"], serde_json::json!({"0": 0, "1": 1, "2": 255}));
-    assert_eq!(out["createdAt"], serde_json::json!({"seconds": 10, "nanos": 5}));
+    assert_eq!(
+        out["checksum"],
+        serde_json::json!({"0": 0, "1": 1, "2": 255})
+    );
+    assert_eq!(
+        out["createdAt"],
+        serde_json::json!({"seconds": 10, "nanos": 5})
+    );
     let back: Project = serde_json::from_value(out).unwrap();
     assert_eq!(back, q);
 

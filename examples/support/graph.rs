@@ -109,7 +109,10 @@ impl GraphService for Graph {
         let before = projects.len();
         projects.retain(|p| p.id != request.id);
         if projects.len() == before {
-            return Err(RpcError::not_found(format!("project {} not found", request.id)));
+            return Err(RpcError::not_found(format!(
+                "project {} not found",
+                request.id
+            )));
         }
         Ok(())
     }

@@ -44,7 +44,10 @@ impl Client {
     /// # Panics
     /// If `timeout` is zero: a call that cannot wait can never succeed.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        assert!(!timeout.is_zero(), "a call timeout must be greater than zero");
+        assert!(
+            !timeout.is_zero(),
+            "a call timeout must be greater than zero"
+        );
         self.timeout = timeout;
         self
     }
@@ -135,8 +138,7 @@ impl Client {
         event: &Ev,
     ) -> Result<(), RpcError> {
         let payload = json::encode(event)?;
-        match tokio::time::timeout(self.timeout, self.transport.emit(method.pattern, payload))
-            .await
+        match tokio::time::timeout(self.timeout, self.transport.emit(method.pattern, payload)).await
         {
             Ok(result) => result,
             Err(_) => Err(deadline(method.pattern, self.timeout)),

@@ -136,9 +136,8 @@ impl RpcError {
 
     /// The JSON text of the `kafka_nest-err` header.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| {
-            format!(r#"{{"status":"error","message":{:?}}}"#, self.message)
-        })
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!(r#"{{"status":"error","message":{:?}}}"#, self.message))
     }
 
     /// Parses a `kafka_nest-err` header. NestJS may put any JSON there (a string, a number);
@@ -197,6 +196,9 @@ mod tests {
     #[test]
     fn constructors_set_codes() {
         assert!(RpcError::not_found("x").is(codes::NOT_FOUND));
-        assert_eq!(RpcError::already_exists("x").to_string(), "ALREADY_EXISTS: x");
+        assert_eq!(
+            RpcError::already_exists("x").to_string(),
+            "ALREADY_EXISTS: x"
+        );
     }
 }

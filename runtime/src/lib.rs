@@ -30,16 +30,16 @@ pub use transport::{
     BoxFuture, BoxStream, Call, Handler, Incoming, RawReplies, ResponseStream, Transport,
 };
 
+/// The `Stream` trait, for server-streaming rpcs.
+pub use futures_core::Stream;
+/// Re-exported so services can build and consume streams without another dependency.
+pub use futures_util as futures;
 /// Re-exported for generated code (`prost_path`).
 pub use prost;
 /// Re-exported for generated code (well-known types).
 pub use prost_types;
 /// Re-exported for generated code (JSON impls).
 pub use serde;
-/// Re-exported so services can build and consume streams without another dependency.
-pub use futures_util as futures;
-/// The `Stream` trait, for server-streaming rpcs.
-pub use futures_core::Stream;
 
 /// Boxes a stream of replies for a server-streaming rpc.
 pub fn response_stream<T, S>(stream: S) -> ResponseStream<T>

@@ -95,11 +95,7 @@ impl Transport for MemoryTransport {
         })
     }
 
-    fn emit(
-        &self,
-        pattern: &'static str,
-        payload: Vec<u8>,
-    ) -> BoxFuture<'_, Result<(), RpcError>> {
+    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>> {
         Box::pin(async move {
             let Some(handler) = self.route(pattern) else {
                 tracing::debug!(pattern, "event dropped: nobody serves it in memory");

@@ -45,8 +45,7 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>>;
 
     /// Publishes an event (no reply). Resolves when the bus accepted it.
-    fn emit(&self, pattern: &'static str, payload: Vec<u8>)
-        -> BoxFuture<'_, Result<(), RpcError>>;
+    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>>;
 }
 
 /// What a server received.

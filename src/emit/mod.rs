@@ -17,7 +17,8 @@ pub(crate) fn ty(text: &str) -> TokenStream {
 
 /// Parses an identifier the model produced (raw identifiers included).
 pub(crate) fn ident(text: &str) -> syn::Ident {
-    syn::parse_str(text).unwrap_or_else(|e| panic!("model produced an invalid identifier {text:?}: {e}"))
+    syn::parse_str(text)
+        .unwrap_or_else(|e| panic!("model produced an invalid identifier {text:?}: {e}"))
 }
 
 /// `#[doc = "..."]` lines.

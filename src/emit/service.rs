@@ -23,17 +23,12 @@ fn constants(svc: &Service) -> TokenStream {
     let origins = ident(&svc.trusted_origins_const);
     let kafka_name = &svc.kafka_name;
     let full = &svc.full_name;
-    let name_doc = format!(
-        " Kafka-facing name of `{full}` (TS: `{}`).",
-        svc.name_const
-    );
+    let name_doc = format!(" Kafka-facing name of `{full}` (TS: `{}`).", svc.name_const);
     let patterns_doc = format!(
         " Patterns (request topics) of `{full}`, one per rpc (TS: `{}.<RPC>`).",
         svc.patterns_const
     );
-    let replies_doc = format!(
-        " Reply topics (`<pattern>.reply`) of `{full}`'s rpcs that answer."
-    );
+    let replies_doc = format!(" Reply topics (`<pattern>.reply`) of `{full}`'s rpcs that answer.");
     let origins_doc = format!(
         " Origins `{full}`'s edge trusts: its Traefik host over http and https, plus configured extras."
     );
@@ -142,9 +137,10 @@ fn service_trait(svc: &Service) -> TokenStream {
         let method_docs = docs(&lines);
         let (arg, ret) = match m.kind {
             MethodKind::RequestReply => (quote!(request), quote!(#output)),
-            MethodKind::ServerStreaming => {
-                (quote!(request), quote!(::axion_runtime::ResponseStream<#output>))
-            }
+            MethodKind::ServerStreaming => (
+                quote!(request),
+                quote!(::axion_runtime::ResponseStream<#output>),
+            ),
             MethodKind::Event => (quote!(event), quote!(())),
         };
         quote! {

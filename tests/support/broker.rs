@@ -46,6 +46,7 @@ impl Broker {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
+            let _ = child.wait();
         }
         panic!("tansu did not start");
     }
@@ -70,7 +71,9 @@ pub fn tansu_bin() -> PathBuf {
             }
         }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cargo/bin/tansu")
 }
 

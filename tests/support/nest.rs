@@ -28,7 +28,11 @@ pub struct NestProcess {
 
 impl NestProcess {
     /// Waits (bounded) for a stdout line matching `pred`.
-    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(std::time::Instant::now())?;
@@ -86,7 +90,12 @@ pub fn server(broker: &str, group: &str) -> NestProcess {
 
 /// Runs the NestJS client with `args` to completion (bounded); returns its JSON lines and
 /// exit status.
-pub fn run_client(broker: &str, args: &[&str], group: &str, timeout: Duration) -> (Vec<serde_json::Value>, Option<i32>) {
+pub fn run_client(
+    broker: &str,
+    args: &[&str],
+    group: &str,
+    timeout: Duration,
+) -> (Vec<serde_json::Value>, Option<i32>) {
     let mut p = spawn("client.js", args, broker, &[("NEST_CLIENT_GROUP", group)]);
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();

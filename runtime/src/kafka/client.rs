@@ -70,7 +70,10 @@ impl KafkaClient {
     /// Connects, and starts reading the reply topics of `contracts` (more are added on first
     /// use). Fails with `UNAVAILABLE` within the request timeout if the brokers cannot be
     /// reached or a reply topic does not exist.
-    pub async fn connect(config: &KafkaConfig, contracts: &[&ServiceContract]) -> Result<Self, RpcError> {
+    pub async fn connect(
+        config: &KafkaConfig,
+        contracts: &[&ServiceContract],
+    ) -> Result<Self, RpcError> {
         let timeout_ms = config.request_timeout.as_millis().max(1000).to_string();
         let producer: FutureProducer = config
             .common()
@@ -79,7 +82,10 @@ impl KafkaClient {
             .set("acks", "all")
             .set("linger.ms", "0")
             .set("message.send.max.retries", config.send_retries.to_string())
-            .set("retry.backoff.ms", config.retry_backoff.as_millis().to_string())
+            .set(
+                "retry.backoff.ms",
+                config.retry_backoff.as_millis().to_string(),
+            )
             .set("message.timeout.ms", &timeout_ms)
             .create()
             .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
@@ -89,7 +95,10 @@ impl KafkaClient {
             .set("group.id", config.client_group())
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+            .set(
+                "fetch.wait.max.ms",
+                config.fetch_wait.as_millis().to_string(),
+            )
             .set("fetch.min.bytes", "1")
             .create()
             .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;

@@ -184,7 +184,13 @@ impl KafkaConfig {
         let mut b = KafkaConfig::builder();
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = get(env::BROKERS) {
-            b = b.brokers(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+            b = b.brokers(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            );
             b.source.brokers = env::BROKERS;
         }
         let user = get(env::SASL_USERNAME);
@@ -200,8 +206,18 @@ impl KafkaConfig {
                 };
                 b = b.sasl(mechanism, u, Secret::new(p));
             }
-            (Some(_), None) => return Err(bad(env::SASL_PASSWORD, "must be set when KAFKA_SASL_USERNAME is")),
-            (None, Some(_)) => return Err(bad(env::SASL_USERNAME, "must be set when KAFKA_SASL_PASSWORD is")),
+            (Some(_), None) => {
+                return Err(bad(
+                    env::SASL_PASSWORD,
+                    "must be set when KAFKA_SASL_USERNAME is",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    env::SASL_USERNAME,
+                    "must be set when KAFKA_SASL_PASSWORD is",
+                ))
+            }
             (None, None) => {
                 if let Some(m) = mech {
                     if SaslMechanism::parse(&m).is_none() {
@@ -375,7 +391,12 @@ impl KafkaConfigBuilder {
         self
     }
     /// SASL credentials.
-    pub fn sasl(mut self, mechanism: SaslMechanism, username: impl Into<String>, password: Secret) -> Self {
+    pub fn sasl(
+        mut self,
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: Secret,
+    ) -> Self {
         self.raw.sasl = Some(Sasl {
             mechanism,
             username: username.into(),
@@ -455,7 +476,10 @@ impl KafkaConfigBuilder {
         if brokers.is_empty() {
             return Err(bad(s.brokers, "needs at least one host:port"));
         }
-        if let Some(b) = brokers.iter().find(|b| !b.contains(':') || b.contains(char::is_whitespace)) {
+        if let Some(b) = brokers
+            .iter()
+            .find(|b| !b.contains(':') || b.contains(char::is_whitespace))
+        {
             return Err(bad(s.brokers, format!("{b:?} is not host:port")));
         }
         if let Some(sasl) = &r.sasl {
@@ -477,9 +501,15 @@ impl KafkaConfigBuilder {
             request_timeout: ms(s.request_timeout, r.request_timeout_ms, d.request_timeout)?,
             fetch_wait: ms(s.fetch_wait, r.fetch_wait_ms, d.fetch_wait)?,
             session_timeout: ms(s.session_timeout, r.session_timeout_ms, d.session_timeout)?,
-            topic_partitions: positive(s.partitions, r.topic_partitions, d.topic_partitions.into())? as i32,
-            topic_replication: positive(s.replication, r.topic_replication, d.topic_replication.into())? as i32,
-            max_in_flight: positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)? as usize,
+            topic_partitions: positive(s.partitions, r.topic_partitions, d.topic_partitions.into())?
+                as i32,
+            topic_replication: positive(
+                s.replication,
+                r.topic_replication,
+                d.topic_replication.into(),
+            )? as i32,
+            max_in_flight: positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)?
+                as usize,
             send_retries: r.send_retries.unwrap_or(d.send_retries).min(100),
             retry_backoff: ms("retry_backoff", r.retry_backoff_ms, d.retry_backoff)?,
         })
@@ -492,7 +522,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<KafkaConfig, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         KafkaConfig::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -514,7 +547,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let e = from(&[("KAFKA_SASL_MECHANISM", "md5"), ("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p")]).unwrap_err();
+        let e = from(&[
+            ("KAFKA_SASL_MECHANISM", "md5"),
+            ("KAFKA_SASL_USERNAME", "u"),
+            ("KAFKA_SASL_PASSWORD", "p"),
+        ])
+        .unwrap_err();
         assert_eq!(e.name, "KAFKA_SASL_MECHANISM");
         let e = from(&[("KAFKA_REQUEST_TIMEOUT_MS", "-5")]).unwrap_err();
         assert_eq!(e.name, "KAFKA_REQUEST_TIMEOUT_MS");
@@ -526,7 +564,10 @@ mod tests {
         assert_eq!(e.name, "KAFKA_SASL_PASSWORD");
         let e = from(&[("KAFKA_SSL", "maybe")]).unwrap_err();
         assert_eq!(e.name, "KAFKA_SSL");
-        let e = KafkaConfig::builder().request_timeout_ms(0).build().unwrap_err();
+        let e = KafkaConfig::builder()
+            .request_timeout_ms(0)
+            .build()
+            .unwrap_err();
         assert_eq!(e.name, "request_timeout");
         assert!(!e.to_string().contains("hunter2"));
     }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -108,10 +110,12 @@ impl Tracker {
                 }
             }
             let upto = part.in_flight.first().copied().unwrap_or(part.next);
-            if upto > part.committed {
-                if tpl.add_partition_offset(topic, *partition, Offset::Offset(upto)).is_ok() {
-                    part.committed = upto;
-                }
+            if upto > part.committed
+                && tpl
+                    .add_partition_offset(topic, *partition, Offset::Offset(upto))
+                    .is_ok()
+            {
+                part.committed = upto;
             }
         }
         tpl
@@ -155,7 +159,10 @@ impl ConsumerContext for ServerContext {
                 self.assigned.store(tpl.count() > 0, Ordering::SeqCst);
             }
             Rebalance::Revoke(_) => {
-                let still = consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+                let still = consumer
+                    .assignment()
+                    .map(|a| a.count() > 0)
+                    .unwrap_or(false);
                 self.assigned.store(still, Ordering::SeqCst);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
@@ -173,7 +180,10 @@ struct Shared {
 impl KafkaServer {
     /// Joins the service's consumer group (`<service>-server`, or `<configured>-server`),
     /// subscribes to its patterns and serves them until the handle is shut down.
-    pub async fn start(config: &KafkaConfig, handler: impl Handler) -> Result<ServerHandle, RpcError> {
+    pub async fn start(
+        config: &KafkaConfig,
+        handler: impl Handler,
+    ) -> Result<ServerHandle, RpcError> {
         let contract = handler.contract();
         let group = match &config.server_group {
             Some(g) => format!("{g}-server"),
@@ -188,9 +198,20 @@ impl KafkaServer {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
-            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
-            .set("heartbeat.interval.ms", (config.session_timeout.as_millis() / 3).max(100).to_string())
+            .set(
+                "fetch.wait.max.ms",
+                config.fetch_wait.as_millis().to_string(),
+            )
+            .set(
+                "session.timeout.ms",
+                config.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (config.session_timeout.as_millis() / 3)
+                    .max(100)
+                    .to_string(),
+            )
             .create_with_context(ServerContext {
                 tracker: tracker.clone(),
                 assigned: assigned.clone(),
@@ -207,8 +228,14 @@ impl KafkaServer {
             .set("acks", "all")
             .set("linger.ms", "0")
             .set("message.send.max.retries", config.send_retries.to_string())
-            .set("retry.backoff.ms", config.retry_backoff.as_millis().to_string())
-            .set("message.timeout.ms", config.request_timeout.as_millis().max(1000).to_string())
+            .set(
+                "retry.backoff.ms",
+                config.retry_backoff.as_millis().to_string(),
+            )
+            .set(
+                "message.timeout.ms",
+                config.request_timeout.as_millis().max(1000).to_string(),
+            )
             .create()
             .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
         let shared = Arc::new(Shared {
@@ -218,7 +245,12 @@ impl KafkaServer {
             reply_timeout: config.request_timeout,
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(Arc::new(consumer), shared, stop_rx, config.max_in_flight));
+        let task = tokio::spawn(run(
+            Arc::new(consumer),
+            shared,
+            stop_rx,
+            config.max_in_flight,
+        ));
         tracing::info!(group = %group, patterns = ?topics, "serving");
         Ok(ServerHandle {
             stop,
@@ -261,18 +293,27 @@ async fn run(
                 continue;
             }
         };
-        shared.tracker.begin(msg.topic(), msg.partition(), msg.offset());
+        shared
+            .tracker
+            .begin(msg.topic(), msg.partition(), msg.offset());
         let shared = shared.clone();
         tokio::spawn(async move {
             handle(&shared, &msg).await;
-            shared.tracker.finish(msg.topic(), msg.partition(), msg.offset());
+            shared
+                .tracker
+                .finish(msg.topic(), msg.partition(), msg.offset());
             drop(permit);
         });
     }
     // Graceful stop: let in-flight handlers finish (bounded), commit, flush, leave.
     let drain = permits.acquire_many(max_in_flight as u32);
-    if tokio::time::timeout(shared.reply_timeout * 3, drain).await.is_err() {
-        tracing::warn!("in-flight handlers did not finish in time; their messages will be redelivered");
+    if tokio::time::timeout(shared.reply_timeout * 3, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight handlers did not finish in time; their messages will be redelivered"
+        );
     }
     commit(&consumer, &shared.tracker, CommitMode::Sync);
     let _ = shared.producer.flush(shared.reply_timeout);
@@ -374,7 +415,11 @@ async fn send_reply(
     item: Option<Result<Vec<u8>, RpcError>>,
     disposed: bool,
 ) {
-    let mut hdrs = headers::with(OwnedHeaders::new(), headers::CORRELATION_ID, correlation_id.as_bytes());
+    let mut hdrs = headers::with(
+        OwnedHeaders::new(),
+        headers::CORRELATION_ID,
+        correlation_id.as_bytes(),
+    );
     let payload = match &item {
         Some(Ok(bytes)) => Some(bytes.as_slice()),
         Some(Err(e)) => {

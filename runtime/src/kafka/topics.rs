@@ -19,7 +19,11 @@ pub struct TopicSpec {
 }
 
 /// Every request and reply topic of `contracts`, sorted and without duplicates.
-pub fn topic_manifest(contracts: &[&ServiceContract], partitions: i32, replication: i32) -> Vec<TopicSpec> {
+pub fn topic_manifest(
+    contracts: &[&ServiceContract],
+    partitions: i32,
+    replication: i32,
+) -> Vec<TopicSpec> {
     let mut names: Vec<&str> = contracts
         .iter()
         .flat_map(|c| c.request_topics().chain(c.reply_topics()))
@@ -38,7 +42,10 @@ pub fn topic_manifest(contracts: &[&ServiceContract], partitions: i32, replicati
 
 /// Creates the request and reply topics of `contracts` that do not exist yet (partitions and
 /// replication from `config`). Returns the names it created.
-pub async fn ensure_topics(config: &KafkaConfig, contracts: &[&ServiceContract]) -> Result<Vec<String>, RpcError> {
+pub async fn ensure_topics(
+    config: &KafkaConfig,
+    contracts: &[&ServiceContract],
+) -> Result<Vec<String>, RpcError> {
     let specs = topic_manifest(contracts, config.topic_partitions, config.topic_replication);
     let admin: AdminClient<DefaultClientContext> = config
         .common()
@@ -46,19 +53,34 @@ pub async fn ensure_topics(config: &KafkaConfig, contracts: &[&ServiceContract])
         .map_err(|e| unavailable("cannot create a Kafka admin client", e))?;
     let new: Vec<NewTopic<'_>> = specs
         .iter()
-        .map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication)))
+        .map(|s| {
+            NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
     let results = tokio::time::timeout(config.request_timeout, admin.create_topics(&new, &options))
         .await
-        .map_err(|_| RpcError::unavailable(format!("brokers {} did not answer CreateTopics in time", config.brokers.join(","))))?
+        .map_err(|_| {
+            RpcError::unavailable(format!(
+                "brokers {} did not answer CreateTopics in time",
+                config.brokers.join(",")
+            ))
+        })?
         .map_err(|e| unavailable("CreateTopics failed", e))?;
     let mut created = Vec::new();
     for result in results {
         match result {
             Ok(name) => created.push(name),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(RpcError::unavailable(format!("cannot create topic {name}: {code}"))),
+            Err((name, code)) => {
+                return Err(RpcError::unavailable(format!(
+                    "cannot create topic {name}: {code}"
+                )))
+            }
         }
     }
     if !created.is_empty() {

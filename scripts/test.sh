@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotent), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+bash scripts/setup.sh
+cargo test --workspace --locked
