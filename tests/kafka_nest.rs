@@ -1,6 +1,8 @@
 //! Drop-in peers: a real NestJS client (ts-proto types from the same protos) calls the Rust
 //! server, and the Rust client calls a real NestJS server, through a real broker.
 
+// Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
+#[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
 mod support {

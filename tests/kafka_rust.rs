@@ -1,6 +1,8 @@
 //! Rust client ↔ Rust server through a real broker (tansu on 127.0.0.1): send, emit, errors,
 //! a server stream, a malformed payload, timeouts, a broker that is down.
 
+// Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
+#[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
 mod support {

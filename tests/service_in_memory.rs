@@ -1,6 +1,8 @@
 //! The checked-in goldens compile, and a hand-written GraphService served over the in-memory
 //! transport answers the generated client: send, emit, errors, a server stream.
 
+// Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
+#[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
 
