@@ -32,6 +32,13 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// How many projects this instance stores.
+    pub fn project_count(&self) -> usize {
+        self.projects.lock().expect("projects").len()
+    }
+}
+
 impl GraphService for Graph {
     async fn create_project(
         &self,
