@@ -1,36 +1,45 @@
-//! Serves the generated `GraphService` over Kafka, as a peer of the stack's NestJS services.
+//! Serves the generated `GraphService` over Kafka, as a peer of the stack's NestJS services,
+//! with its HTTP/WebSocket edge where its Traefik labels point.
 //!
 //! ```text
 //! KAFKA_BROKERS=127.0.0.1:9092 cargo run --example graph_service
 //! ```
-//! Creates the contract's topics at start-up, then serves until Ctrl-C (graceful shutdown).
+//! Creates the contract's topics at start-up, serves `GET /health` and the `/events` WebSocket
+//! on `EDGE_ADDR` (default `0.0.0.0:<GRAPH_SERVICE_TRAEFIK::PORT>`, the port of the generated
+//! labels), then serves until Ctrl-C (graceful shutdown).
 
 pub mod contracts {
     axion_runtime::include_contracts!();
 }
 mod support {
+    #[allow(dead_code)] // shared with the tests, which use more of it
     pub mod graph;
+    pub mod graph_edge;
 }
 
-use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer};
-use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
-use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
-use contracts::axion::graph::v1::GRAPH_SERVICE_CONTRACT;
+use axion_runtime::kafka::KafkaConfig;
+use contracts::axion::graph::v1::GRAPH_SERVICE_TRAEFIK;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = KafkaConfig::from_env()?;
-    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT]).await?;
-    let events = KafkaClient::connect(&config, &[]).await?;
-    let graph = support::graph::Graph::emitting_to(GraphServiceClient::new(events.client()));
-    let server = KafkaServer::start(&config, GraphServiceServer::new(graph)).await?;
-    tracing::info!(brokers = ?config.brokers, "graph_service ready; Ctrl-C to stop");
+    let edge_addr = std::env::var("EDGE_ADDR")
+        .unwrap_or_else(|_| format!("0.0.0.0:{}", GRAPH_SERVICE_TRAEFIK::PORT));
+    let listener = tokio::net::TcpListener::bind(&edge_addr)
+        .await
+        .map_err(|e| format!("EDGE_ADDR {edge_addr}: {e}"))?;
+    let running = support::graph_edge::start(&config, listener).await?;
+    tracing::info!(
+        brokers = ?config.brokers,
+        edge = %running.edge_addr,
+        "graph_service ready; Ctrl-C to stop"
+    );
     tokio::signal::ctrl_c().await?;
-    server.shutdown().await;
+    running.shutdown().await;
     Ok(())
 }

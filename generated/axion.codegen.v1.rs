@@ -385,6 +385,30 @@ pub const CODEGEN_SERVICE_TRUSTED_ORIGINS: &[&str] = &[
     "http://codegen.axion.localhost",
     "https://codegen.axion.localhost",
 ];
+/// The Traefik edge of `axion.codegen.v1.CodegenService` (`option (axion.service).traefik`): where the generated snippets `traefik/codegen-service.labels.yml` and `.dynamic.yml` route to.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct CODEGEN_SERVICE_TRAEFIK;
+impl CODEGEN_SERVICE_TRAEFIK {
+    /// Host the router matches.
+    pub const HOST: &'static str = "codegen.axion.localhost";
+    /// Port the edge listens on (the load balancer's server port).
+    pub const PORT: u16 = 8081;
+    /// Path prefix the router also requires (`""`: none); Traefik does not strip it.
+    pub const PATH_PREFIX: &'static str = "/codegen";
+    /// Path of the load balancer's health check.
+    pub const HEALTH_PATH: &'static str = "/health";
+    /// The router rule.
+    pub const RULE: &'static str = "Host(`codegen.axion.localhost`) && PathPrefix(`/codegen`)";
+    /// Router and service name.
+    pub const ROUTER: &'static str = "codegen-service";
+    /// The headers middleware attached to the router.
+    pub const MIDDLEWARE: &'static str = "codegen-service-headers";
+    /// Entrypoints of the router.
+    pub const ENTRYPOINTS: &'static [&'static str] = &["web"];
+    /// Whether the edge speaks WebSocket.
+    pub const WEBSOCKET: bool = true;
+}
 /// What a transport needs to know of `axion.codegen.v1.CodegenService`: patterns, reply topics, kinds, consumer group.
 pub const CODEGEN_SERVICE_CONTRACT: ::axion_runtime::ServiceContract = ::axion_runtime::ServiceContract {
     proto_name: "axion.codegen.v1.CodegenService",

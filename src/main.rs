@@ -73,6 +73,11 @@ struct GenerateArgs {
     /// Write nothing; list files that differ from what would be generated (exit 1 if any).
     #[arg(long)]
     check: bool,
+    /// Server URL of every traefik/<name>.dynamic.yml, overriding `server_url` options;
+    /// `{name}` and `{port}` are replaced (e.g. "http://127.0.0.1:{port}"). Default: the
+    /// option, else http://<service name>:<port>.
+    #[arg(long, value_name = "URL")]
+    traefik_server_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -95,10 +100,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn generate(input: &InputArgs) -> axion_gen::Result<axion_gen::Generated> {
-    let builder = axion_gen::configure()
+fn generate(
+    input: &InputArgs,
+    server_url: Option<&str>,
+) -> axion_gen::Result<axion_gen::Generated> {
+    let mut builder = axion_gen::configure()
         .topic_prefix(input.topic_prefix.clone())
         .skip_unsupported(input.skip_unsupported);
+    if let Some(url) = server_url {
+        builder = builder.traefik_server_url(url);
+    }
     let inputs = axion_gen::Inputs {
         proto_dir: input.proto_dir.clone(),
         files: input.files.clone(),
@@ -115,7 +126,7 @@ fn generate(input: &InputArgs) -> axion_gen::Result<axion_gen::Generated> {
 fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
     match cli.command {
         Command::Generate(args) => {
-            let generated = generate(&args.input)?;
+            let generated = generate(&args.input, args.traefik_server_url.as_deref())?;
             if args.check {
                 let drift = axion_gen::writer::check(&args.out, &generated.files)?;
                 if drift.is_empty() {
@@ -145,7 +156,7 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Topics(args) => {
-            let generated = generate(&args.input)?;
+            let generated = generate(&args.input, None)?;
             let mut topics: Vec<&str> = generated
                 .model
                 .packages
@@ -183,7 +194,7 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => {
-            let generated = generate(&args.input)?;
+            let generated = generate(&args.input, None)?;
             let rows: Vec<Row> = generated
                 .model
                 .packages

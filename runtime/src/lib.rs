@@ -4,7 +4,8 @@
 //! [`serde`], and provides the [`Client`] and dispatch helpers ([`server`]) the generated
 //! clients and `*Server` types call, the [`RpcError`] every call fails with, NestJS-compatible
 //! JSON ([`json`]), and the transports: [`MemoryTransport`] for unit tests and, with the
-//! `kafka` feature, the Kafka transport that makes a service a peer of NestJS services.
+//! `kafka` feature, the Kafka transport that makes a service a peer of NestJS services; with
+//! the `edge` feature, the HTTP/WebSocket edge ([`edge`]) Traefik routes to.
 //!
 //! A service crate depends on `axion-runtime` and `tokio`, and includes the generated module
 //! tree with [`include_contracts!`] (build.rs output) or `#[path = ".../mod.rs"] mod x;`
@@ -13,6 +14,8 @@
 
 pub mod client;
 pub mod contract;
+#[cfg(feature = "edge")]
+pub mod edge;
 pub mod error;
 pub mod json;
 #[cfg(feature = "kafka")]

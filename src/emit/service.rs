@@ -49,6 +49,7 @@ fn constants(svc: &Service) -> TokenStream {
             quote! { #[doc = #doc] pub const #key: &'static str = #topic; }
         });
     let origin_items = &svc.trusted_origins;
+    let traefik = traefik_constants(svc);
     quote! {
         #[doc = #name_doc]
         pub const #name_const: &str = #kafka_name;
@@ -73,6 +74,64 @@ fn constants(svc: &Service) -> TokenStream {
 
         #[doc = #origins_doc]
         pub const #origins: &[&str] = &[#(#origin_items),*];
+
+        #traefik
+    }
+}
+
+/// `<STEM>_TRAEFIK`: the service's edge as the Traefik option describes it (what the
+/// generated snippets route to), so the service listens where its labels point.
+fn traefik_constants(svc: &Service) -> TokenStream {
+    let Some(t) = &svc.traefik else {
+        return TokenStream::new();
+    };
+    let stem = svc
+        .trusted_origins_const
+        .strip_suffix("_TRUSTED_ORIGINS")
+        .unwrap_or(&svc.trusted_origins_const);
+    let holder = ident(&format!("{stem}_TRAEFIK"));
+    let doc = format!(
+        " The Traefik edge of `{}` (`option (axion.service).traefik`): where the generated \
+         snippets `traefik/{}.labels.yml` and `.dynamic.yml` route to.",
+        svc.full_name, t.name
+    );
+    let host = &t.host;
+    let port = proc_macro2::Literal::u16_unsuffixed(
+        u16::try_from(t.port).expect("the model validates the port"),
+    );
+    let prefix = t.path_prefix.as_deref().unwrap_or("");
+    let health = &t.health_path;
+    let router = &t.name;
+    let middleware = &t.middleware;
+    let entrypoints = &t.entrypoints;
+    let websocket = t.websocket;
+    let rule = super::traefik::rule(t);
+    quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        pub struct #holder;
+
+        impl #holder {
+            /// Host the router matches.
+            pub const HOST: &'static str = #host;
+            /// Port the edge listens on (the load balancer's server port).
+            pub const PORT: u16 = #port;
+            /// Path prefix the router also requires (`""`: none); Traefik does not strip it.
+            pub const PATH_PREFIX: &'static str = #prefix;
+            /// Path of the load balancer's health check.
+            pub const HEALTH_PATH: &'static str = #health;
+            /// The router rule.
+            pub const RULE: &'static str = #rule;
+            /// Router and service name.
+            pub const ROUTER: &'static str = #router;
+            /// The headers middleware attached to the router.
+            pub const MIDDLEWARE: &'static str = #middleware;
+            /// Entrypoints of the router.
+            pub const ENTRYPOINTS: &'static [&'static str] = &[#(#entrypoints),*];
+            /// Whether the edge speaks WebSocket.
+            pub const WEBSOCKET: bool = #websocket;
+        }
     }
 }
 

@@ -1,0 +1,84 @@
+//! The example `GraphService` with its edge: served over Kafka, plus `/health` and the
+//! `/events` WebSocket (every `ProjectCreated` as JSON) where its Traefik labels point.
+//! Shared by `examples/graph_service.rs` and the Traefik tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axion_runtime::edge::kafka::{BrokerProbe, EventFeed};
+use axion_runtime::edge::{Edge, Events};
+use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer, ServerHandle};
+use tokio::sync::oneshot;
+
+use super::graph::Graph;
+use crate::contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
+use crate::contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
+use crate::contracts::axion::graph::v1::{
+    GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_TRAEFIK, GRAPH_SERVICE_TRUSTED_ORIGINS,
+};
+
+/// A running `GraphService`: the Kafka server, the event feed and the edge.
+pub struct Running {
+    /// Where the edge listens.
+    pub edge_addr: SocketAddr,
+    /// The Kafka server (also the edge's consumer readiness probe).
+    pub server: Arc<ServerHandle>,
+    feed: EventFeed,
+    emitter: KafkaClient,
+    stop: oneshot::Sender<()>,
+    edge: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Creates the contract's topics, serves `GraphService` over Kafka and its edge on `listener`.
+pub async fn start(
+    config: &KafkaConfig,
+    listener: tokio::net::TcpListener,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    ensure_topics(config, &[&GRAPH_SERVICE_CONTRACT]).await?;
+    let emitter = KafkaClient::connect(config, &[]).await?;
+    let graph = Graph::emitting_to(GraphServiceClient::new(emitter.client()));
+    let server = Arc::new(KafkaServer::start(config, GraphServiceServer::new(graph)).await?);
+    // Every instance pushes every ProjectCreated: the feed reads the event topic in no group.
+    let events = Events::new(256);
+    let feed = EventFeed::start(config, &GRAPH_SERVICE_CONTRACT, events.clone()).await?;
+    let edge = Edge::new(GRAPH_SERVICE_TRUSTED_ORIGINS)
+        .health_path(GRAPH_SERVICE_TRAEFIK::HEALTH_PATH)
+        .path_prefix(GRAPH_SERVICE_TRAEFIK::PATH_PREFIX)
+        .check("kafka-consumer", server.clone())
+        .check(
+            "kafka-producer",
+            BrokerProbe::new(config, &GRAPH_SERVICE_CONTRACT)?,
+        )
+        .check("event-feed", feed.clone())
+        .events(events.clone());
+    let edge_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let edge = tokio::spawn(edge.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    tracing::info!(%edge_addr, "edge listening");
+    Ok(Running {
+        edge_addr,
+        server,
+        feed,
+        emitter,
+        stop,
+        edge,
+    })
+}
+
+impl Running {
+    /// Stops the edge (WebSocket clients get a close frame), then the Kafka server
+    /// gracefully.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        if let Ok(Err(e)) = self.edge.await {
+            tracing::warn!(error = %e, "edge stopped with an error");
+        }
+        drop(self.feed);
+        if let Some(server) = Arc::into_inner(self.server) {
+            server.shutdown().await;
+        }
+        let _ = self.emitter.flush(std::time::Duration::from_secs(5));
+    }
+}
