@@ -736,3 +736,13 @@ async fn file_provider_output_routes_the_same_way() {
         assert!(errs.is_empty(), "{errs:#?}");
     }
 }
+
+#[test]
+fn readme_shows_the_generated_snippet() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for (k, v) in read_labels(&generated("graph-service.labels.yml")) {
+        let line = format!("      - \"{k}={v}\"\n");
+        assert!(readme.contains(&line), "README lacks {line:?}");
+    }
+}
