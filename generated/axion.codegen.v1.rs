@@ -108,6 +108,7 @@ impl Language {
         }
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for Job {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -138,6 +139,7 @@ impl ::axion_runtime::serde::Serialize for Job {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for Job {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -146,6 +148,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Job {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for Job {
     const FULL_NAME: &'static str = "axion.codegen.v1.Job";
     fn merge_field<'de, A>(
@@ -175,6 +178,7 @@ impl ::axion_runtime::json::JsonMessage for Job {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for StartJobRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -194,6 +198,7 @@ impl ::axion_runtime::serde::Serialize for StartJobRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for StartJobRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -202,6 +207,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for StartJobRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for StartJobRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.StartJobRequest";
     fn merge_field<'de, A>(
@@ -226,6 +232,7 @@ impl ::axion_runtime::json::JsonMessage for StartJobRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for ListJobsRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -240,6 +247,7 @@ impl ::axion_runtime::serde::Serialize for ListJobsRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -248,6 +256,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for ListJobsRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsRequest";
     fn merge_field<'de, A>(
@@ -266,6 +275,7 @@ impl ::axion_runtime::json::JsonMessage for ListJobsRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for ListJobsResponse {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -282,6 +292,7 @@ impl ::axion_runtime::serde::Serialize for ListJobsResponse {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsResponse {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -290,6 +301,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsResponse {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for ListJobsResponse {
     const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsResponse";
     fn merge_field<'de, A>(
@@ -311,6 +323,7 @@ impl ::axion_runtime::json::JsonMessage for ListJobsResponse {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for CancelJobRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -323,6 +336,7 @@ impl ::axion_runtime::serde::Serialize for CancelJobRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for CancelJobRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -331,6 +345,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CancelJobRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for CancelJobRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.CancelJobRequest";
     fn merge_field<'de, A>(
@@ -349,6 +364,7 @@ impl ::axion_runtime::json::JsonMessage for CancelJobRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::ProtoEnum for Language {
     fn number_of(name: &str) -> ::core::option::Option<i32> {
         Self::from_str_name(name).map(|value| value as i32)

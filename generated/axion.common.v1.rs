@@ -22,6 +22,7 @@ pub struct PageRequest {
     #[prost(string, tag = "2")]
     pub page_token: ::axion_runtime::prost::alloc::string::String,
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for Actor {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -35,6 +36,7 @@ impl ::axion_runtime::serde::Serialize for Actor {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for Actor {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -43,6 +45,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Actor {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for Actor {
     const FULL_NAME: &'static str = "axion.common.v1.Actor";
     fn merge_field<'de, A>(
@@ -66,6 +69,7 @@ impl ::axion_runtime::json::JsonMessage for Actor {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for PageRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -79,6 +83,7 @@ impl ::axion_runtime::serde::Serialize for PageRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for PageRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -87,6 +92,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for PageRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for PageRequest {
     const FULL_NAME: &'static str = "axion.common.v1.PageRequest";
     fn merge_field<'de, A>(

@@ -166,6 +166,7 @@ impl ProjectStatus {
         }
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for Project {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -206,6 +207,7 @@ impl ::axion_runtime::serde::Serialize for Project {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for Project {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -214,6 +216,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Project {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for Project {
     const FULL_NAME: &'static str = "axion.graph.v1.Project";
     fn merge_field<'de, A>(
@@ -268,6 +271,7 @@ impl ::axion_runtime::json::JsonMessage for Project {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for project::Source {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -281,6 +285,7 @@ impl ::axion_runtime::serde::Serialize for project::Source {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for project::Source {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -289,6 +294,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for project::Source {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for project::Source {
     const FULL_NAME: &'static str = "axion.graph.v1.Project.Source";
     fn merge_field<'de, A>(
@@ -308,6 +314,7 @@ impl ::axion_runtime::json::JsonMessage for project::Source {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for CreateProjectRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -325,6 +332,7 @@ impl ::axion_runtime::serde::Serialize for CreateProjectRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -333,6 +341,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for CreateProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectRequest";
     fn merge_field<'de, A>(
@@ -355,6 +364,7 @@ impl ::axion_runtime::json::JsonMessage for CreateProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for CreateProjectResponse {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -369,6 +379,7 @@ impl ::axion_runtime::serde::Serialize for CreateProjectResponse {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectResponse {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -377,6 +388,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectResponse {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for CreateProjectResponse {
     const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectResponse";
     fn merge_field<'de, A>(
@@ -395,6 +407,7 @@ impl ::axion_runtime::json::JsonMessage for CreateProjectResponse {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for GetProjectRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -407,6 +420,7 @@ impl ::axion_runtime::serde::Serialize for GetProjectRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for GetProjectRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -415,6 +429,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for GetProjectRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for GetProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.GetProjectRequest";
     fn merge_field<'de, A>(
@@ -433,6 +448,7 @@ impl ::axion_runtime::json::JsonMessage for GetProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for ListProjectsRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -448,6 +464,7 @@ impl ::axion_runtime::serde::Serialize for ListProjectsRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListProjectsRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -456,6 +473,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListProjectsRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for ListProjectsRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.ListProjectsRequest";
     fn merge_field<'de, A>(
@@ -476,6 +494,7 @@ impl ::axion_runtime::json::JsonMessage for ListProjectsRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for DeleteProjectRequest {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -488,6 +507,7 @@ impl ::axion_runtime::serde::Serialize for DeleteProjectRequest {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for DeleteProjectRequest {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -496,6 +516,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for DeleteProjectRequest {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for DeleteProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.DeleteProjectRequest";
     fn merge_field<'de, A>(
@@ -514,6 +535,7 @@ impl ::axion_runtime::json::JsonMessage for DeleteProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::serde::Serialize for ProjectCreatedEvent {
     fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
     where
@@ -528,6 +550,7 @@ impl ::axion_runtime::serde::Serialize for ProjectCreatedEvent {
         map.end()
     }
 }
+#[allow(deprecated)]
 impl<'de> ::axion_runtime::serde::Deserialize<'de> for ProjectCreatedEvent {
     fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
     where
@@ -536,6 +559,7 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ProjectCreatedEvent {
         ::axion_runtime::json::deserialize_message(deserializer)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::JsonMessage for ProjectCreatedEvent {
     const FULL_NAME: &'static str = "axion.graph.v1.ProjectCreatedEvent";
     fn merge_field<'de, A>(
@@ -554,6 +578,7 @@ impl ::axion_runtime::json::JsonMessage for ProjectCreatedEvent {
         ::core::result::Result::Ok(true)
     }
 }
+#[allow(deprecated)]
 impl ::axion_runtime::json::ProtoEnum for ProjectStatus {
     fn number_of(name: &str) -> ::core::option::Option<i32> {
         Self::from_str_name(name).map(|value| value as i32)

@@ -378,16 +378,9 @@ impl Resolver<'_> {
     fn rust_path(&self, from: &str, type_name: &str) -> String {
         if let Some(wkt) = type_name.strip_prefix(".google.protobuf.") {
             return match wkt {
+                // The only well-known type an rpc may take or return (see build_service); the
+                // others reach here as enums (`NullValue`).
                 "Empty" => "()".to_owned(),
-                "BoolValue" => "bool".to_owned(),
-                "BytesValue" => "::axion_runtime::prost::alloc::vec::Vec<u8>".to_owned(),
-                "DoubleValue" => "f64".to_owned(),
-                "FloatValue" => "f32".to_owned(),
-                "Int32Value" => "i32".to_owned(),
-                "Int64Value" => "i64".to_owned(),
-                "StringValue" => "::axion_runtime::prost::alloc::string::String".to_owned(),
-                "UInt32Value" => "u32".to_owned(),
-                "UInt64Value" => "u64".to_owned(),
                 other => {
                     let parts: Vec<&str> = other.split('.').collect();
                     let mut out = String::from("::axion_runtime::prost_types");
@@ -827,6 +820,30 @@ fn build_service(
             errors.push(Error::at(
                 m_location,
                 format!("{message}; pass --skip-unsupported to skip it"),
+            ));
+            continue;
+        }
+        if let Some(wkt) = [m.input_type(), m.output_type()]
+            .into_iter()
+            .find(|t| t.starts_with(".google.protobuf.") && *t != ".google.protobuf.Empty")
+        {
+            let wkt = wkt.trim_start_matches('.');
+            let why = if wkt.ends_with("Value") && wkt != "google.protobuf.Value" {
+                "ts-proto sends a wrapper as {\"value\": ..}, which has no Rust type here"
+            } else {
+                "prost-types gives it no JSON form to travel on the bus"
+            };
+            let message = format!(
+                "rpc {} takes or returns {wkt} directly ({why}); only google.protobuf.Empty may be an rpc's request or response: wrap it in a message of your own",
+                m.name()
+            );
+            if options.skip_unsupported {
+                warnings.push(format!("{m_location}: warning: {message}; skipped"));
+                continue;
+            }
+            errors.push(Error::at(
+                m_location,
+                format!("{message}, or pass --skip-unsupported to skip the rpc"),
             ));
             continue;
         }

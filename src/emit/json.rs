@@ -12,6 +12,7 @@ pub fn emit(package: &Package) -> TokenStream {
     let enums = package.enums.iter().map(|path| {
         let path = ty(path);
         quote! {
+            #[allow(deprecated)]
             impl ::axion_runtime::json::ProtoEnum for #path {
                 fn number_of(name: &str) -> ::core::option::Option<i32> {
                     Self::from_str_name(name).map(|value| value as i32)
@@ -125,6 +126,8 @@ fn message(m: &Message) -> TokenStream {
     };
 
     quote! {
+        // Deprecated fields, variants and messages still travel.
+        #[allow(deprecated)]
         impl ::axion_runtime::serde::Serialize for #path {
             fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
             where
@@ -133,6 +136,7 @@ fn message(m: &Message) -> TokenStream {
                 #serialize_body
             }
         }
+        #[allow(deprecated)]
         impl<'de> ::axion_runtime::serde::Deserialize<'de> for #path {
             fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
             where
@@ -141,6 +145,7 @@ fn message(m: &Message) -> TokenStream {
                 ::axion_runtime::json::deserialize_message(deserializer)
             }
         }
+        #[allow(deprecated)]
         impl ::axion_runtime::json::JsonMessage for #path {
             const FULL_NAME: &'static str = #full_name;
             fn merge_field<'de, A>(
