@@ -1035,9 +1035,13 @@ fn traefik(t: &DynamicMessage, kafka_name: &str, location: &Location) -> Result<
     })
 }
 
+/// An rpc whose pattern an earlier rpc already has: (service, rpc, earlier service, earlier rpc).
+type Collision<'a> = (&'a Service, &'a Method, &'a Service, &'a Method);
+
 /// Checks across the whole input: one pattern, one rpc; no two services share constants.
 fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
     let mut patterns: BTreeMap<&str, (&Service, &Method)> = BTreeMap::new();
+    let mut collisions: Vec<Collision<'_>> = Vec::new();
     for package in packages.values() {
         let mut stems: HashMap<&str, &Service> = HashMap::new();
         for svc in &package.services {
@@ -1062,15 +1066,56 @@ fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
                     ));
                 }
                 if let Some((other_svc, other)) = patterns.insert(&m.pattern, (svc, m)) {
-                    errors.push(Error::at(
-                        m.pattern_location.clone(),
-                        format!(
-                            "pattern {} of {}.{} is also the pattern of {}.{} at {}; every rpc needs its own pattern",
-                            m.pattern, svc.full_name, m.proto_name, other_svc.full_name, other.proto_name, other.pattern_location
-                        ),
-                    ));
+                    collisions.push((svc, m, other_svc, other));
                 }
             }
+        }
+    }
+    // Same-named services in two packages (v1 and v1beta1) collide on every rpc: one error
+    // per pair of services, at the service, instead of one per rpc.
+    let mut pairs: Vec<((&str, &str), Vec<Collision<'_>>)> = Vec::new();
+    for c in collisions {
+        let key = (c.0.full_name.as_str(), c.2.full_name.as_str());
+        match pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(c),
+            None => pairs.push((key, vec![c])),
+        }
+    }
+    for (_, list) in pairs {
+        let (svc, m, other_svc, other) = list[0];
+        let explicit = m.pattern_location != m.location || other.pattern_location != other.location;
+        let hint = if explicit {
+            "every rpc needs its own pattern"
+        } else {
+            "default patterns do not include the proto package: give one service `option (axion.service).name`, or its file `option (axion.file).topic_prefix`"
+        };
+        if list.len() == 1 {
+            errors.push(Error::at(
+                m.pattern_location.clone(),
+                format!(
+                    "pattern {} of {}.{} is also the pattern of {}.{} at {}; {hint}",
+                    m.pattern,
+                    svc.full_name,
+                    m.proto_name,
+                    other_svc.full_name,
+                    other.proto_name,
+                    other.pattern_location
+                ),
+            ));
+        } else {
+            let rpcs: Vec<&str> = list.iter().map(|c| c.1.proto_name.as_str()).collect();
+            errors.push(Error::at(
+                svc.location.clone(),
+                format!(
+                    "{} rpcs of {} have the same patterns as rpcs of {} at {} ({}, e.g. {}); {hint}",
+                    list.len(),
+                    svc.full_name,
+                    other_svc.full_name,
+                    other_svc.location,
+                    rpcs.join(", "),
+                    m.pattern
+                ),
+            ));
         }
     }
 }

@@ -675,3 +675,27 @@ fn edge_fixture_json_round_trips() {
     });
     round_trip(&edge_generated::Loose { value: "v".into() });
 }
+
+#[test]
+fn same_service_in_two_versions() {
+    // v1 and v2 of one API: every default pattern collides; one error per service pair.
+    let v = |n: u32| {
+        format!(
+            "syntax = \"proto3\";\npackage api.v{n};\nmessage M {{}}\n\nservice Things {{\n  rpc Get(M) returns (M);\n  rpc List(M) returns (M);\n}}\n"
+        )
+    };
+    let (v1, v2) = (v(1), v(2));
+    let case = Case::new(&[("api/v1/things.proto", &v1), ("api/v2/things.proto", &v2)]);
+    let stderr = case.fails(
+        &[],
+        &[
+            &at(&case, "api/v2/things.proto", 5),
+            "api.v2.Things",
+            "api.v1.Things",
+            &at(&case, "api/v1/things.proto", 5),
+            "Get, List",
+            "(axion.service).name",
+        ],
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+}
