@@ -31,6 +31,17 @@ pub fn rust_upper_camel(name: &str) -> String {
     sanitize_identifier(&name.to_upper_camel_case())
 }
 
+/// An enum value's Rust variant, as prost-build makes it: UpperCamel, with the enum's own
+/// (UpperCamel) name stripped from the front when what follows starts a new word.
+pub fn enum_variant(enum_ident: &str, value: &str) -> String {
+    let name = value.to_upper_camel_case();
+    let stripped = name
+        .strip_prefix(enum_ident)
+        .filter(|rest| rest.starts_with(char::is_uppercase))
+        .unwrap_or(&name);
+    sanitize_identifier(stripped)
+}
+
 /// The Kafka-facing name of a service: `GraphService` → `graph-service`.
 pub fn kafka_service_name(proto_service: &str) -> String {
     proto_service.to_kebab_case()
@@ -150,6 +161,14 @@ mod tests {
         assert_eq!(rust_snake("self"), "self_");
         assert_eq!(rust_upper_camel("self"), "Self_");
         assert_eq!(rust_snake("async"), "r#async");
+    }
+
+    #[test]
+    fn enum_variants_like_prost() {
+        assert_eq!(enum_variant("Color", "COLOR_RED"), "Red");
+        assert_eq!(enum_variant("Color", "COLORFUL"), "Colorful");
+        assert_eq!(enum_variant("Kind", "KIND_SELF"), "Self_");
+        assert_eq!(enum_variant("Kind", "KIND_1"), "Kind1");
     }
 
     #[test]

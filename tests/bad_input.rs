@@ -699,3 +699,63 @@ fn same_service_in_two_versions() {
     );
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
 }
+
+#[test]
+fn field_without_rust_name() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {\n  string ok = 1;\n  string _ = 2;\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 5), "field _", "no Rust name"]);
+}
+
+#[test]
+fn messages_share_a_rust_type() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage Thing {}\n\nmessage THING {}\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 5),
+            "THING",
+            "Thing",
+            &at(&case, "a.proto", 3),
+            "`Thing`",
+        ],
+    );
+}
+
+#[test]
+fn enum_values_share_a_rust_variant() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nenum Kind {\n  KIND_UNSPECIFIED = 0;\n  KIND_A = 1;\n  A = 2;\n}\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "KIND_A", "`A`"]);
+}
+
+#[test]
+fn message_named_like_a_generated_client() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice Graph { rpc Do(M) returns (M); }\nmessage GraphClient {}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 5), "GraphClient", "service Graph"],
+    );
+}
+
+#[test]
+fn message_module_named_like_a_sub_package() {
+    let case = Case::new(&[
+        (
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\n\nmessage Thing {\n  enum Kind { KIND_UNSPECIFIED = 0; }\n}\n",
+        ),
+        ("thing.proto", "syntax = \"proto3\";\npackage a.thing;\nmessage Z {}\n"),
+    ]);
+    case.fails(&[], &[&at(&case, "a.proto", 4), "`thing`", "a.thing"]);
+}
