@@ -135,7 +135,10 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
     // Built-ins first: a copy of descriptor.proto in an include dir must not shadow them.
     chain.add(GoogleFileResolver::new());
     for dir in inputs.include_dirs() {
-        chain.add(IncludeFileResolver::new(dir));
+        chain.add(IncludeDir {
+            inner: IncludeFileResolver::new(dir.clone()),
+            dir,
+        });
     }
     chain.add(ShippedOptions);
 
@@ -147,16 +150,20 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
         }
     }
 
-    let mut disk_files: Vec<PathBuf> = compiler
-        .files()
-        .filter_map(|f| f.path().map(Path::to_path_buf))
-        .collect();
+    // Files read by `IncludeDir` without a BOM have no path in protox: find them again.
+    let on_disk = |f: &protox::file::FileMetadata| {
+        f.path().map(Path::to_path_buf).or_else(|| {
+            let name = f.name();
+            let builtin = name == OPTIONS_PROTO_NAME || name.starts_with("google/protobuf/");
+            (!builtin).then(|| inputs.disk_path(name)).flatten()
+        })
+    };
+    let mut disk_files: Vec<PathBuf> = compiler.files().filter_map(on_disk).collect();
     disk_files.sort();
     let display = compiler
         .files()
         .map(|f| {
-            let shown = f
-                .path()
+            let shown = on_disk(f)
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| f.name().to_owned());
             (f.name().to_owned(), shown)
@@ -280,7 +287,7 @@ fn read_input(path: &Path) -> Result<String> {
             return Err(Error::at(Location::file(shown), message));
         }
     };
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let before = String::from_utf8_lossy(&e.as_bytes()[..valid]);
         let (line, col) = line_col(&before, before.len());
@@ -295,6 +302,10 @@ fn read_input(path: &Path) -> Result<String> {
                 e.as_bytes()[valid]
             ),
         )
+    })?;
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_owned(),
+        None => text,
     })
 }
 
@@ -336,6 +347,33 @@ fn edition_line(path: &str, text: &str) -> Option<Location> {
     None
 }
 
+/// UTF-8's byte-order mark, which protoc skips and protox does not.
+const BOM: char = '\u{feff}';
+
+/// An include dir: protox's resolver, except that a file starting with a byte-order mark is
+/// served without it (as protoc does; editors on Windows write them).
+struct IncludeDir {
+    inner: IncludeFileResolver,
+    dir: PathBuf,
+}
+
+impl FileResolver for IncludeDir {
+    fn resolve_path(&self, path: &Path) -> Option<String> {
+        self.inner.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
+        let path = self.dir.join(name);
+        let has_bom = std::fs::read(&path).is_ok_and(|b| b.starts_with("\u{feff}".as_bytes()));
+        if has_bom {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return File::from_source(name, text.trim_start_matches(BOM));
+            }
+        }
+        self.inner.open_file(name)
+    }
+}
+
 /// Serves the shipped `axion/options.proto` when no include dir has one.
 struct ShippedOptions;
 
@@ -366,7 +404,9 @@ fn convert_error(err: &protox::Error, inputs: &Inputs, opened: &str) -> Error {
     let mut location = Location::file(file.clone());
 
     // Parse errors carry their source; check errors only the span: read the file ourselves.
-    let text = std::fs::read_to_string(&file).ok();
+    let text = std::fs::read_to_string(&file)
+        .ok()
+        .map(|t| t.trim_start_matches(BOM).to_owned());
     let locate = |span: &miette::SourceSpan| -> Option<(u32, u32)> {
         if let Some(text) = &text {
             return Some(line_col(text, span.offset()));

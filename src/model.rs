@@ -1053,6 +1053,9 @@ fn traefik(t: &DynamicMessage, kafka_name: &str, location: &Location) -> Result<
     })
 }
 
+/// Methods every generated client has next to its rpcs (see `emit::service`).
+const CLIENT_METHODS: &[&str] = &["new", "from_transport", "with_timeout", "inner"];
+
 /// An rpc whose pattern an earlier rpc already has: (service, rpc, earlier service, earlier rpc).
 type Collision<'a> = (&'a Service, &'a Method, &'a Service, &'a Method);
 
@@ -1074,6 +1077,15 @@ fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
             }
             let mut idents: HashMap<&str, &Method> = HashMap::new();
             for m in &svc.methods {
+                if CLIENT_METHODS.contains(&m.rust_ident.as_str()) {
+                    errors.push(Error::at(
+                        m.location.clone(),
+                        format!(
+                            "rpc {} becomes the Rust method `{}`, which the generated {} already has; rename the rpc",
+                            m.proto_name, m.rust_ident, svc.client_ident
+                        ),
+                    ));
+                }
                 if let Some(other) = idents.insert(&m.rust_ident, m) {
                     errors.push(Error::at(
                         m.location.clone(),

@@ -759,3 +759,48 @@ fn message_module_named_like_a_sub_package() {
     ]);
     case.fails(&[], &[&at(&case, "a.proto", 4), "`thing`", "a.thing"]);
 }
+
+#[test]
+fn byte_order_mark_is_skipped_like_protoc() {
+    // A BOM (Visual Studio writes one) is accepted, and positions after it stay right.
+    let case = Case::new(&[]);
+    case.write(
+        "a.proto",
+        b"\xef\xbb\xbfsyntax = \"proto3\";\npackage a;\nmessage M {\n  Nope x = 1;\n}\n",
+    );
+    case.fails(&[], &[&at(&case, "a.proto", 4), "Nope"]);
+
+    let ok = Case::new(&[]);
+    ok.write(
+        "a.proto",
+        b"\xef\xbb\xbfsyntax = \"proto3\";\npackage a;\nmessage M {}\nservice S { rpc Do(M) returns (M); }\n",
+    );
+    let out = ok.run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn crlf_line_endings_keep_lines_right() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\r\npackage a;\r\n\r\nmessage M {}\r\nservice S {\r\n  rpc Up(stream M) returns (M);\r\n}\r\n",
+    )]);
+    case.fails(&[], &[&at(&case, "a.proto", 6), "rpc Up"]);
+}
+
+#[test]
+fn rpc_named_like_a_client_method() {
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Get(M) returns (M);\n  rpc New(M) returns (M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[&at(&case, "a.proto", 6), "rpc New", "`new`", "SClient"],
+    );
+}
