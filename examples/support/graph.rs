@@ -34,6 +34,7 @@ impl Graph {
 
 impl Graph {
     /// How many projects this instance stores.
+    #[allow(dead_code)] // used by some test crates only
     pub fn project_count(&self) -> usize {
         self.projects.lock().expect("projects").len()
     }

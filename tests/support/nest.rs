@@ -58,7 +58,10 @@ fn spawn(name: &str, args: &[&str], broker: &str, extra_env: &[(&str, &str)]) ->
         .args(args)
         .current_dir(dir())
         .env("KAFKA_BROKERS", broker)
-        .env("FETCH_WAIT_MS", "5")
+        .env(
+            "FETCH_WAIT_MS",
+            std::env::var("FETCH_WAIT_MS").unwrap_or_else(|_| "5".to_owned()),
+        )
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
