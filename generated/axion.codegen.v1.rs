@@ -597,7 +597,7 @@ pub mod codegen_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::StartJobRequest| async move {
-                            service.start_job(request).await
+                            super::CodegenService::start_job(&*service, request).await
                         },
                     )
                 }
@@ -606,7 +606,7 @@ pub mod codegen_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::ListJobsRequest| async move {
-                            service.list_jobs(request).await
+                            super::CodegenService::list_jobs(&*service, request).await
                         },
                     )
                 }
@@ -615,7 +615,7 @@ pub mod codegen_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::CancelJobRequest| async move {
-                            service.cancel_job(request).await
+                            super::CodegenService::cancel_job(&*service, request).await
                         },
                     )
                 }

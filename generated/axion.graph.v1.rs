@@ -880,7 +880,7 @@ pub mod graph_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::CreateProjectRequest| async move {
-                            service.create_project(request).await
+                            super::GraphService::create_project(&*service, request).await
                         },
                     )
                 }
@@ -889,7 +889,7 @@ pub mod graph_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::GetProjectRequest| async move {
-                            service.get_project(request).await
+                            super::GraphService::get_project(&*service, request).await
                         },
                     )
                 }
@@ -898,7 +898,7 @@ pub mod graph_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::ListProjectsRequest| async move {
-                            service.list_projects(request).await
+                            super::GraphService::list_projects(&*service, request).await
                         },
                     )
                 }
@@ -907,7 +907,7 @@ pub mod graph_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |request: super::DeleteProjectRequest| async move {
-                            service.delete_project(request).await
+                            super::GraphService::delete_project(&*service, request).await
                         },
                     )
                 }
@@ -916,7 +916,7 @@ pub mod graph_service_server {
                         &incoming.pattern,
                         &incoming.payload,
                         move |event: super::ProjectCreatedEvent| async move {
-                            service.project_created(event).await
+                            super::GraphService::project_created(&*service, event).await
                         },
                     )
                 }

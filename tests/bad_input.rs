@@ -804,3 +804,51 @@ fn rpc_named_like_a_client_method() {
         &[&at(&case, "a.proto", 6), "rpc New", "`new`", "SClient"],
     );
 }
+
+// rpcs named like methods every `Arc` has (`clone`, `into`, `as_ref`, `to_owned`): the
+// dispatcher calls the trait's method, not the `Arc`'s, and the client's inherent methods win
+// over `Clone::clone` and friends.
+#[tokio::test]
+async fn rpcs_named_like_arc_methods_reach_the_trait() {
+    use edge_generated::edge::r#type::v1 as k;
+
+    struct Echo;
+    impl k::Service for Echo {
+        async fn self_(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
+            Ok(tagged(r, "self"))
+        }
+        async fn clone(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
+            Ok(tagged(r, "clone"))
+        }
+        async fn into(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
+            Ok(tagged(r, "into"))
+        }
+        async fn as_ref(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
+            Ok(tagged(r, "as_ref"))
+        }
+        async fn to_owned(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
+            Ok(tagged(r, "to_owned"))
+        }
+    }
+    fn tagged(mut r: k::Self_, tag: &str) -> k::Self_ {
+        r.r#match = tag.to_owned();
+        r
+    }
+
+    let transport = axion_runtime::MemoryTransport::new();
+    transport
+        .serve(k::service_server::ServiceServer::new(Echo))
+        .unwrap();
+    let client = k::service_client::ServiceClient::new(transport.client());
+    let req = k::Self_ {
+        r#type: "t".into(),
+        ..Default::default()
+    };
+    assert_eq!(client.clone(&req).await.unwrap().r#match, "clone");
+    // `Into::into` takes `self` by value, so plain `client.into(..)` would pick it.
+    let into = k::service_client::ServiceClient::into(&client, &req).await;
+    assert_eq!(into.unwrap().r#match, "into");
+    assert_eq!(client.as_ref(&req).await.unwrap().r#match, "as_ref");
+    assert_eq!(client.to_owned(&req).await.unwrap().r#match, "to_owned");
+    assert_eq!(client.self_(&req).await.unwrap().r#match, "self");
+}

@@ -344,21 +344,21 @@ fn server(svc: &Service) -> TokenStream {
                 super::#patterns::#key => ::axion_runtime::server::unary(
                     &incoming.pattern,
                     &incoming.payload,
-                    move |request: #input| async move { service.#method(request).await },
+                    move |request: #input| async move { super::#service_trait::#method(&*service, request).await },
                 ),
             },
             MethodKind::ServerStreaming => quote! {
                 super::#patterns::#key => ::axion_runtime::server::server_streaming(
                     &incoming.pattern,
                     &incoming.payload,
-                    move |request: #input| async move { service.#method(request).await },
+                    move |request: #input| async move { super::#service_trait::#method(&*service, request).await },
                 ),
             },
             MethodKind::Event => quote! {
                 super::#patterns::#key => ::axion_runtime::server::event(
                     &incoming.pattern,
                     &incoming.payload,
-                    move |event: #input| async move { service.#method(event).await },
+                    move |event: #input| async move { super::#service_trait::#method(&*service, event).await },
                 ),
             },
         }
