@@ -114,6 +114,12 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     /// Messages a server handles at once (across its partitions). 1 keeps strict order.
     pub max_in_flight: usize,
+    /// Messages a server handles at once from one partition (at most `max_in_flight`).
+    /// 1 keeps each partition in order while partitions still run in parallel.
+    pub max_in_flight_per_partition: usize,
+    /// Largest request payload a server accepts; bigger ones are poison (error reply or
+    /// dead-letter topic), never handed to the handler.
+    pub max_message_bytes: usize,
     /// Producer retries of a failed send (bounded, with backoff).
     pub send_retries: u32,
     /// Backoff between producer retries.
@@ -135,6 +141,8 @@ impl Default for KafkaConfig {
             topic_partitions: 3,
             topic_replication: 1,
             max_in_flight: 64,
+            max_in_flight_per_partition: 64,
+            max_message_bytes: 1_000_000,
             send_retries: 5,
             retry_backoff: Duration::from_millis(100),
         }
@@ -171,6 +179,10 @@ pub mod env {
     pub const TOPIC_REPLICATION: &str = "KAFKA_TOPIC_REPLICATION";
     /// Messages a server handles at once (> 0).
     pub const MAX_IN_FLIGHT: &str = "KAFKA_MAX_IN_FLIGHT";
+    /// Messages a server handles at once from one partition (> 0).
+    pub const MAX_IN_FLIGHT_PER_PARTITION: &str = "KAFKA_MAX_IN_FLIGHT_PER_PARTITION";
+    /// Largest payload a server accepts, in bytes (> 0).
+    pub const MAX_MESSAGE_BYTES: &str = "KAFKA_MAX_MESSAGE_BYTES";
 }
 
 impl KafkaConfig {
@@ -262,6 +274,14 @@ impl KafkaConfig {
             b = b.max_in_flight(parse_int(env::MAX_IN_FLIGHT, &v)?);
             b.source.max_in_flight = env::MAX_IN_FLIGHT;
         }
+        if let Some(v) = get(env::MAX_IN_FLIGHT_PER_PARTITION) {
+            b = b.max_in_flight_per_partition(parse_int(env::MAX_IN_FLIGHT_PER_PARTITION, &v)?);
+            b.source.max_in_flight_per_partition = env::MAX_IN_FLIGHT_PER_PARTITION;
+        }
+        if let Some(v) = get(env::MAX_MESSAGE_BYTES) {
+            b = b.max_message_bytes(parse_int(env::MAX_MESSAGE_BYTES, &v)?);
+            b.source.max_message_bytes = env::MAX_MESSAGE_BYTES;
+        }
         b.build()
     }
 
@@ -332,6 +352,8 @@ struct Raw {
     topic_partitions: Option<i64>,
     topic_replication: Option<i64>,
     max_in_flight: Option<i64>,
+    max_in_flight_per_partition: Option<i64>,
+    max_message_bytes: Option<i64>,
     send_retries: Option<u32>,
     retry_backoff_ms: Option<i64>,
 }
@@ -345,6 +367,8 @@ struct Source {
     partitions: &'static str,
     replication: &'static str,
     max_in_flight: &'static str,
+    max_in_flight_per_partition: &'static str,
+    max_message_bytes: &'static str,
 }
 
 impl Default for Source {
@@ -357,6 +381,8 @@ impl Default for Source {
             partitions: "topic_partitions",
             replication: "topic_replication",
             max_in_flight: "max_in_flight",
+            max_in_flight_per_partition: "max_in_flight_per_partition",
+            max_message_bytes: "max_message_bytes",
         }
     }
 }
@@ -448,6 +474,15 @@ impl KafkaConfigBuilder {
         max_in_flight, max_in_flight, i64
     );
     setter!(
+        /// Messages a server handles at once from one partition (must be > 0; capped at
+        /// `max_in_flight`).
+        max_in_flight_per_partition, max_in_flight_per_partition, i64
+    );
+    setter!(
+        /// Largest payload a server accepts, in bytes (must be > 0).
+        max_message_bytes, max_message_bytes, i64
+    );
+    setter!(
         /// Producer retries (bounded).
         send_retries, send_retries, u32
     );
@@ -491,6 +526,13 @@ impl KafkaConfigBuilder {
         if client_id.is_empty() {
             return Err(bad("client_id", "is empty"));
         }
+        let max_in_flight =
+            positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)? as usize;
+        let max_in_flight_per_partition = positive(
+            s.max_in_flight_per_partition,
+            r.max_in_flight_per_partition,
+            max_in_flight as i64,
+        )? as usize;
         Ok(KafkaConfig {
             brokers,
             sasl: r.sasl,
@@ -508,8 +550,13 @@ impl KafkaConfigBuilder {
                 r.topic_replication,
                 d.topic_replication.into(),
             )? as i32,
-            max_in_flight: positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)?
-                as usize,
+            max_in_flight,
+            max_in_flight_per_partition: max_in_flight_per_partition.min(max_in_flight),
+            max_message_bytes: positive(
+                s.max_message_bytes,
+                r.max_message_bytes,
+                d.max_message_bytes as i64,
+            )? as usize,
             send_retries: r.send_retries.unwrap_or(d.send_retries).min(100),
             retry_backoff: ms("retry_backoff", r.retry_backoff_ms, d.retry_backoff)?,
         })
@@ -562,6 +609,19 @@ mod tests {
         assert_eq!(e.name, "KAFKA_BROKERS");
         let e = from(&[("KAFKA_SASL_USERNAME", "u")]).unwrap_err();
         assert_eq!(e.name, "KAFKA_SASL_PASSWORD");
+        let e = from(&[("KAFKA_MAX_IN_FLIGHT_PER_PARTITION", "0")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_MAX_IN_FLIGHT_PER_PARTITION");
+        let e = from(&[("KAFKA_MAX_MESSAGE_BYTES", "-1")]).unwrap_err();
+        assert_eq!(e.name, "KAFKA_MAX_MESSAGE_BYTES");
+        let c = from(&[
+            ("KAFKA_MAX_IN_FLIGHT", "8"),
+            ("KAFKA_MAX_IN_FLIGHT_PER_PARTITION", "20"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.max_in_flight_per_partition, 8,
+            "capped at the global limit"
+        );
         let e = from(&[("KAFKA_SSL", "maybe")]).unwrap_err();
         assert_eq!(e.name, "KAFKA_SSL");
         let e = KafkaConfig::builder()

@@ -17,12 +17,16 @@
 
 mod client;
 mod config;
+pub mod dedup;
+pub mod dlq;
 mod headers;
 mod server;
 mod topics;
 
 pub use client::KafkaClient;
 pub use config::{env, ConfigError, KafkaConfig, KafkaConfigBuilder, Sasl, SaslMechanism, Secret};
+pub use dedup::{DedupStore, FileDedup, MemoryDedup};
+pub use dlq::PoisonReason;
 pub use headers::{CORRELATION_ID, NEST_ERR, NEST_IS_DISPOSED, REPLY_PARTITION, REPLY_TOPIC};
 pub use server::{KafkaServer, ServerHandle};
 pub use topics::{ensure_topics, topic_manifest, TopicSpec};

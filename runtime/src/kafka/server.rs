@@ -1,7 +1,24 @@
 //! The serving side: a consumer group per service, replies NestJS understands, at-least-once.
+//!
+//! Delivery: a message's offset is committed only after its handler finished and its replies
+//! (or its dead-letter copy) were acknowledged by the broker, and never past an unfinished
+//! message of the same partition. A crash, `kill -9` or lost membership therefore redelivers
+//! every message whose handler may have run but whose outcome was not committed: handlers see
+//! each request at least once. Non-idempotent handlers opt into
+//! [de-duplication by correlation id](super::dedup).
+//!
+//! Concurrency: at most `max_in_flight` messages at once (`KAFKA_MAX_IN_FLIGHT`), at most
+//! `max_in_flight_per_partition` of them from one partition
+//! (`KAFKA_MAX_IN_FLIGHT_PER_PARTITION`; 1 keeps each partition in order). When a partition is
+//! at its limit the server stops taking new messages until one of its handlers finishes.
+//! Handlers may take longer than the session timeout: librdkafka heartbeats from its own
+//! thread, so a slow handler does not make the member leave the group (only a handler slower
+//! than `max.poll.interval.ms`, 5 minutes, would).
+//!
+//! Poison messages (see [`super::dlq`]) get an error reply or go to `<pattern>.dlq`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +31,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{watch, Semaphore};
 
+use super::dedup::{self, DedupStore, StoredReplies};
+use super::dlq::{self, Poison, PoisonReason, ReplyTo};
 use super::{headers, unavailable, KafkaConfig};
 use crate::transport::{Handler, Incoming};
 use crate::RpcError;
@@ -28,14 +47,33 @@ pub struct KafkaServer;
 pub struct ServerHandle {
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
-    assigned: Arc<AtomicBool>,
+    stats: Arc<Stats>,
     group: String,
+}
+
+/// Membership counters of a server, shared with its consumer's rebalance callbacks.
+#[derive(Debug, Default)]
+struct Stats {
+    assigned: AtomicBool,
+    assignments: AtomicU64,
+    revocations: AtomicU64,
 }
 
 impl ServerHandle {
     /// Whether the consumer currently holds partitions (the service is ready).
     pub fn is_assigned(&self) -> bool {
-        self.assigned.load(Ordering::SeqCst)
+        self.stats.assigned.load(Ordering::SeqCst)
+    }
+
+    /// How many times partitions were assigned to this server (1 after a quiet start; each
+    /// rebalance that gives it partitions adds one).
+    pub fn assignments(&self) -> u64 {
+        self.stats.assignments.load(Ordering::SeqCst)
+    }
+
+    /// How many times partitions were taken from this server (rebalances, lost membership).
+    pub fn revocations(&self) -> u64 {
+        self.stats.revocations.load(Ordering::SeqCst)
     }
 
     /// The consumer group.
@@ -131,7 +169,7 @@ impl Tracker {
 
 struct ServerContext {
     tracker: Arc<Tracker>,
-    assigned: Arc<AtomicBool>,
+    stats: Arc<Stats>,
 }
 
 impl ClientContext for ServerContext {}
@@ -148,7 +186,9 @@ impl ConsumerContext for ServerContext {
                 }
             }
             self.tracker.forget(revoked);
-            self.assigned.store(false, Ordering::SeqCst);
+            self.stats.revocations.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(partitions = revoked.count(), "partitions revoked");
+            self.stats.assigned.store(false, Ordering::SeqCst);
         }
     }
 
@@ -156,14 +196,15 @@ impl ConsumerContext for ServerContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "partitions assigned");
-                self.assigned.store(tpl.count() > 0, Ordering::SeqCst);
+                self.stats.assignments.fetch_add(1, Ordering::SeqCst);
+                self.stats.assigned.store(tpl.count() > 0, Ordering::SeqCst);
             }
             Rebalance::Revoke(_) => {
                 let still = consumer
                     .assignment()
                     .map(|a| a.count() > 0)
                     .unwrap_or(false);
-                self.assigned.store(still, Ordering::SeqCst);
+                self.stats.assigned.store(still, Ordering::SeqCst);
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
@@ -175,6 +216,22 @@ struct Shared {
     producer: FutureProducer,
     tracker: Arc<Tracker>,
     reply_timeout: Duration,
+    dedup: Option<Arc<dyn DedupStore>>,
+    max_message_bytes: usize,
+    per_partition: usize,
+    /// One semaphore per partition: the per-partition in-flight limit.
+    lanes: Mutex<HashMap<(String, i32), Arc<Semaphore>>>,
+}
+
+impl Shared {
+    fn lane(&self, topic: &str, partition: i32) -> Arc<Semaphore> {
+        self.lanes
+            .lock()
+            .expect("lanes")
+            .entry((topic.to_owned(), partition))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_partition)))
+            .clone()
+    }
 }
 
 impl KafkaServer {
@@ -184,13 +241,32 @@ impl KafkaServer {
         config: &KafkaConfig,
         handler: impl Handler,
     ) -> Result<ServerHandle, RpcError> {
+        Self::start_inner(config, Box::new(handler), None).await
+    }
+
+    /// Like [`KafkaServer::start`], with de-duplication by correlation id: a redelivered
+    /// request whose replies are in `store` gets them re-sent without calling the handler
+    /// (see [`super::dedup`]; across a crash only a durable store helps).
+    pub async fn start_with_dedup(
+        config: &KafkaConfig,
+        handler: impl Handler,
+        store: Arc<dyn DedupStore>,
+    ) -> Result<ServerHandle, RpcError> {
+        Self::start_inner(config, Box::new(handler), Some(store)).await
+    }
+
+    async fn start_inner(
+        config: &KafkaConfig,
+        handler: Box<dyn Handler>,
+        dedup: Option<Arc<dyn DedupStore>>,
+    ) -> Result<ServerHandle, RpcError> {
         let contract = handler.contract();
         let group = match &config.server_group {
             Some(g) => format!("{g}-server"),
             None => contract.server_group.to_owned(),
         };
         let tracker = Arc::new(Tracker::default());
-        let assigned = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Stats::default());
         let consumer: StreamConsumer<ServerContext> = config
             .common()
             .set("group.id", &group)
@@ -214,7 +290,7 @@ impl KafkaServer {
             )
             .create_with_context(ServerContext {
                 tracker: tracker.clone(),
-                assigned: assigned.clone(),
+                stats: stats.clone(),
             })
             .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;
         let topics: Vec<&str> = contract.request_topics().collect();
@@ -236,13 +312,24 @@ impl KafkaServer {
                 "message.timeout.ms",
                 config.request_timeout.as_millis().max(1000).to_string(),
             )
+            // Room for a dead-letter copy of an oversized message.
+            .set(
+                "message.max.bytes",
+                (config.max_message_bytes.saturating_mul(2) + 65_536)
+                    .clamp(1_000_000, 1_000_000_000)
+                    .to_string(),
+            )
             .create()
             .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
         let shared = Arc::new(Shared {
-            handler: Box::new(handler),
+            handler,
             producer,
             tracker,
             reply_timeout: config.request_timeout,
+            dedup,
+            max_message_bytes: config.max_message_bytes,
+            per_partition: config.max_in_flight_per_partition.min(config.max_in_flight),
+            lanes: Mutex::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(
@@ -255,7 +342,7 @@ impl KafkaServer {
         Ok(ServerHandle {
             stop,
             task: Some(task),
-            assigned,
+            stats,
             group,
         })
     }
@@ -293,6 +380,17 @@ async fn run(
                 continue;
             }
         };
+        // The per-partition limit: wait (bounded by the handlers in flight) for a slot of
+        // this partition; a message not begun yet is simply redelivered if we stop now.
+        let lane = shared.lane(msg.topic(), msg.partition());
+        let lane_permit = match lane.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                p = lane.acquire_owned() => p.expect("lane open"),
+            },
+        };
         shared
             .tracker
             .begin(msg.topic(), msg.partition(), msg.offset());
@@ -302,6 +400,7 @@ async fn run(
             shared
                 .tracker
                 .finish(msg.topic(), msg.partition(), msg.offset());
+            drop(lane_permit);
             drop(permit);
         });
     }
@@ -333,24 +432,57 @@ fn commit(consumer: &StreamConsumer<ServerContext>, tracker: &Tracker, mode: Com
 async fn handle(shared: &Shared, msg: &OwnedMessage) {
     let started = Instant::now();
     let hdrs = msg.headers();
-    let correlation_id = headers::text(hdrs, headers::CORRELATION_ID);
-    let reply_topic = headers::text(hdrs, headers::REPLY_TOPIC).filter(|t| !t.is_empty());
-    let reply_partition = headers::text(hdrs, headers::REPLY_PARTITION)
-        .and_then(|p| p.trim().parse::<f64>().ok())
-        .filter(|p| p.is_finite() && *p >= 0.0)
-        .map(|p| p as i32);
-    // NestJS treats a message without correlation id or reply topic as an event.
-    let request = match (&correlation_id, &reply_topic) {
-        (Some(id), Some(topic)) => Some((id.clone(), topic.clone())),
-        _ => None,
+    let reply_to = match dlq::reply_to(hdrs) {
+        Ok(r) => r,
+        Err(poison) => return dead_letter(shared, msg, poison).await,
     };
+    let payload = msg.payload().unwrap_or_default();
+    if let Err((reason, error)) = dlq::check_payload(hdrs, payload, shared.max_message_bytes) {
+        return match &reply_to {
+            Some(to) => {
+                tracing::warn!(
+                    pattern = msg.topic(),
+                    correlation_id = %to.correlation_id,
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    reason = reason.as_str(),
+                    error = %error,
+                    "poison request rejected"
+                );
+                let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
+                if let Err(e) = send_reply(shared, to, Some(Err(e)), true).await {
+                    dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e)).await;
+                }
+            }
+            None => dead_letter(shared, msg, (reason, error)).await,
+        };
+    }
+    let key = reply_to
+        .as_ref()
+        .map(|to| dedup::key(msg.topic(), &to.correlation_id));
+    if let (Some(store), Some(key), Some(to)) = (&shared.dedup, &key, &reply_to) {
+        if let Some(stored) = store.get(key) {
+            tracing::info!(
+                pattern = msg.topic(),
+                correlation_id = %to.correlation_id,
+                partition = msg.partition(),
+                offset = msg.offset(),
+                replies = stored.len(),
+                "duplicate request: stored replies re-sent, handler not called"
+            );
+            if let Err(e) = send_all(shared, to, stored).await {
+                dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e)).await;
+            }
+            return;
+        }
+    }
     let incoming = Incoming {
         pattern: msg.topic().to_owned(),
-        payload: msg.payload().unwrap_or_default().to_vec(),
-        correlation_id: request.as_ref().map(|(id, _)| id.clone()),
+        payload: payload.to_vec(),
+        correlation_id: reply_to.as_ref().map(|to| to.correlation_id.clone()),
     };
     let mut replies = shared.handler.handle(incoming);
-    let outcome: Result<usize, RpcError> = match &request {
+    let outcome: Result<usize, RpcError> = match &reply_to {
         None => {
             let mut failure = None;
             while let Some(item) = replies.next().await {
@@ -358,35 +490,49 @@ async fn handle(shared: &Shared, msg: &OwnedMessage) {
                     failure = Some(e);
                 }
             }
-            failure.map_or(Ok(0), Err)
+            match failure {
+                // An event that does not decode (or that its handler calls invalid) would
+                // fail the same way forever: park it in the dead-letter topic.
+                Some(e) if e.is(crate::codes::INVALID_ARGUMENT) => {
+                    let error = e.to_string();
+                    return dead_letter(shared, msg, (PoisonReason::Undecodable, error)).await;
+                }
+                Some(e) => Err(e),
+                None => Ok(0),
+            }
         }
-        Some((id, topic)) => {
-            // Hold one reply back so the last one carries the disposed marker.
-            let mut sent = 0usize;
-            let mut held: Option<Result<Vec<u8>, RpcError>> = None;
-            let mut failed = None;
-            while let Some(item) = replies.next().await {
-                let is_err = item.is_err();
-                if let Some(prev) = held.replace(item) {
-                    send_reply(shared, topic, reply_partition, id, Some(prev), false).await;
-                    sent += 1;
+        Some(to) => {
+            let (result, delivered) = match (&shared.dedup, &key) {
+                (Some(store), Some(key)) => {
+                    // Store before replying: a redelivery after the reply went out finds it.
+                    let mut all: StoredReplies = Vec::new();
+                    while let Some(item) = replies.next().await {
+                        let stop = item.is_err();
+                        all.push(item);
+                        if stop {
+                            break;
+                        }
+                    }
+                    store.put(key, &all);
+                    let result = summarize(&all);
+                    (result, send_all(shared, to, all).await)
                 }
-                if is_err {
-                    break;
-                }
+                _ => stream_replies(shared, to, replies).await,
+            };
+            if let Err(e) = delivered {
+                return dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e)).await;
             }
-            if let Some(Err(e)) = &held {
-                failed = Some(e.clone());
-            }
-            send_reply(shared, topic, reply_partition, id, held, true).await;
-            failed.map_or(Ok(sent + 1), Err)
+            result
         }
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let correlation_id = reply_to
+        .as_ref()
+        .map_or("-", |to| to.correlation_id.as_str());
     match outcome {
         Ok(replies) => tracing::info!(
             pattern = msg.topic(),
-            correlation_id = correlation_id.as_deref().unwrap_or("-"),
+            correlation_id,
             partition = msg.partition(),
             offset = msg.offset(),
             latency_ms,
@@ -396,7 +542,7 @@ async fn handle(shared: &Shared, msg: &OwnedMessage) {
         ),
         Err(e) => tracing::warn!(
             pattern = msg.topic(),
-            correlation_id = correlation_id.as_deref().unwrap_or("-"),
+            correlation_id,
             partition = msg.partition(),
             offset = msg.offset(),
             latency_ms,
@@ -407,18 +553,65 @@ async fn handle(shared: &Shared, msg: &OwnedMessage) {
     }
 }
 
+/// The count of replies, or the error the stream ended with.
+fn summarize(all: &StoredReplies) -> Result<usize, RpcError> {
+    match all.last() {
+        Some(Err(e)) => Err(e.clone()),
+        _ => Ok(all.len().max(1)),
+    }
+}
+
+/// Sends replies as the handler yields them, holding one back so the last one carries the
+/// disposed marker. Returns the outcome and whether every reply was delivered.
+async fn stream_replies(
+    shared: &Shared,
+    to: &ReplyTo,
+    mut replies: crate::transport::RawReplies,
+) -> (Result<usize, RpcError>, Result<(), String>) {
+    let mut sent = 0usize;
+    let mut held: Option<Result<Vec<u8>, RpcError>> = None;
+    let mut delivered = Ok(());
+    while let Some(item) = replies.next().await {
+        let is_err = item.is_err();
+        if let Some(prev) = held.replace(item) {
+            delivered = delivered.and(send_reply(shared, to, Some(prev), false).await);
+            sent += 1;
+        }
+        if is_err {
+            break;
+        }
+    }
+    let failed = match &held {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    delivered = delivered.and(send_reply(shared, to, held, true).await);
+    (failed.map_or(Ok(sent + 1), Err), delivered)
+}
+
+/// Sends stored replies (the last one disposed).
+async fn send_all(shared: &Shared, to: &ReplyTo, all: StoredReplies) -> Result<(), String> {
+    let count = all.len();
+    if count == 0 {
+        return send_reply(shared, to, None, true).await;
+    }
+    let mut delivered = Ok(());
+    for (i, item) in all.into_iter().enumerate() {
+        delivered = delivered.and(send_reply(shared, to, Some(item), i + 1 == count).await);
+    }
+    delivered
+}
+
 async fn send_reply(
     shared: &Shared,
-    topic: &str,
-    partition: Option<i32>,
-    correlation_id: &str,
+    to: &ReplyTo,
     item: Option<Result<Vec<u8>, RpcError>>,
     disposed: bool,
-) {
+) -> Result<(), String> {
     let mut hdrs = headers::with(
         OwnedHeaders::new(),
         headers::CORRELATION_ID,
-        correlation_id.as_bytes(),
+        to.correlation_id.as_bytes(),
     );
     let payload = match &item {
         Some(Ok(bytes)) => Some(bytes.as_slice()),
@@ -431,14 +624,42 @@ async fn send_reply(
     if disposed || matches!(item, Some(Err(_))) {
         hdrs = headers::with(hdrs, headers::NEST_IS_DISPOSED, &[0u8]);
     }
-    let mut record = FutureRecord::<(), [u8]>::to(topic).headers(hdrs);
+    let mut record = FutureRecord::<(), [u8]>::to(&to.topic).headers(hdrs);
     if let Some(p) = payload {
         record = record.payload(p);
     }
-    if let Some(p) = partition {
+    if let Some(p) = to.partition {
         record = record.partition(p);
     }
-    if let Err((e, _)) = shared.producer.send(record, shared.reply_timeout).await {
-        tracing::error!(topic, correlation_id, error = %e, "reply not delivered");
+    match shared.producer.send(record, shared.reply_timeout).await {
+        Ok(_) => Ok(()),
+        Err((e, _)) => Err(format!("reply to {} not delivered: {e}", to.topic)),
     }
+}
+
+/// Copies a poison message to `<pattern>.dlq` (payload and headers kept, reason added) and
+/// logs it once. The offset moves on either way: a message that cannot be handled must not
+/// block its partition.
+async fn dead_letter(shared: &Shared, msg: &OwnedMessage, (reason, error): Poison) {
+    let topic = dlq::dlq_topic(msg.topic());
+    let hdrs = dlq::dead_letter_headers(msg, reason, &error);
+    let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(hdrs);
+    if let Some(key) = msg.key() {
+        record = record.key(key);
+    }
+    if let Some(payload) = msg.payload() {
+        record = record.payload(payload);
+    }
+    let parked = shared.producer.send(record, shared.reply_timeout).await;
+    let dlq_error = parked.as_ref().err().map(|(e, _)| e.to_string());
+    tracing::warn!(
+        pattern = msg.topic(),
+        partition = msg.partition(),
+        offset = msg.offset(),
+        reason = reason.as_str(),
+        error = %error,
+        dlq = %topic,
+        dlq_error = dlq_error.as_deref().unwrap_or("-"),
+        "poison message dead-lettered"
+    );
 }

@@ -18,29 +18,35 @@ pub struct TopicSpec {
     pub replication: i32,
 }
 
-/// Every request and reply topic of `contracts`, sorted and without duplicates.
+/// Every request, reply and dead-letter (`<pattern>.dlq`) topic of `contracts`, sorted and
+/// without duplicates.
 pub fn topic_manifest(
     contracts: &[&ServiceContract],
     partitions: i32,
     replication: i32,
 ) -> Vec<TopicSpec> {
-    let mut names: Vec<&str> = contracts
+    let mut names: Vec<String> = contracts
         .iter()
-        .flat_map(|c| c.request_topics().chain(c.reply_topics()))
+        .flat_map(|c| {
+            c.request_topics()
+                .chain(c.reply_topics())
+                .map(str::to_owned)
+                .chain(c.request_topics().map(super::dlq::dlq_topic))
+        })
         .collect();
     names.sort_unstable();
     names.dedup();
     names
         .into_iter()
         .map(|name| TopicSpec {
-            name: name.to_owned(),
+            name,
             partitions,
             replication,
         })
         .collect()
 }
 
-/// Creates the request and reply topics of `contracts` that do not exist yet (partitions and
+/// Creates the request, reply and dead-letter topics of `contracts` that do not exist yet (partitions and
 /// replication from `config`). Returns the names it created.
 pub async fn ensure_topics(
     config: &KafkaConfig,

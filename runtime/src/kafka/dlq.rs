@@ -1,0 +1,291 @@
+//! Poison messages: what is wrong with them, and the dead-letter topic they go to.
+//!
+//! A message the server cannot handle (too big, not JSON, an unusable reply address, an event
+//! that does not decode) never reaches or never blocks the handler. A request with a usable
+//! reply address gets an `INVALID_ARGUMENT` error reply; anything else — an event, or a
+//! request whose reply address is missing or garbage — is copied to `<pattern>.dlq` with its
+//! payload and headers unchanged plus the `axion-dlq-*` headers below. Either way the offset
+//! moves on, the server keeps serving, and the case is logged once (one `warn`).
+
+use rdkafka::message::{Headers as _, Message as _, OwnedHeaders, OwnedMessage};
+
+use super::headers;
+
+/// Suffix of a pattern's dead-letter topic.
+pub const DLQ_SUFFIX: &str = ".dlq";
+/// Header: why the message was dead-lettered ([`PoisonReason::as_str`]).
+pub const DLQ_REASON: &str = "axion-dlq-reason";
+/// Header: the error text, for humans.
+pub const DLQ_ERROR: &str = "axion-dlq-error";
+/// Header: the topic the message was read from.
+pub const DLQ_TOPIC: &str = "axion-dlq-topic";
+/// Header: its partition (decimal text).
+pub const DLQ_PARTITION: &str = "axion-dlq-partition";
+/// Header: its offset (decimal text).
+pub const DLQ_OFFSET: &str = "axion-dlq-offset";
+/// Content types a server accepts in a `content-type` header (NestJS sends none).
+const JSON_CONTENT_TYPES: &[&str] = &["application/json", "text/json", "application/x-json"];
+
+/// The dead-letter topic of `pattern`.
+pub fn dlq_topic(pattern: &str) -> String {
+    format!("{pattern}{DLQ_SUFFIX}")
+}
+
+/// Why a message is poison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoisonReason {
+    /// The payload is larger than `max_message_bytes`.
+    Oversized,
+    /// A `content-type` header that is not JSON.
+    WrongContentType,
+    /// The payload does not decode into the message type (includes non-JSON payloads).
+    Undecodable,
+    /// `kafka_correlationId` is not UTF-8 text.
+    BadCorrelationId,
+    /// A correlation id without a reply topic (or the other way round).
+    MissingReplyAddress,
+    /// `kafka_replyTopic` is not a legal topic name.
+    BadReplyTopic,
+    /// `kafka_replyPartition` is not a partition number.
+    BadReplyPartition,
+    /// The reply could not be delivered (the reply topic does not exist, the broker refused).
+    ReplyUndeliverable,
+}
+
+impl PoisonReason {
+    /// The value of the `axion-dlq-reason` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoisonReason::Oversized => "oversized",
+            PoisonReason::WrongContentType => "wrong-content-type",
+            PoisonReason::Undecodable => "undecodable",
+            PoisonReason::BadCorrelationId => "bad-correlation-id",
+            PoisonReason::MissingReplyAddress => "missing-reply-address",
+            PoisonReason::BadReplyTopic => "bad-reply-topic",
+            PoisonReason::BadReplyPartition => "bad-reply-partition",
+            PoisonReason::ReplyUndeliverable => "reply-undeliverable",
+        }
+    }
+}
+
+/// Where a request's replies go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ReplyTo {
+    pub correlation_id: String,
+    pub topic: String,
+    pub partition: Option<i32>,
+}
+
+/// A poison verdict: the reason and a human explanation.
+pub(crate) type Poison = (PoisonReason, String);
+
+/// Reads the reply address: `Ok(None)` for an event (neither correlation id nor reply topic,
+/// as NestJS decides), `Err` for an address that is half there or garbage.
+pub(crate) fn reply_to<H: rdkafka::message::Headers>(
+    hdrs: Option<&H>,
+) -> Result<Option<ReplyTo>, Poison> {
+    let present = |key| headers::get(hdrs, key).filter(|v| !v.is_empty());
+    let (id, topic) = match (
+        present(headers::CORRELATION_ID),
+        present(headers::REPLY_TOPIC),
+    ) {
+        (None, None) => return Ok(None),
+        (Some(id), Some(topic)) => (id, topic),
+        _ => {
+            return Err((
+                PoisonReason::MissingReplyAddress,
+                "a request needs both kafka_correlationId and kafka_replyTopic".to_owned(),
+            ))
+        }
+    };
+    let correlation_id = std::str::from_utf8(id)
+        .ok()
+        .filter(|t| !t.chars().any(char::is_control))
+        .ok_or_else(|| {
+            (
+                PoisonReason::BadCorrelationId,
+                "kafka_correlationId is not printable UTF-8 text".to_owned(),
+            )
+        })?
+        .to_owned();
+    let topic = std::str::from_utf8(topic)
+        .ok()
+        .filter(|t| is_topic_name(t))
+        .ok_or_else(|| {
+            (
+                PoisonReason::BadReplyTopic,
+                format!(
+                    "kafka_replyTopic {:?} is not a topic name",
+                    String::from_utf8_lossy(topic)
+                ),
+            )
+        })?
+        .to_owned();
+    let partition = match headers::get(hdrs, headers::REPLY_PARTITION) {
+        None => None,
+        Some(raw) => Some(parse_partition(raw).ok_or_else(|| {
+            (
+                PoisonReason::BadReplyPartition,
+                format!(
+                    "kafka_replyPartition {:?} is not a partition number",
+                    String::from_utf8_lossy(raw)
+                ),
+            )
+        })?),
+    };
+    Ok(Some(ReplyTo {
+        correlation_id,
+        topic,
+        partition,
+    }))
+}
+
+/// NestJS writes the partition as decimal text (`"0"`); kafkajs peers may write `"0.0"`.
+fn parse_partition(raw: &[u8]) -> Option<i32> {
+    let p = std::str::from_utf8(raw).ok()?.trim().parse::<f64>().ok()?;
+    (p.is_finite() && p >= 0.0 && p.fract() == 0.0 && p <= f64::from(i32::MAX)).then_some(p as i32)
+}
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn is_topic_name(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks what the handler would choke on before it runs.
+pub(crate) fn check_payload<H: rdkafka::message::Headers>(
+    hdrs: Option<&H>,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<(), Poison> {
+    if payload.len() > max_bytes {
+        return Err((
+            PoisonReason::Oversized,
+            format!(
+                "the payload has {} bytes; the limit (KAFKA_MAX_MESSAGE_BYTES) is {max_bytes}",
+                payload.len()
+            ),
+        ));
+    }
+    if let Some(h) = hdrs {
+        for header in h.iter() {
+            if !header.key.eq_ignore_ascii_case("content-type") {
+                continue;
+            }
+            let value = String::from_utf8_lossy(header.value.unwrap_or_default());
+            let essence = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if !JSON_CONTENT_TYPES.contains(&essence.as_str()) && !essence.ends_with("+json") {
+                return Err((
+                    PoisonReason::WrongContentType,
+                    format!("content-type {value:?} is not JSON"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dead-letter copy's headers: the original ones, then the `axion-dlq-*` ones.
+pub(crate) fn dead_letter_headers(
+    msg: &OwnedMessage,
+    reason: PoisonReason,
+    error: &str,
+) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new();
+    if let Some(h) = msg.headers() {
+        for header in h.iter() {
+            out = out.insert(header);
+        }
+    }
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    out = headers::with(out, DLQ_REASON, reason.as_str().as_bytes());
+    out = headers::with(out, DLQ_ERROR, error.as_bytes());
+    out = headers::with(out, DLQ_TOPIC, msg.topic().as_bytes());
+    out = headers::with(out, DLQ_PARTITION, partition.as_bytes());
+    headers::with(out, DLQ_OFFSET, offset.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
+        pairs
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| headers::with(h, k, v))
+    }
+
+    #[test]
+    fn reply_addresses() {
+        let ok = hdrs(&[
+            (headers::CORRELATION_ID, b"abc"),
+            (headers::REPLY_TOPIC, b"a.b-c_d.reply"),
+            (headers::REPLY_PARTITION, b"2"),
+        ]);
+        assert_eq!(
+            reply_to(Some(&ok)).unwrap(),
+            Some(ReplyTo {
+                correlation_id: "abc".into(),
+                topic: "a.b-c_d.reply".into(),
+                partition: Some(2)
+            })
+        );
+        assert_eq!(reply_to::<OwnedHeaders>(None).unwrap(), None);
+        let reason = |pairs: &[(&str, &[u8])]| reply_to(Some(&hdrs(pairs))).unwrap_err().0;
+        assert_eq!(
+            reason(&[(headers::CORRELATION_ID, b"x")]),
+            PoisonReason::MissingReplyAddress
+        );
+        assert_eq!(
+            reason(&[
+                (headers::CORRELATION_ID, b"\xff\xfe"),
+                (headers::REPLY_TOPIC, b"t")
+            ]),
+            PoisonReason::BadCorrelationId
+        );
+        assert_eq!(
+            reason(&[
+                (headers::CORRELATION_ID, b"x"),
+                (headers::REPLY_TOPIC, b"no spaces")
+            ]),
+            PoisonReason::BadReplyTopic
+        );
+        for garbage in [&b"-1"[..], b"1.5", b"NaN", b"zero", b"99999999999"] {
+            assert_eq!(
+                reason(&[
+                    (headers::CORRELATION_ID, b"x"),
+                    (headers::REPLY_TOPIC, b"t"),
+                    (headers::REPLY_PARTITION, garbage)
+                ]),
+                PoisonReason::BadReplyPartition
+            );
+        }
+    }
+
+    #[test]
+    fn payload_checks() {
+        let none: Option<&OwnedHeaders> = None;
+        assert!(check_payload(none, b"{}", 2).is_ok());
+        assert_eq!(
+            check_payload(none, b"{ }", 2).unwrap_err().0,
+            PoisonReason::Oversized
+        );
+        let xml = hdrs(&[("Content-Type", b"application/xml")]);
+        assert_eq!(
+            check_payload(Some(&xml), b"<a/>", 100).unwrap_err().0,
+            PoisonReason::WrongContentType
+        );
+        let json = hdrs(&[("content-type", b"application/json; charset=utf-8")]);
+        assert!(check_payload(Some(&json), b"{}", 100).is_ok());
+    }
+}
