@@ -25,6 +25,8 @@ pub struct Builder {
     includes: Vec<PathBuf>,
     emit_rerun_if_changed: Option<bool>,
     traefik_server_url: Option<String>,
+    ts_out: Option<PathBuf>,
+    ts_proto_import: String,
 }
 
 impl Default for Builder {
@@ -36,6 +38,8 @@ impl Default for Builder {
             includes: Vec::new(),
             emit_rerun_if_changed: None,
             traefik_server_url: None,
+            ts_out: None,
+            ts_proto_import: emit::typescript::DEFAULT_TS_PROTO_IMPORT.to_owned(),
         }
     }
 }
@@ -51,6 +55,46 @@ pub struct Generated {
     pub warnings: Vec<String>,
     /// Every input read from disk.
     pub inputs: Vec<PathBuf>,
+    /// TypeScript contracts (path relative to [`Generated::ts_dir`] → content), when asked for.
+    pub ts_files: BTreeMap<String, String>,
+    /// Where the TypeScript contracts go ([`Builder::ts_out`]).
+    pub ts_dir: Option<PathBuf>,
+}
+
+impl Generated {
+    /// Every output dir with its files: the Rust files below `out_dir`, the TypeScript files
+    /// below [`Generated::ts_dir`]. A TypeScript dir inside `out_dir` is merged into it, so
+    /// neither write removes the other's files as stale.
+    pub fn outputs(&self, out_dir: &Path) -> Vec<(PathBuf, BTreeMap<String, String>)> {
+        let mut rust = (out_dir.to_owned(), self.files.clone());
+        let Some(ts_dir) = &self.ts_dir else {
+            return vec![rust];
+        };
+        let clean = |p: &Path| -> PathBuf {
+            p.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect()
+        };
+        match clean(ts_dir).strip_prefix(clean(out_dir)) {
+            Ok(sub) => {
+                let prefix: Vec<String> = sub
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                for (rel, text) in &self.ts_files {
+                    let path = prefix
+                        .iter()
+                        .map(String::as_str)
+                        .chain(std::iter::once(rel.as_str()))
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    rust.1.insert(path, text.clone());
+                }
+                vec![rust]
+            }
+            Err(_) => vec![rust, (ts_dir.clone(), self.ts_files.clone())],
+        }
+    }
 }
 
 impl Builder {
@@ -94,6 +138,22 @@ impl Builder {
     /// the host. Default: each service's option, else `http://<service name>:<port>`.
     pub fn traefik_server_url(mut self, template: impl Into<String>) -> Self {
         self.traefik_server_url = Some(template.into());
+        self
+    }
+
+    /// Also writes TypeScript contracts for NestJS into `dir` (one module per proto package
+    /// with services, `axion-kafka.ts` and `index.ts`); a relative `dir` is relative to the
+    /// current directory. Default: none.
+    pub fn ts_out(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.ts_out = Some(dir.into());
+        self
+    }
+
+    /// Where the TypeScript contracts import ts-proto's message types from: ts-proto's output
+    /// dir relative to the [`Builder::ts_out`] dir when it starts with `.`, else a module
+    /// specifier prefix used as is (a path alias or package). Default: `../gen`.
+    pub fn ts_proto_import(mut self, path: impl Into<String>) -> Self {
+        self.ts_proto_import = path.into();
         self
     }
 
@@ -160,7 +220,9 @@ impl Builder {
             })?)
             .join("axion"),
         };
-        writer::write(&out_dir, &generated.files)?;
+        for (dir, files) in generated.outputs(&out_dir) {
+            writer::write(&dir, &files)?;
+        }
         Ok(generated)
     }
 
@@ -177,11 +239,17 @@ impl Builder {
             &mut warnings,
         )?;
         let files = emit_files(&model, self.traefik_server_url.as_deref())?;
+        let ts_files = match &self.ts_out {
+            Some(_) => emit::typescript::emit(&model.packages, &self.ts_proto_import),
+            None => BTreeMap::new(),
+        };
         Ok(Generated {
             files,
             model,
             warnings,
             inputs: loaded.disk_files,
+            ts_files,
+            ts_dir: self.ts_out.clone(),
         })
     }
 }

@@ -70,7 +70,6 @@ struct CheckArgs {
     json: bool,
 }
 
-
 #[derive(Args, Debug)]
 struct TopicsArgs {
     #[command(flatten)]
@@ -122,6 +121,14 @@ struct GenerateArgs {
     /// option, else http://<service name>:<port>.
     #[arg(long, value_name = "URL")]
     traefik_server_url: Option<String>,
+    /// Also write TypeScript contracts for NestJS here: one module per proto package
+    /// (constants, ts-proto type map, contract), axion-kafka.ts (KafkaOptions helpers), index.ts.
+    #[arg(long = "ts", value_name = "DIR")]
+    ts: Option<PathBuf>,
+    /// Where the TypeScript contracts import ts-proto's types from: ts-proto's output dir
+    /// relative to the --ts dir (starting with "."), or a module prefix used as is.
+    #[arg(long, value_name = "PATH", default_value = "../gen")]
+    ts_proto_import: String,
 }
 
 #[derive(Args, Debug)]
@@ -148,12 +155,21 @@ fn generate(
     input: &InputArgs,
     server_url: Option<&str>,
 ) -> axion_gen::Result<axion_gen::Generated> {
+    generate_with(input, server_url, |b| b)
+}
+
+fn generate_with(
+    input: &InputArgs,
+    server_url: Option<&str>,
+    more: impl FnOnce(axion_gen::Builder) -> axion_gen::Builder,
+) -> axion_gen::Result<axion_gen::Generated> {
     let mut builder = axion_gen::configure()
         .topic_prefix(input.topic_prefix.clone())
         .skip_unsupported(input.skip_unsupported);
     if let Some(url) = server_url {
         builder = builder.traefik_server_url(url);
     }
+    let builder = more(builder);
     let inputs = axion_gen::Inputs {
         proto_dir: input.proto_dir.clone(),
         files: input.files.clone(),
@@ -172,19 +188,34 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
         Command::Asyncapi(args) => asyncapi(&args),
         Command::Check(args) => check(&args),
         Command::Generate(args) => {
-            let generated = generate(&args.input, args.traefik_server_url.as_deref())?;
+            let generated =
+                generate_with(
+                    &args.input,
+                    args.traefik_server_url.as_deref(),
+                    |b| match &args.ts {
+                        Some(dir) => b.ts_out(dir).ts_proto_import(&args.ts_proto_import),
+                        None => b,
+                    },
+                )?;
+            let outputs = generated.outputs(&args.out);
+            let count: usize = outputs.iter().map(|(_, files)| files.len()).sum();
+            let dirs: Vec<String> = outputs
+                .iter()
+                .map(|(d, _)| d.display().to_string())
+                .collect();
             if args.check {
-                let drift = axion_gen::writer::check(&args.out, &generated.files)?;
+                let mut drift = Vec::new();
+                for (dir, files) in &outputs {
+                    for (path, kind) in axion_gen::writer::check(dir, files)? {
+                        drift.push((dir.join(path), kind));
+                    }
+                }
                 if drift.is_empty() {
-                    eprintln!(
-                        "{} files up to date in {}",
-                        generated.files.len(),
-                        args.out.display()
-                    );
+                    eprintln!("{count} files up to date in {}", dirs.join(" and "));
                     return Ok(ExitCode::SUCCESS);
                 }
                 for (path, kind) in &drift {
-                    println!("{}: {kind:?}", args.out.join(path).display());
+                    println!("{}: {kind:?}", path.display());
                 }
                 eprintln!(
                     "{} file(s) drifted; run without --check to regenerate",
@@ -192,12 +223,13 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(1));
             }
-            let written = axion_gen::writer::write(&args.out, &generated.files)?;
+            let mut written = 0;
+            for (dir, files) in &outputs {
+                written += axion_gen::writer::write(dir, files)?.len();
+            }
             eprintln!(
-                "generated {} files into {} ({} changed)",
-                generated.files.len(),
-                args.out.display(),
-                written.len()
+                "generated {count} files into {} ({written} changed)",
+                dirs.join(" and ")
             );
             Ok(ExitCode::SUCCESS)
         }

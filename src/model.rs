@@ -36,6 +36,8 @@ pub struct Package {
     pub module: Vec<String>,
     /// Generated file name: `axion.graph.v1.rs` (`_.rs` without a package).
     pub file_name: String,
+    /// TypeScript module of the package: `axion/graph/v1.ts` (`_.ts` without a package).
+    pub ts_file: String,
     /// The package's files, for prost.
     pub files: Vec<FileDescriptorProto>,
     /// Messages with their JSON field mapping.
@@ -190,6 +192,10 @@ pub struct Service {
     pub trusted_origins_const: String,
     /// `graph-service-server`.
     pub server_group: String,
+    /// `GRAPH_SERVICE_SERVER_GROUP` (TS).
+    pub server_group_const: String,
+    /// `GraphServiceMessages` (TS): the pattern → request/response type map.
+    pub messages_type: String,
     /// `GraphService`.
     pub trait_ident: String,
     /// `graph_service_client`.
@@ -237,12 +243,25 @@ pub struct Method {
     pub input_proto: String,
     /// `axion.graph.v1.CreateProjectResponse`.
     pub output_proto: String,
+    /// The request type as ts-proto names and places it.
+    pub input_ts: TsType,
+    /// The response type as ts-proto names and places it (`Empty` included).
+    pub output_ts: TsType,
     /// Doc lines from the proto comment.
     pub docs: Vec<String>,
     /// Where the rpc is declared.
     pub location: Location,
     /// Where the pattern comes from: the `(axion.method).pattern` option when set, else the rpc.
     pub pattern_location: Location,
+}
+
+/// A message type in ts-proto's output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TsType {
+    /// ts-proto's module: the proto file without `.proto` (`axion/graph/v1/graph`).
+    pub module: String,
+    /// ts-proto's type name: nested names joined by `_` (`Project_Source`).
+    pub name: String,
 }
 
 /// Traefik routing of a service's edge.
@@ -271,6 +290,8 @@ pub struct Traefik {
 /// Where each declared type lives.
 struct TypeInfo {
     package: String,
+    /// The proto file declaring it.
+    file: String,
     /// Names from the outermost message down to the type.
     path: Vec<String>,
     /// For map entries: (key field, value field).
@@ -294,13 +315,14 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
     for file in &loaded.files {
         let mut path = Vec::new();
         for m in &file.message_type {
-            index_message(file.package(), m, &mut path, &mut types);
+            index_message(file.name(), file.package(), m, &mut path, &mut types);
         }
         for e in &file.enum_type {
             types.insert(
                 fq(file.package(), &[e.name().to_owned()]),
                 TypeInfo {
                     package: file.package().to_owned(),
+                    file: file.name().to_owned(),
                     path: vec![e.name().to_owned()],
                     map_entry: None,
                 },
@@ -332,6 +354,11 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                         "_.rs".to_owned()
                     } else {
                         format!("{}.rs", file.package())
+                    },
+                    ts_file: if file.package().is_empty() {
+                        "_.ts".to_owned()
+                    } else {
+                        format!("{}.ts", file.package().replace('.', "/"))
                     },
                     module,
                     files: Vec::new(),
@@ -396,6 +423,7 @@ fn fq(package: &str, path: &[String]) -> String {
 }
 
 fn index_message(
+    file: &str,
     package: &str,
     m: &DescriptorProto,
     path: &mut Vec<String>,
@@ -411,12 +439,13 @@ fn index_message(
         fq(package, path),
         TypeInfo {
             package: package.to_owned(),
+            file: file.to_owned(),
             path: path.clone(),
             map_entry,
         },
     );
     for nested in &m.nested_type {
-        index_message(package, nested, path, types);
+        index_message(file, package, nested, path, types);
     }
     for e in &m.enum_type {
         path.push(e.name().to_owned());
@@ -424,6 +453,7 @@ fn index_message(
             fq(package, path),
             TypeInfo {
                 package: package.to_owned(),
+                file: file.to_owned(),
                 path: path.clone(),
                 map_entry: None,
             },
@@ -485,6 +515,28 @@ impl Resolver<'_> {
             }
         }
         parts.join("::")
+    }
+
+    /// Where ts-proto puts a message type and what it calls it.
+    fn ts_type(&self, type_name: &str) -> TsType {
+        match self.types.get(type_name) {
+            Some(info) => TsType {
+                module: info
+                    .file
+                    .strip_suffix(".proto")
+                    .unwrap_or(&info.file)
+                    .to_owned(),
+                name: ts_proto_type(&info.path),
+            },
+            // Well-known types are protox built-ins; Empty is the only one an rpc may use.
+            None => {
+                let name = type_name.rsplit('.').next().unwrap_or(type_name);
+                TsType {
+                    module: format!("google/protobuf/{}", names::rust_snake(name)),
+                    name: name.to_owned(),
+                }
+            }
+        }
     }
 
     /// The JSON codec of a field (without the `Opt`/`List` wrapper of its label).
@@ -1052,6 +1104,8 @@ fn build_service(
             output_type: resolver.rust_path(package, m.output_type()),
             input_proto: m.input_type().trim_start_matches('.').to_owned(),
             output_proto: m.output_type().trim_start_matches('.').to_owned(),
+            input_ts: resolver.ts_type(m.input_type()),
+            output_ts: resolver.ts_type(m.output_type()),
             docs: comments.docs(&path),
             location: m_location,
             pattern_location,
@@ -1102,6 +1156,8 @@ fn build_service(
         contract_const: format!("{stem}_CONTRACT"),
         trusted_origins_const: format!("{stem}_TRUSTED_ORIGINS"),
         server_group: format!("{kafka_name}-server"),
+        server_group_const: format!("{stem}_SERVER_GROUP"),
+        messages_type: format!("{}Messages", svc.name()),
         kafka_name,
         client_mod: format!("{snake}_client"),
         client_ident: format!("{}Client", trait_ident.trim_end_matches('_')),
@@ -1552,5 +1608,54 @@ fn check_enum(
             "enum variant",
             errors,
         );
+    }
+}
+
+/// ts-proto's name of a type declared at `path` (outermost message first): each name
+/// camel-cased when it has `_`, joined by `_`; `Date` and `Function` get a `Message` suffix.
+fn ts_proto_type(path: &[String]) -> String {
+    let camel = |s: &String| {
+        if !s.contains('_') {
+            return s.clone();
+        }
+        let has_lower = s.chars().any(|c| c.is_ascii_lowercase());
+        s.split('_')
+            .enumerate()
+            .map(|(i, w)| {
+                let w = if has_lower {
+                    w.to_owned()
+                } else {
+                    w.to_lowercase()
+                };
+                if i == 0 {
+                    w
+                } else {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect())
+                        .unwrap_or_default()
+                }
+            })
+            .collect::<String>()
+    };
+    let name = path.iter().map(camel).collect::<Vec<_>>().join("_");
+    if matches!(name.as_str(), "Date" | "Function") {
+        format!("{name}Message")
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod ts_name_tests {
+    #[test]
+    fn ts_proto_type_names() {
+        let p =
+            |v: &[&str]| super::ts_proto_type(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(p(&["Project", "Source"]), "Project_Source");
+        assert_eq!(p(&["my_msg"]), "myMsg");
+        assert_eq!(p(&["MY_MSG"]), "myMsg");
+        assert_eq!(p(&["Date"]), "DateMessage");
+        assert_eq!(p(&["Date", "Inner"]), "Date_Inner");
     }
 }

@@ -6,6 +6,7 @@ pub mod messages;
 pub mod module_tree;
 pub mod service;
 pub mod traefik;
+pub mod typescript;
 
 use proc_macro2::TokenStream;
 

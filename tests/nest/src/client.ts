@@ -2,11 +2,13 @@
 // Usage: node dist/client.js <scenario [name] | full | bench-seq N | bench-par N K |
 //                             send-raw <pattern> <json> | emit-raw <pattern> <json>>
 // stdout: JSON lines only (see README.md).
-import { env, fullProject, kafkaClient, line, PATTERNS, REQUEST_PATTERNS, StderrLogger, watchFirstFetch, within } from "./common";
+import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
+import { createKafkaClientOptions } from "./contracts/axion-kafka";
+import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
 
 import "reflect-metadata";
 import { Logger } from "@nestjs/common";
-import { ClientKafka, KafkaOptions } from "@nestjs/microservices";
+import { ClientKafka } from "@nestjs/microservices";
 import { firstValueFrom, lastValueFrom, Observable, timeout, toArray } from "rxjs";
 import {
   CreateProjectRequest,
@@ -49,19 +51,19 @@ class Caller {
   }
 
   createProject(req: CreateProjectRequest): Promise<CreateProjectResponse> {
-    return this.one(PATTERNS.createProject, req);
+    return this.one(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, req);
   }
   getProject(req: GetProjectRequest): Promise<Project> {
-    return this.one(PATTERNS.getProject, req);
+    return this.one(GRAPH_SERVICE_PATTERNS.GET_PROJECT, req);
   }
   listProjects(req: ListProjectsRequest): Promise<Project[]> {
-    return this.all(PATTERNS.listProjects, req);
+    return this.all(GRAPH_SERVICE_PATTERNS.LIST_PROJECTS, req);
   }
   deleteProject(req: DeleteProjectRequest): Promise<Empty> {
-    return this.one(PATTERNS.deleteProject, req);
+    return this.one(GRAPH_SERVICE_PATTERNS.DELETE_PROJECT, req);
   }
   projectCreated(event: ProjectCreatedEvent): Promise<void> {
-    return this.emit(PATTERNS.projectCreated, event);
+    return this.emit(GRAPH_SERVICE_PATTERNS.PROJECT_CREATED, event);
   }
 }
 
@@ -227,12 +229,9 @@ async function main(): Promise<number> {
 
   const logger = new StderrLogger();
   Logger.overrideLogger(logger);
-  const options: KafkaOptions["options"] = {
-    client: kafkaClient(env.clientGroup),
-    consumer: { groupId: env.clientGroup, maxWaitTimeInMs: env.fetchWaitMs },
-  };
+  const options = withLogLevel(createKafkaClientOptions(kafkaSettings()));
   const client = new ReadyClientKafka(options);
-  const patterns = new Set(REQUEST_PATTERNS);
+  const patterns = new Set<string>(GRAPH_SERVICE_CONTRACT.requestPatterns);
   if (command === "send-raw" && a1) patterns.add(a1);
   for (const p of patterns) client.subscribeToResponseOf(p);
 

@@ -2,31 +2,15 @@
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
 
 import { LoggerService } from "@nestjs/common";
-import { KafkaConfig, logLevel } from "kafkajs";
+import { logLevel } from "kafkajs";
 import { Project, ProjectStatus } from "./gen/axion/graph/v1/graph";
-
-/** The GraphService contract's patterns (request topics). Reply topics are `<pattern>.reply`. */
-export const PATTERNS = {
-  createProject: "axion.graph-service.create-project",
-  getProject: "axion.graph-service.get-project",
-  listProjects: "axion.graph-service.list-projects",
-  deleteProject: "axion.graph-service.delete-project",
-  projectCreated: "axion.graph-service.project-created",
-} as const;
-
-/** Patterns answered with a reply (everything but the event). */
-export const REQUEST_PATTERNS: readonly string[] = [
-  PATTERNS.createProject,
-  PATTERNS.getProject,
-  PATTERNS.listProjects,
-  PATTERNS.deleteProject,
-];
+// The contract's names, groups and Kafka options come from axion-gen's TypeScript output
+// (src/contracts links to ../../../generated/ts), generated from the same protos as the Rust side.
+import { contractTopics, KafkaSettings, KafkaTransportOptions, readKafkaSettings } from "./contracts/axion-kafka";
+import { GRAPH_SERVICE_CONTRACT } from "./contracts/axion/graph/v1";
 
 /** Every topic the contract needs: all request topics plus the reply topics. */
-export const ALL_TOPICS: readonly string[] = [
-  ...Object.values(PATTERNS),
-  ...REQUEST_PATTERNS.map((p) => `${p}.reply`),
-];
+export const ALL_TOPICS: readonly string[] = contractTopics(GRAPH_SERVICE_CONTRACT);
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -42,8 +26,8 @@ export const env = {
     .split(",")
     .map((b) => b.trim())
     .filter((b) => b !== ""),
-  /** NEST_GROUP: server clientId/groupId (Nest appends "-server"). */
-  serverGroup: process.env.NEST_GROUP || "graph-service",
+  /** NEST_GROUP: server clientId/groupId (Nest appends "-server"); default the service name. */
+  serverGroup: process.env.NEST_GROUP || undefined,
   /** NEST_CLIENT_GROUP: client clientId/groupId (Nest appends "-client"). */
   clientGroup: process.env.NEST_CLIENT_GROUP || "graph-caller",
   /** FETCH_WAIT_MS: consumer.maxWaitTimeInMs (tansu holds a fetch for about half of it). */
@@ -54,9 +38,23 @@ export const env = {
   topicPartitions: intEnv("TOPIC_PARTITIONS", 3),
 };
 
-/** kafkajs client settings shared by server and client (kafkajs logs below WARN only with NEST_DEBUG=1). */
-export function kafkaClient(clientId: string): KafkaConfig {
-  return { clientId, brokers: env.brokers, logLevel: env.debug ? logLevel.INFO : logLevel.WARN };
+/** The Rust runtime's Kafka settings (KAFKA_* variables) with this harness's knobs mapped onto
+ *  them: KAFKA_BROKERS, NEST_GROUP -> KAFKA_GROUP_ID, NEST_CLIENT_GROUP -> KAFKA_CLIENT_ID,
+ *  FETCH_WAIT_MS -> KAFKA_FETCH_WAIT_MS. */
+export function kafkaSettings(): KafkaSettings {
+  return readKafkaSettings({
+    ...process.env,
+    KAFKA_BROKERS: env.brokers.join(","),
+    KAFKA_GROUP_ID: env.serverGroup,
+    KAFKA_CLIENT_ID: env.clientGroup,
+    KAFKA_FETCH_WAIT_MS: String(env.fetchWaitMs),
+  });
+}
+
+/** Generated options with kafkajs logging below WARN only with NEST_DEBUG=1. */
+export function withLogLevel(transport: KafkaTransportOptions): KafkaTransportOptions["options"] {
+  const { options } = transport;
+  return { ...options, client: { ...options.client, logLevel: env.debug ? logLevel.INFO : logLevel.WARN } };
 }
 
 /** Prints one JSON line on stdout (the only thing written to stdout). */

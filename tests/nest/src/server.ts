@@ -1,11 +1,13 @@
 // A real NestJS GraphService peer on the Kafka transport.
 // stdout: one JSON line per handled message, and {"ready":true} once it consumes.
-import { env, fullProject, kafkaClient, line, PATTERNS, StderrLogger, watchFirstFetch, within } from "./common";
+import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
+import { createKafkaServerOptions } from "./contracts/axion-kafka";
+import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
 
 import "reflect-metadata";
 import { Controller, Logger, Module } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
-import { EventPattern, KafkaOptions, MessagePattern, Payload, RpcException, ServerKafka } from "@nestjs/microservices";
+import { EventPattern, MessagePattern, Payload, RpcException, ServerKafka } from "@nestjs/microservices";
 import { from, Observable } from "rxjs";
 import { Empty } from "./gen/google/protobuf/empty";
 import {
@@ -37,9 +39,9 @@ class GraphController implements Omit<GraphServiceController, "deleteProject"> {
   private readonly projects = new Map<string, Project>();
   private nextId = 1;
 
-  @MessagePattern(PATTERNS.createProject)
+  @MessagePattern(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT)
   createProject(@Payload() req: CreateProjectRequest): CreateProjectResponse {
-    line({ handled: PATTERNS.createProject, name: req.name, request: req });
+    line({ handled: GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, name: req.name, request: req });
     if (req.name === "boom") throw new Error("boom");
     for (const p of this.projects.values()) {
       if (p.name === req.name) throw rpcError("ALREADY_EXISTS", `project ${req.name} already exists`);
@@ -56,31 +58,31 @@ class GraphController implements Omit<GraphServiceController, "deleteProject"> {
     return CreateProjectResponse.fromPartial({ project });
   }
 
-  @MessagePattern(PATTERNS.getProject)
+  @MessagePattern(GRAPH_SERVICE_PATTERNS.GET_PROJECT)
   getProject(@Payload() req: GetProjectRequest): Project {
-    line({ handled: PATTERNS.getProject, id: req.id, request: req });
+    line({ handled: GRAPH_SERVICE_PATTERNS.GET_PROJECT, id: req.id, request: req });
     if (req.id === "full") return fullProject();
     const project = this.projects.get(req.id);
     if (!project) throw rpcError("NOT_FOUND", `project ${req.id} not found`);
     return project;
   }
 
-  @MessagePattern(PATTERNS.listProjects)
+  @MessagePattern(GRAPH_SERVICE_PATTERNS.LIST_PROJECTS)
   listProjects(@Payload() req: ListProjectsRequest): Observable<Project> {
-    line({ handled: PATTERNS.listProjects, request: req });
+    line({ handled: GRAPH_SERVICE_PATTERNS.LIST_PROJECTS, request: req });
     const status = req.status ?? ProjectStatus.PROJECT_STATUS_UNSPECIFIED;
     const all = [...this.projects.values()];
     return from(status === ProjectStatus.PROJECT_STATUS_UNSPECIFIED ? all : all.filter((p) => p.status === status));
   }
 
-  @MessagePattern(PATTERNS.deleteProject)
+  @MessagePattern(GRAPH_SERVICE_PATTERNS.DELETE_PROJECT)
   deleteProject(@Payload() req: DeleteProjectRequest): Empty {
-    line({ handled: PATTERNS.deleteProject, id: req.id, request: req });
+    line({ handled: GRAPH_SERVICE_PATTERNS.DELETE_PROJECT, id: req.id, request: req });
     if (!this.projects.delete(req.id)) throw rpcError("NOT_FOUND", `project ${req.id} not found`);
     return Empty.fromPartial({});
   }
 
-  @EventPattern(PATTERNS.projectCreated)
+  @EventPattern(GRAPH_SERVICE_PATTERNS.PROJECT_CREATED)
   projectCreated(@Payload() event: ProjectCreatedEvent): void {
     line({ event: "project-created", project: event.project ?? null });
   }
@@ -102,11 +104,11 @@ class ReadyServerKafka extends ServerKafka {
 async function main(): Promise<void> {
   const logger = new StderrLogger();
   Logger.overrideLogger(logger);
-  const options: KafkaOptions["options"] = {
-    client: kafkaClient(env.serverGroup),
-    consumer: { groupId: env.serverGroup, maxWaitTimeInMs: env.fetchWaitMs },
-  };
-  const server = new ReadyServerKafka(options);
+  // Group <NEST_GROUP or graph-service>-server, like the Rust server. A new group starts at the
+  // end here (not the generated earliest): benchmarks reuse a broker whose topics hold an
+  // earlier run's requests, and "ready" already means "nothing sent from now on is skipped".
+  const options = withLogLevel(createKafkaServerOptions(GRAPH_SERVICE_CONTRACT, kafkaSettings()));
+  const server = new ReadyServerKafka({ ...options, subscribe: { fromBeginning: false } });
   const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger });
   // SIGTERM/SIGINT: leave the group cleanly (a member that just vanishes blocks its group's next
   // member for a session timeout), but never hang: a stuck handler keeps app.close() waiting.
