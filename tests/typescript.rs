@@ -8,6 +8,11 @@ use std::process::{Command, Output};
 
 use axion_runtime::prost::Message as _;
 
+/// The Rust side of the contracts (the checked-in goldens; rustfmt must not rewrite them).
+#[rustfmt::skip]
+#[path = "../generated/mod.rs"]
+mod contracts;
+
 const BIN: &str = env!("CARGO_BIN_EXE_axion-gen");
 
 fn root() -> PathBuf {
@@ -209,4 +214,173 @@ fn a_renamed_rpc_breaks_the_nest_app_compile() {
         log.contains("Property 'CREATE_PROJECT' does not exist"),
         "tsc failed, but not on the old constant:\n{log}"
     );
+}
+
+/// One env map through the generated helpers (the NestJS peer's build of them) and through
+/// the Rust runtime's `KafkaConfig::from_lookup`: same brokers, ids, groups, SASL, TLS and
+/// consumer timings, or an error naming the same variable.
+#[test]
+fn kafka_options_mirror_the_rust_runtime_config() {
+    use axion_runtime::kafka::{KafkaConfig, SaslMechanism};
+    use serde_json::{json, Value};
+
+    let dist = nest().join("dist/contracts");
+    assert!(
+        dist.join("axion-kafka.js").is_file(),
+        "{} is missing: build the NestJS peer (cd tests/nest && npm run build)",
+        dist.display()
+    );
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![
+            ("KAFKA_BROKERS", "a:1, b:2"),
+            ("KAFKA_SASL_USERNAME", "svc"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+        ],
+        vec![
+            ("KAFKA_SASL_USERNAME", "svc"),
+            ("KAFKA_SASL_PASSWORD", "pw"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM_SHA_256"),
+            ("KAFKA_SSL", "true"),
+        ],
+        vec![
+            ("KAFKA_GROUP_ID", "custom"),
+            ("KAFKA_CLIENT_ID", "caller"),
+            ("KAFKA_FETCH_WAIT_MS", "25"),
+            ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+            ("KAFKA_SSL", "off"),
+            ("KAFKA_REQUEST_TIMEOUT_MS", " "),
+        ],
+        vec![
+            ("KAFKA_SASL_MECHANISM", "md5"),
+            ("KAFKA_SASL_USERNAME", "u"),
+            ("KAFKA_SASL_PASSWORD", "p"),
+        ],
+        vec![("KAFKA_SASL_MECHANISM", "md5")],
+        vec![("KAFKA_REQUEST_TIMEOUT_MS", "-5")],
+        vec![("KAFKA_FETCH_WAIT_MS", "0")],
+        vec![("KAFKA_SESSION_TIMEOUT_MS", "ten")],
+        vec![("KAFKA_TOPIC_PARTITIONS", "0")],
+        vec![("KAFKA_BROKERS", "nohost")],
+        vec![("KAFKA_BROKERS", " , ")],
+        vec![("KAFKA_SASL_USERNAME", "u")],
+        vec![("KAFKA_SASL_PASSWORD", "p")],
+        vec![("KAFKA_SSL", "maybe")],
+    ];
+    let maps: Vec<Value> = cases
+        .iter()
+        .map(|c| Value::Object(c.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()))
+        .collect();
+    let script = r#"
+const k = require(process.argv[1] + "/axion-kafka.js");
+const g = require(process.argv[1] + "/axion/graph/v1.js");
+for (const env of JSON.parse(process.argv[2])) {
+  try {
+    const s = k.readKafkaSettings(env);
+    const server = k.createKafkaServerOptions(g.GRAPH_SERVICE_CONTRACT, s).options;
+    const client = k.createKafkaClientOptions(s).options;
+    console.log(JSON.stringify({ ok: true, server, client }));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, variable: e.variable ?? null, message: String(e.message) }));
+  }
+}"#;
+    let out = Command::new("node")
+        .current_dir(nest())
+        .arg("-e")
+        .arg(script)
+        .arg(&dist)
+        .arg(Value::Array(maps).to_string())
+        .output()
+        .expect("node must be installed");
+    assert!(out.status.success(), "node: {}", text(&out));
+    let results: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), cases.len());
+
+    let contract = &contracts::axion::graph::v1::GRAPH_SERVICE_CONTRACT;
+    for (case, ts) in cases.iter().zip(&results) {
+        let rust = KafkaConfig::from_lookup(|name| {
+            case.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        });
+        let config = match rust {
+            Err(e) => {
+                assert_eq!(
+                    ts["ok"], false,
+                    "{case:?}: Rust fails ({e}), TS accepts: {ts}"
+                );
+                assert_eq!(ts["variable"], e.name.as_str(), "{case:?}: {ts}");
+                assert!(!ts["message"].as_str().unwrap().contains("hunter2"));
+                continue;
+            }
+            Ok(c) => c,
+        };
+        assert_eq!(ts["ok"], true, "{case:?}: Rust accepts, TS fails: {ts}");
+        let server_group = config
+            .server_group
+            .as_ref()
+            .map(|g| format!("{g}-server"))
+            .unwrap_or_else(|| contract.server_group.to_owned());
+        let id = |side: &Value, key: &str, field: &str| {
+            format!(
+                "{}{}",
+                side[key][field].as_str().unwrap(),
+                side["postfixId"].as_str().unwrap()
+            )
+        };
+        let (server, client) = (&ts["server"], &ts["client"]);
+        assert_eq!(id(server, "client", "clientId"), server_group, "{case:?}");
+        assert_eq!(id(server, "consumer", "groupId"), server_group, "{case:?}");
+        assert_eq!(
+            id(client, "client", "clientId"),
+            config.client_group(),
+            "{case:?}"
+        );
+        assert_eq!(
+            id(client, "consumer", "groupId"),
+            config.client_group(),
+            "{case:?}"
+        );
+        for side in [server, client] {
+            assert_eq!(side["client"]["brokers"], json!(config.brokers), "{case:?}");
+            assert_eq!(
+                side["consumer"]["maxWaitTimeInMs"],
+                json!(config.fetch_wait.as_millis() as u64),
+                "{case:?}"
+            );
+            assert_eq!(
+                side["consumer"]["sessionTimeout"],
+                json!(config.session_timeout.as_millis() as u64),
+                "{case:?}"
+            );
+            assert_eq!(
+                side["client"]["ssl"] == json!(true),
+                config.ssl,
+                "{case:?}: {side}"
+            );
+            match &config.sasl {
+                None => assert!(side["client"]["sasl"].is_null(), "{case:?}"),
+                Some(sasl) => {
+                    let mechanism = match sasl.mechanism {
+                        SaslMechanism::ScramSha512 => "scram-sha-512",
+                        SaslMechanism::ScramSha256 => "scram-sha-256",
+                        SaslMechanism::Plain => "plain",
+                    };
+                    assert_eq!(side["client"]["sasl"]["mechanism"], mechanism, "{case:?}");
+                    assert_eq!(side["client"]["sasl"]["username"], sasl.username.as_str());
+                    assert_eq!(
+                        side["client"]["sasl"]["password"],
+                        sasl.password.expose(),
+                        "{case:?}"
+                    );
+                }
+            }
+        }
+        // A new server group starts at the beginning, like the Rust server's earliest.
+        assert_eq!(server["subscribe"]["fromBeginning"], true);
+    }
 }
