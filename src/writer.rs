@@ -19,6 +19,91 @@ pub fn format_rust(code: &str) -> Result<String> {
     Ok(prettyplease::unparse(&file))
 }
 
+/// Formats several files in parallel; each file is given as pieces of Rust source that are
+/// concatenated (prost's messages, the JSON impls, the services).
+///
+/// prettyplease prints a file item by item with no state between items, so formatting runs of
+/// whole top-level items separately and concatenating gives the same bytes as formatting the
+/// file at once. Large pieces are cut into runs of items (at a `}` line in column 0, where
+/// prost and the emitters end a top-level item) and all runs are formatted on every core,
+/// largest first. If a run does not parse on its own, its file is formatted whole.
+pub fn format_files(files: &[Vec<String>]) -> Result<Vec<String>> {
+    let mut units: Vec<(usize, usize, &str)> = Vec::new();
+    for (file, pieces) in files.iter().enumerate() {
+        for piece in pieces {
+            for run in item_runs(piece, RUN_BYTES) {
+                units.push((file, units.len(), run));
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(units[i].2.len()));
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(units.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut formatted: Vec<Option<String>> = vec![None; units.len()];
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        done.push((i, format_rust(units[i].2).ok()));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for worker in workers {
+            for (i, text) in worker.join().expect("formatting thread panicked") {
+                formatted[i] = text;
+            }
+        }
+    });
+    let mut out = vec![String::new(); files.len()];
+    let mut failed = vec![false; files.len()];
+    for ((file, _, _), text) in units.iter().zip(formatted) {
+        match text {
+            Some(text) => out[*file].push_str(&text),
+            None => failed[*file] = true,
+        }
+    }
+    for (file, pieces) in files.iter().enumerate() {
+        if failed[file] {
+            out[file] = format_rust(&pieces.concat())?;
+        }
+    }
+    Ok(out)
+}
+
+/// Target size of a run of items formatted on its own.
+const RUN_BYTES: usize = 128 * 1024;
+
+/// Cuts `code` into runs of at least `min` bytes, each ending after a `}` line in column 0.
+fn item_runs(code: &str, min: usize) -> Vec<&str> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while code.len() - start > 2 * min {
+        let mut from = start + min;
+        while !code.is_char_boundary(from) {
+            from += 1;
+        }
+        let Some(cut) = code[from..].find("\n}\n").map(|i| from + i + 3) else {
+            break;
+        };
+        runs.push(&code[start..cut]);
+        start = cut;
+    }
+    if start < code.len() || runs.is_empty() {
+        runs.push(&code[start..]);
+    }
+    runs
+}
+
 /// How a file on disk differs from the generated one.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,7 +126,7 @@ pub fn check(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<(St
             Err(_) => drift.push((rel.clone(), Drift::Missing)),
         }
     }
-    for rel in generated_files(out_dir)? {
+    for rel in generated_files(out_dir, files)? {
         if !files.contains_key(&rel) {
             drift.push((rel, Drift::Stale));
         }
@@ -68,7 +153,7 @@ pub fn write(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<Pat
         std::fs::write(&path, content).map_err(io(&path))?;
         written.push(path);
     }
-    for rel in generated_files(out_dir)? {
+    for rel in generated_files(out_dir, files)? {
         if !files.contains_key(&rel) {
             let path = out_dir.join(&rel);
             std::fs::remove_file(&path).map_err(io(&path))?;
@@ -77,14 +162,29 @@ pub fn write(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<Pat
     Ok(written)
 }
 
-/// Relative paths of files below `dir` that carry [`MARKER`] in their first lines.
-fn generated_files(dir: &Path) -> Result<Vec<String>> {
+/// Relative paths of files below `dir` that carry [`MARKER`] in their first lines and are of
+/// a kind (extension) this run produces, so a run without `--ts` leaves TypeScript contracts
+/// generated into the same tree alone.
+fn generated_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if dir.is_dir() {
         collect(dir, dir, &mut out)?;
     }
+    let kinds: std::collections::BTreeSet<&str> = files
+        .keys()
+        .map(|rel| extension(rel))
+        .chain(["rs"])
+        .collect();
+    out.retain(|rel| kinds.contains(extension(rel)));
     out.sort();
     Ok(out)
+}
+
+fn extension(rel: &str) -> &str {
+    Path::new(rel)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {

@@ -134,6 +134,19 @@ fn check_reports_no_drift_on_the_goldens_and_drift_after_an_edit() {
     assert!(listed.contains("ts/axion/graph/v1.ts: Changed"), "{listed}");
     assert_eq!(listed.lines().count(), 4, "{listed}");
     assert_eq!(read_tree(tmp.path()), before, "--check must write nothing");
+
+    // A run without --ts rewrites the Rust side and removes its stale files, but leaves the
+    // TypeScript contracts generated into the same tree alone.
+    let rust_only = Command::new(BIN)
+        .current_dir(root())
+        .args(["generate", "--proto-dir", "proto", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(rust_only.status.code(), Some(0));
+    assert!(!tmp.path().join("old.rs").exists(), "stale .rs not removed");
+    assert!(tmp.path().join("mod.rs").exists());
+    assert!(ts_module.exists(), "a run without --ts deleted the TS contracts");
 }
 
 #[test]
