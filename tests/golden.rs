@@ -146,7 +146,10 @@ fn check_reports_no_drift_on_the_goldens_and_drift_after_an_edit() {
     assert_eq!(rust_only.status.code(), Some(0));
     assert!(!tmp.path().join("old.rs").exists(), "stale .rs not removed");
     assert!(tmp.path().join("mod.rs").exists());
-    assert!(ts_module.exists(), "a run without --ts deleted the TS contracts");
+    assert!(
+        ts_module.exists(),
+        "a run without --ts deleted the TS contracts"
+    );
 }
 
 #[test]
