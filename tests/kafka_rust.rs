@@ -38,7 +38,11 @@ async fn rust_client_and_rust_server_over_kafka() {
     let created = ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
         .await
         .unwrap();
-    assert_eq!(created.len(), 9, "5 request + 4 reply topics: {created:?}");
+    assert_eq!(
+        created.len(),
+        14,
+        "5 request + 4 reply + 5 dead-letter topics: {created:?}"
+    );
     assert!(ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
         .await
         .unwrap()

@@ -18,38 +18,69 @@ impl Broker {
 
     /// Starts a broker on a free port and waits (bounded) until it accepts connections.
     pub fn start() -> Broker {
-        let bin = tansu_bin();
         for _attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
                 .port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let mut child = Command::new(&bin)
-                .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url"])
-                .arg(&url)
-                .arg("--advertised-listener-url")
-                .arg(&url)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e} (install: cargo install tansu --version 0.6.0 --locked --features dynostore)", bin.display()));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Broker { child, port };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_on(port, Duration::from_secs(10)) {
+                return Broker { child, port };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("tansu did not start");
     }
+
+    /// Kills the broker (SIGKILL, like a crash). In-memory storage: topics, offsets and
+    /// groups are gone with it.
+    #[allow(dead_code)] // used by the broker-fault tests only
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a fresh broker on the same port (bounded wait for the port to be free).
+    #[allow(dead_code)] // used by the broker-fault tests only
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = spawn_on(self.port, Duration::from_secs(5)) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("tansu did not restart on port {}", self.port);
+    }
+}
+
+/// Spawns tansu on `port`; `None` if it exits (port taken) or does not listen in `wait`.
+fn spawn_on(port: u16, wait: Duration) -> Option<Child> {
+    let bin = tansu_bin();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut child = Command::new(&bin)
+        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url"])
+        .arg(&url)
+        .arg("--advertised-listener-url")
+        .arg(&url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e} (install: cargo install tansu --version 0.6.0 --locked --features dynostore)", bin.display()));
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None; // port taken
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Broker {

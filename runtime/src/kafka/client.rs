@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
@@ -28,7 +28,8 @@ pub struct KafkaClient {
 
 struct Inner {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Rebuilt when sends time out (a broker that lost its state rejects the old one).
+    producer: Arc<super::producer::Renewable>,
     consumer: Arc<StreamConsumer>,
     pending: Pending,
     /// Reply topic → the partition this instance reads and asks replies on.
@@ -75,8 +76,8 @@ impl KafkaClient {
         contracts: &[&ServiceContract],
     ) -> Result<Self, RpcError> {
         let timeout_ms = config.request_timeout.as_millis().max(1000).to_string();
-        let producer: FutureProducer = config
-            .common()
+        let mut producer_config = config.common();
+        producer_config
             .set("client.id", config.client_group())
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -86,9 +87,11 @@ impl KafkaClient {
                 "retry.backoff.ms",
                 config.retry_backoff.as_millis().to_string(),
             )
-            .set("message.timeout.ms", &timeout_ms)
-            .create()
-            .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
+            .set("message.timeout.ms", &timeout_ms);
+        let producer = Arc::new(
+            super::producer::Renewable::new(producer_config)
+                .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
+        );
         let consumer: StreamConsumer = config
             .common()
             .set("client.id", config.client_group())
@@ -135,6 +138,7 @@ impl KafkaClient {
         use rdkafka::producer::Producer as _;
         self.inner
             .producer
+            .get()
             .flush(timeout)
             .map_err(|e| unavailable("flush failed", e))
     }
@@ -248,9 +252,9 @@ impl Transport for KafkaClient {
                 .headers(hdrs);
             self.inner
                 .producer
-                .send(record, call.timeout)
+                .send(record)
                 .await
-                .map_err(|(e, _)| unavailable(&format!("cannot send to {}", call.pattern), e))?;
+                .map_err(|e| unavailable(&format!("cannot send to {}", call.pattern), e))?;
             Ok(Box::pin(Replies {
                 rx: UnboundedStream(rx),
                 _guard: guard,
@@ -263,10 +267,9 @@ impl Transport for KafkaClient {
             let record = FutureRecord::<(), _>::to(pattern).payload(&payload);
             self.inner
                 .producer
-                .send(record, self.inner.config.request_timeout)
+                .send(record)
                 .await
-                .map(|_| ())
-                .map_err(|(e, _)| unavailable(&format!("cannot emit on {pattern}"), e))
+                .map_err(|e| unavailable(&format!("cannot emit on {pattern}"), e))
         })
     }
 }

@@ -20,6 +20,7 @@ mod config;
 pub mod dedup;
 pub mod dlq;
 mod headers;
+mod producer;
 mod server;
 mod topics;
 

@@ -9,8 +9,9 @@
 //!
 //! Concurrency: at most `max_in_flight` messages at once (`KAFKA_MAX_IN_FLIGHT`), at most
 //! `max_in_flight_per_partition` of them from one partition
-//! (`KAFKA_MAX_IN_FLIGHT_PER_PARTITION`; 1 keeps each partition in order). When a partition is
-//! at its limit the server stops taking new messages until one of its handlers finishes.
+//! (`KAFKA_MAX_IN_FLIGHT_PER_PARTITION`; 1 keeps each partition in order). Messages of a
+//! partition at its limit wait in that partition's lane, in order, while other partitions go
+//! on; waiting messages count against the global limit, so memory stays bounded.
 //! Handlers may take longer than the session timeout: librdkafka heartbeats from its own
 //! thread, so a slow handler does not make the member leave the group (only a handler slower
 //! than `max.poll.interval.ms`, 5 minutes, would).
@@ -27,12 +28,13 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureRecord, Producer as _};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{watch, Semaphore};
 
 use super::dedup::{self, DedupStore, StoredReplies};
 use super::dlq::{self, Poison, PoisonReason, ReplyTo};
+use super::producer::Renewable;
 use super::{headers, unavailable, KafkaConfig};
 use crate::transport::{Handler, Incoming};
 use crate::RpcError;
@@ -213,24 +215,31 @@ impl ConsumerContext for ServerContext {
 
 struct Shared {
     handler: Box<dyn Handler>,
-    producer: FutureProducer,
+    producer: Arc<Renewable>,
     tracker: Arc<Tracker>,
     reply_timeout: Duration,
     dedup: Option<Arc<dyn DedupStore>>,
     max_message_bytes: usize,
     per_partition: usize,
-    /// One semaphore per partition: the per-partition in-flight limit.
-    lanes: Mutex<HashMap<(String, i32), Arc<Semaphore>>>,
 }
 
-impl Shared {
-    fn lane(&self, topic: &str, partition: i32) -> Arc<Semaphore> {
-        self.lanes
-            .lock()
-            .expect("lanes")
-            .entry((topic.to_owned(), partition))
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_partition)))
-            .clone()
+/// A received message and its slot of the global in-flight limit.
+type Queued = (OwnedMessage, tokio::sync::OwnedSemaphorePermit);
+
+/// Starts the handlers of one partition in order, at most `per_partition` at once.
+async fn lane(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::UnboundedReceiver<Queued>) {
+    let slots = Arc::new(Semaphore::new(shared.per_partition));
+    while let Some((msg, permit)) = queue.recv().await {
+        let slot = slots.clone().acquire_owned().await.expect("lane open");
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            handle(&shared, &msg).await;
+            shared
+                .tracker
+                .finish(msg.topic(), msg.partition(), msg.offset());
+            drop(slot);
+            drop(permit);
+        });
     }
 }
 
@@ -297,8 +306,8 @@ impl KafkaServer {
         consumer
             .subscribe(&topics)
             .map_err(|e| unavailable("cannot subscribe", e))?;
-        let producer: FutureProducer = config
-            .common()
+        let mut producer_config = config.common();
+        producer_config
             .set("client.id", &group)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -318,9 +327,11 @@ impl KafkaServer {
                 (config.max_message_bytes.saturating_mul(2) + 65_536)
                     .clamp(1_000_000, 1_000_000_000)
                     .to_string(),
-            )
-            .create()
-            .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
+            );
+        let producer = Arc::new(
+            Renewable::new(producer_config)
+                .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
+        );
         let shared = Arc::new(Shared {
             handler,
             producer,
@@ -329,7 +340,6 @@ impl KafkaServer {
             dedup,
             max_message_bytes: config.max_message_bytes,
             per_partition: config.max_in_flight_per_partition.min(config.max_in_flight),
-            lanes: Mutex::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(
@@ -355,6 +365,8 @@ async fn run(
     max_in_flight: usize,
 ) {
     let permits = Arc::new(Semaphore::new(max_in_flight));
+    let mut lanes: HashMap<(String, i32), tokio::sync::mpsc::UnboundedSender<Queued>> =
+        HashMap::new();
     let mut commit_tick = tokio::time::interval(Duration::from_millis(100));
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -380,29 +392,20 @@ async fn run(
                 continue;
             }
         };
-        // The per-partition limit: wait (bounded by the handlers in flight) for a slot of
-        // this partition; a message not begun yet is simply redelivered if we stop now.
-        let lane = shared.lane(msg.topic(), msg.partition());
-        let lane_permit = match lane.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                p = lane.acquire_owned() => p.expect("lane open"),
-            },
-        };
         shared
             .tracker
             .begin(msg.topic(), msg.partition(), msg.offset());
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            handle(&shared, &msg).await;
-            shared
-                .tracker
-                .finish(msg.topic(), msg.partition(), msg.offset());
-            drop(lane_permit);
-            drop(permit);
+        // Unbounded send: the global permit travelling with the message bounds each lane.
+        let key = (msg.topic().to_owned(), msg.partition());
+        let queue = lanes.entry(key).or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(lane(shared.clone(), rx));
+            tx
         });
+        if let Err(e) = queue.send((msg, permit)) {
+            tracing::error!("partition lane closed; the message will be redelivered");
+            drop(e);
+        }
     }
     // Graceful stop: let in-flight handlers finish (bounded), commit, flush, leave.
     let drain = permits.acquire_many(max_in_flight as u32);
@@ -414,8 +417,9 @@ async fn run(
             "in-flight handlers did not finish in time; their messages will be redelivered"
         );
     }
+    drop(lanes);
     commit(&consumer, &shared.tracker, CommitMode::Sync);
-    let _ = shared.producer.flush(shared.reply_timeout);
+    let _ = shared.producer.get().flush(shared.reply_timeout);
     consumer.unsubscribe();
     tracing::info!("server stopped");
 }
@@ -631,10 +635,11 @@ async fn send_reply(
     if let Some(p) = to.partition {
         record = record.partition(p);
     }
-    match shared.producer.send(record, shared.reply_timeout).await {
-        Ok(_) => Ok(()),
-        Err((e, _)) => Err(format!("reply to {} not delivered: {e}", to.topic)),
-    }
+    shared
+        .producer
+        .send(record)
+        .await
+        .map_err(|e| format!("reply to {} not delivered: {e}", to.topic))
 }
 
 /// Copies a poison message to `<pattern>.dlq` (payload and headers kept, reason added) and
@@ -650,8 +655,8 @@ async fn dead_letter(shared: &Shared, msg: &OwnedMessage, (reason, error): Poiso
     if let Some(payload) = msg.payload() {
         record = record.payload(payload);
     }
-    let parked = shared.producer.send(record, shared.reply_timeout).await;
-    let dlq_error = parked.as_ref().err().map(|(e, _)| e.to_string());
+    let parked = shared.producer.send(record).await;
+    let dlq_error = parked.as_ref().err().map(ToString::to_string);
     tracing::warn!(
         pattern = msg.topic(),
         partition = msg.partition(),

@@ -1,0 +1,87 @@
+//! Raw Kafka records for reliability tests: what a broken or foreign peer would send, and a
+//! reader for dead-letter and reply topics.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+
+pub fn producer(address: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("message.timeout.ms", "20000")
+        .set("message.max.bytes", "4000000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces one record (headers in order, `None` payload for a tombstone) and waits for the ack.
+pub async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    headers: &[(&str, &[u8])],
+    payload: Option<&[u8]>,
+) -> (i32, i64) {
+    let hdrs = headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(*value),
+        })
+    });
+    let mut record = FutureRecord::<(), [u8]>::to(topic).headers(hdrs);
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    let delivery = producer
+        .send(record, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("cannot produce to {topic}: {e}"));
+    (delivery.partition, delivery.offset)
+}
+
+/// Reads every partition of `topic` from the start until `want` records arrived (bounded).
+pub fn read_all(
+    address: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    within: Duration,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", format!("reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + within;
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// The value of header `key` of `msg` as text.
+pub fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
+    use rdkafka::message::Headers as _;
+    msg.headers()?
+        .iter()
+        .filter(|h| h.key == key)
+        .last()
+        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+}
