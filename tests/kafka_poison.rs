@@ -151,6 +151,22 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
             reason: "oversized",
         },
         Case {
+            name: "event-wrong-content-type",
+            topic: event,
+            headers: vec![("Content-Type", b"application/x-protobuf".to_vec())],
+            payload: b"\x0a\x03abc".to_vec(),
+            reply: false,
+            reason: "wrong-content-type",
+        },
+        Case {
+            name: "reply-topic-without-correlation-id",
+            topic: create,
+            headers: vec![(REPLY_TOPIC, reply_topic.as_bytes().to_vec())],
+            payload: br#"{"name":"no-id"}"#.to_vec(),
+            reply: false,
+            reason: "missing-reply-address",
+        },
+        Case {
             name: "request-without-reply-topic",
             topic: create,
             headers: vec![(CORRELATION_ID, b"p-no-topic".to_vec())],
