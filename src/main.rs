@@ -22,8 +22,8 @@ enum Command {
     Generate(GenerateArgs),
     /// List every rpc: service, rpc, kind, pattern, reply topic.
     List(ListArgs),
-    /// Print the topics the contracts need (request and reply topics), for clusters that do
-    /// not auto-create topics.
+    /// Print the topics the contracts need (request, reply and `.dlq` dead-letter topics), for
+    /// clusters that do not auto-create topics.
     Topics(TopicsArgs),
     /// Write an AsyncAPI 3.0 document of the bus (channels, operations, payload schemas).
     Asyncapi(AsyncapiArgs),
@@ -235,7 +235,9 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
         }
         Command::Topics(args) => {
             let generated = generate(&args.input, None)?;
-            let mut topics: Vec<&str> = generated
+            // The same set as the runtime's `ensure_topics`: servers dead-letter poison
+            // messages to `<pattern>.dlq`.
+            let mut topics: Vec<String> = generated
                 .model
                 .packages
                 .iter()
@@ -243,8 +245,10 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
                 .flat_map(|s| s.methods.iter())
                 .flat_map(|m| {
                     let reply = (m.kind != axion_gen::model::MethodKind::Event)
-                        .then_some(m.reply_topic.as_str());
-                    std::iter::once(m.pattern.as_str()).chain(reply)
+                        .then(|| m.reply_topic.clone());
+                    [m.pattern.clone(), format!("{}.dlq", m.pattern)]
+                        .into_iter()
+                        .chain(reply)
                 })
                 .collect();
             topics.sort_unstable();

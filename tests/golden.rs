@@ -224,8 +224,9 @@ fn topics_manifest_lists_request_and_reply_topics() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    // 8 rpcs, one of them an event without a reply topic.
-    assert_eq!(lines.len(), 15, "{text}");
+    // 8 rpcs, one of them an event without a reply topic; a dead-letter topic per pattern.
+    assert_eq!(lines.len(), 23, "{text}");
+    assert!(lines.contains(&"axion.graph-service.project-created.dlq 6 1"));
     assert!(lines.contains(&"axion.graph-service.create-project 6 1"));
     assert!(lines.contains(&"axion.graph-service.create-project.reply 6 1"));
     assert!(lines.contains(&"axion.graph-service.project-created 6 1"));
