@@ -1,9 +1,17 @@
-//! Transport benchmark on a real broker (tansu, in-memory, on 127.0.0.1), one run, same
-//! settings for every pairing: sequential request/reply and 64 in flight, for the generated
-//! Rust client → generated Rust server and NestJS ClientKafka → NestJS ServerKafka.
+//! Transport benchmark on a real broker (tansu, in-memory, on 127.0.0.1), with the same
+//! settings for every pairing, repeated `BENCH_ROUNDS` times (a fresh broker per round; every
+//! pairing of a round runs on it):
+//! - request/reply, sequential and 64 in flight: generated Rust client → generated Rust server,
+//!   NestJS ClientKafka → NestJS ServerKafka, and a raw rdkafka client → raw rdkafka echo
+//!   server (the limit);
+//! - events per second: the generated client's emit vs a raw rdkafka producer;
+//! - peak RSS and CPU per request of the generated server vs the NestJS server (each server
+//!   runs in its own process; read from /proc).
 //!
-//! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first). Env: `BENCH_SEQ`
-//! (default 300), `BENCH_PAR` (default 3000), `BENCH_FETCH_WAIT_MS` (default 1).
+//! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first); `scripts/bench.sh`
+//! runs it with the codegen and build benchmarks. Env: `BENCH_ROUNDS` (3), `BENCH_SEQ` (300),
+//! `BENCH_PAR` (3000), `BENCH_EVENTS` (20000), `BENCH_FETCH_WAIT_MS` (1), `BENCH_JSON` (a
+//! path: also write every figure there as JSON).
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
@@ -15,16 +23,29 @@ mod broker;
 #[path = "../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
-#[path = "../tests/support/nest.rs"]
-#[allow(dead_code)]
-mod nest;
+#[path = "transport/procs.rs"]
+mod procs;
+#[path = "transport/raw.rs"]
+mod raw;
+#[path = "transport/stats.rs"]
+mod stats;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
-use contracts::axion::graph::v1::{CreateProjectRequest, GRAPH_SERVICE_CONTRACT};
+use contracts::axion::graph::v1::{
+    CreateProjectRequest, Project, ProjectCreatedEvent, GRAPH_SERVICE_CONTRACT,
+    GRAPH_SERVICE_PATTERNS,
+};
+use stats::{Round, Run, Summary};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Events in flight at once, for both producers.
+const EVENT_WINDOW: usize = 1024;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -33,56 +54,41 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-struct Stats {
-    requests: usize,
-    errors: usize,
-    rps: f64,
-    p50: f64,
-    p99: f64,
-}
-
-fn stats(mut latencies: Vec<f64>, errors: usize, elapsed: Duration) -> Stats {
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
-        latencies[i.clamp(1, latencies.len()) - 1]
-    };
-    Stats {
-        requests: latencies.len(),
-        errors,
-        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: pct(50.0),
-        p99: pct(99.0),
+fn config(broker: &str, fetch_wait: usize, group: Option<&str>) -> KafkaConfig {
+    let mut b = KafkaConfig::builder()
+        .brokers([broker])
+        .client_id("bench")
+        .fetch_wait_ms(fetch_wait as i64)
+        .request_timeout_ms(TIMEOUT.as_millis() as i64)
+        .topic_partitions(3);
+    if let Some(g) = group {
+        b = b.server_group(g);
     }
+    b.build().unwrap()
 }
 
-async fn rust_run(client: &GraphServiceClient, n: usize, in_flight: usize, tag: &str) -> Stats {
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// Runs `n` calls of `call` over `in_flight` lanes; latency per call.
+async fn lanes<F, Fut>(n: usize, in_flight: usize, call: F) -> Run
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut lanes = Vec::new();
+    let mut tasks = Vec::new();
     for _ in 0..in_flight {
-        let client = client.clone();
         let next = next.clone();
-        let tag = tag.to_owned();
-        lanes.push(tokio::spawn(async move {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     break;
                 }
                 let t0 = Instant::now();
-                let r = client
-                    .create_project(&CreateProjectRequest {
-                        name: format!("{tag}-{i}"),
-                        ..Default::default()
-                    })
-                    .await;
-                if r.is_err() {
+                if !call(i).await {
                     errors += 1;
                 }
                 latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -90,110 +96,189 @@ async fn rust_run(client: &GraphServiceClient, n: usize, in_flight: usize, tag: 
             (latencies, errors)
         }));
     }
-    let mut all = Vec::new();
+    let mut all = Vec::with_capacity(n);
     let mut errors = 0;
-    for lane in lanes {
-        let (l, e) = lane.await.unwrap();
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
         all.extend(l);
         errors += e;
     }
-    stats(all, errors, started.elapsed())
+    Run::new(all, errors, started.elapsed())
 }
 
-fn nest_run(address: &str, args: &[&str]) -> Stats {
-    let (lines, status) = nest::run_client(address, args, "bench-caller", Duration::from_secs(600));
-    let line = lines
-        .iter()
-        .find(|l| l.get("rps").is_some())
-        .unwrap_or_else(|| {
-            panic!("no result from NestJS client {args:?}: {lines:?} (status {status:?})")
-        });
-    Stats {
-        requests: line["requests"].as_u64().unwrap_or(0) as usize,
-        errors: line["errors"].as_u64().unwrap_or(0) as usize,
-        rps: line["rps"].as_f64().unwrap_or(0.0),
-        p50: line["p50_ms"].as_f64().unwrap_or(0.0),
-        p99: line["p99_ms"].as_f64().unwrap_or(0.0),
+fn request(tag: &str, i: usize) -> CreateProjectRequest {
+    CreateProjectRequest {
+        name: format!("{tag}-{i}"),
+        ..Default::default()
     }
 }
 
-fn row(name: &str, seq: &Stats, par: &Stats) {
-    println!(
-        "| {name} | {:.0} | {:.1} / {:.1} | {:.0} | {:.1} | {} |",
-        seq.rps,
-        seq.p50,
-        seq.p99,
-        par.rps,
-        par.p99,
-        seq.errors + par.errors
-    );
-    let _ = (seq.requests, par.requests);
+async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usize) -> Round {
+    let b = broker::Broker::start();
+    let address = b.address();
+    let cfg = config(&address, fetch_wait, None);
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    raw::create_topics(&address).await;
+
+    // Generated client -> generated server (own process). First on the fresh broker: the
+    // server group starts from the earliest offset.
+    let server = procs::self_server("serve-generated", &address, fetch_wait, &format!("gen{r}"));
+    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let client = GraphServiceClient::new(kafka.client());
+    let call = {
+        let client = client.clone();
+        move |tag: &'static str| {
+            let client = client.clone();
+            move |i: usize| {
+                let client = client.clone();
+                async move { client.create_project(&request(tag, i)).await.is_ok() }
+            }
+        }
+    };
+    lanes(20, 1, call("warm")).await;
+    let gen_seq = lanes(seq, 1, call("seq")).await;
+    let (cpu0, me0) = (server.cpu_seconds(), procs::self_cpu_seconds());
+    let gen_par = lanes(par, 64, call("par")).await;
+    let gen_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
+    let gen_client_cpu = (procs::self_cpu_seconds() - me0) * 1000.0 / par as f64;
+    let gen_server = (server.peak_rss_mb(), gen_cpu);
+    drop(server);
+
+    // Events: the generated client's emit vs a raw producer, same payload and window.
+    let event = ProjectCreatedEvent {
+        project: Some(Project {
+            id: "p-0001".into(),
+            name: "bench project".into(),
+            ..Default::default()
+        }),
+    };
+    let gen_events = {
+        client.project_created(&event).await.unwrap();
+        let client = client.clone();
+        let event = event.clone();
+        lanes(events, EVENT_WINDOW, move |_| {
+            let client = client.clone();
+            let event = event.clone();
+            async move { client.project_created(&event).await.is_ok() }
+        })
+        .await
+    };
+    drop(client);
+    drop(kafka);
+    let raw_events = {
+        let producer = raw::event_producer(&address);
+        let payload = Arc::new(serde_json::to_vec(&event).unwrap());
+        // Warm up like the generated client (connected, producer id assigned).
+        let warm =
+            rdkafka::producer::FutureRecord::<(), _>::to(GRAPH_SERVICE_PATTERNS::PROJECT_CREATED)
+                .payload(payload.as_slice());
+        producer.send(warm, TIMEOUT).await.unwrap();
+        lanes(events, EVENT_WINDOW, move |_| {
+            let producer = producer.clone();
+            let payload = payload.clone();
+            async move {
+                let record = rdkafka::producer::FutureRecord::<(), _>::to(
+                    GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+                )
+                .payload(payload.as_slice());
+                producer.send(record, TIMEOUT).await.is_ok()
+            }
+        })
+        .await
+    };
+
+    // Raw client -> raw echo server (own process, own topics): the limit.
+    let server = procs::self_server("serve-raw", &address, fetch_wait, &format!("raw{r}"));
+    let rawc = raw::RawClient::connect(&address, fetch_wait).await;
+    let payload = Arc::new(serde_json::to_vec(&request("raw", 0)).unwrap());
+    let raw_call = |rawc: raw::RawClient, payload: Arc<Vec<u8>>| {
+        move |_: usize| {
+            let rawc = rawc.clone();
+            let payload = payload.clone();
+            async move { rawc.call(&payload, TIMEOUT).await.is_ok() }
+        }
+    };
+    lanes(20, 1, raw_call(rawc.clone(), payload.clone())).await;
+    let raw_seq = lanes(seq, 1, raw_call(rawc.clone(), payload.clone())).await;
+    let (cpu0, me0) = (server.cpu_seconds(), procs::self_cpu_seconds());
+    let raw_par = lanes(par, 64, raw_call(rawc.clone(), payload.clone())).await;
+    let raw_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
+    let raw_client_cpu = (procs::self_cpu_seconds() - me0) * 1000.0 / par as f64;
+    let raw_server = (server.peak_rss_mb(), raw_cpu);
+    drop(rawc);
+    drop(server);
+
+    // NestJS ClientKafka -> NestJS ServerKafka (own processes), same broker and fetch wait.
+    let server = procs::nest_server(&address, fetch_wait, &format!("nest{r}"));
+    let nest_seq = stats::nest_client(&address, fetch_wait, &["bench-seq", &seq.to_string()]);
+    let cpu0 = server.cpu_seconds();
+    let nest_par = stats::nest_client(&address, fetch_wait, &["bench-par", &par.to_string(), "64"]);
+    let nest_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / nest_par.requests.max(1) as f64;
+    let nest_server = (server.peak_rss_mb(), nest_cpu);
+    drop(server);
+    drop(b);
+
+    Round {
+        generated: [gen_seq, gen_par],
+        nest: [nest_seq, nest_par],
+        raw: [raw_seq, raw_par],
+        server: [gen_server, nest_server, raw_server],
+        client_cpu: [gen_client_cpu, raw_client_cpu],
+        events: [gen_events.rps, raw_events.rps],
+    }
+}
+
+/// `serve-generated BROKER FETCH_WAIT GROUP`: the generated server until killed.
+async fn serve_generated(broker: &str, fetch_wait: usize, group: &str) {
+    let cfg = config(broker, fetch_wait, Some(group));
+    let server = KafkaServer::start(&cfg, GraphServiceServer::new(graph::Graph::default()))
+        .await
+        .unwrap();
+    assert!(server.wait_assigned(Duration::from_secs(60)).await);
+    println!("ready");
+    std::future::pending::<()>().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let seq_n = env_usize("BENCH_SEQ", 300);
-    let par_n = env_usize("BENCH_PAR", 3000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("serve-generated") => {
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3]).await
+        }
+        Some("serve-raw") => {
+            raw::serve(&args[1], args[2].parse().unwrap(), &args[3]).await;
+            println!("ready");
+            return std::future::pending::<()>().await;
+        }
+        _ => {}
+    }
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
+    let seq = env_usize("BENCH_SEQ", 300);
+    let par = env_usize("BENCH_PAR", 3000);
+    let events = env_usize("BENCH_EVENTS", 20000);
     let fetch_wait = env_usize("BENCH_FETCH_WAIT_MS", 1);
-    let b = broker::Broker::start();
-    let config = KafkaConfig::builder()
-        .brokers([b.address()])
-        .client_id("bench")
-        .fetch_wait_ms(fetch_wait as i64)
-        .request_timeout_ms(30_000)
-        .topic_partitions(3)
-        .build()
-        .unwrap();
-    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
-        .await
-        .unwrap();
-
-    // Generated Rust client -> generated Rust server.
-    let server = KafkaServer::start(&config, GraphServiceServer::new(graph::Graph::default()))
-        .await
-        .unwrap();
-    assert!(server.wait_assigned(Duration::from_secs(30)).await);
-    let kafka = KafkaClient::connect(&config, &[&GRAPH_SERVICE_CONTRACT])
-        .await
-        .unwrap();
-    let client = GraphServiceClient::new(kafka.client());
-    rust_run(&client, 20, 1, "warm").await;
-    let rust_seq = rust_run(&client, seq_n, 1, "seq").await;
-    let rust_par = rust_run(&client, par_n, 64, "par").await;
-    server.shutdown().await;
-
-    // NestJS ClientKafka -> NestJS ServerKafka, same broker, same fetch wait.
-    let address = b.address();
-    std::env::set_var("FETCH_WAIT_MS", fetch_wait.to_string());
-    let nest_server = nest::server(&address, "graph-service-nest");
-    let nest_seq = nest_run(&address, &["bench-seq", &seq_n.to_string()]);
-    let nest_par = nest_run(&address, &["bench-par", &par_n.to_string(), "64"]);
-    drop(nest_server);
-
-    println!();
-    println!(
-        "transport, tansu 0.6 in-memory, 3-partition topics, fetch wait {fetch_wait} ms, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
-    println!(
-        "| pairing | sequential req/s | p50 / p99 ms | 64 in flight req/s | p99 ms | errors |"
-    );
-    println!("|---|---|---|---|---|---|");
-    row(
-        "generated Rust client → generated Rust server",
-        &rust_seq,
-        &rust_par,
-    );
-    row(
-        "NestJS ClientKafka → NestJS ServerKafka",
-        &nest_seq,
-        &nest_par,
-    );
-    println!(
-        "ratio Rust/Nest: sequential {:.2}x, 64 in flight {:.2}x",
-        rust_seq.rps / nest_seq.rps.max(f64::MIN_POSITIVE),
-        rust_par.rps / nest_par.rps.max(f64::MIN_POSITIVE)
-    );
+    let mut all = Vec::new();
+    for r in 0..rounds {
+        let t0 = Instant::now();
+        all.push(round(r, seq, par, events, fetch_wait).await);
+        eprintln!(
+            "[transport] round {}/{rounds} done in {:.0?}",
+            r + 1,
+            t0.elapsed()
+        );
+    }
+    let summary = Summary::new(&all, seq, par, events, fetch_wait);
+    summary.print();
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        std::fs::write(&path, summary.json()).unwrap();
+        eprintln!("[transport] wrote {path}");
+    }
 }

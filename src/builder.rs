@@ -265,22 +265,24 @@ fn header(comment: &str, sources: &[String]) -> String {
 fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String, String>> {
     let prost = emit::messages::emit(&model.packages)?;
     let mut files = BTreeMap::new();
+    // Rust sources are formatted at the end, in parallel (writer::format_files).
+    let (mut heads, mut codes) = (Vec::new(), Vec::new());
     for package in &model.packages {
         let sources: Vec<String> = package.files.iter().map(|f| f.name().to_owned()).collect();
-        let mut code = prost.get(&package.name).cloned().unwrap_or_default();
-        code.push_str(&emit::json::emit(package).to_string());
+        let mut code = vec![prost.get(&package.name).cloned().unwrap_or_default()];
+        code.push(emit::json::emit(package).to_string());
         for svc in &package.services {
-            code.push_str(&emit::service::emit(svc).to_string());
+            code.push(emit::service::emit(svc).to_string());
             let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
             for (path, text) in emit::traefik::emit(svc, &yml_header, server_url) {
                 files.insert(path, text);
             }
         }
-        let formatted = writer::format_rust(&code)?;
-        files.insert(
-            package.file_name.clone(),
-            format!("{}\n{formatted}", header("//", &sources)),
-        );
+        heads.push((package.file_name.clone(), header("//", &sources)));
+        codes.push(code);
+    }
+    for ((name, head), formatted) in heads.into_iter().zip(writer::format_files(&codes)?) {
+        files.insert(name, format!("{head}\n{formatted}"));
     }
     files.insert(
         "mod.rs".to_owned(),

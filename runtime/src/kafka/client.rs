@@ -30,6 +30,11 @@ struct Inner {
     config: KafkaConfig,
     /// Rebuilt when sends time out (a broker that lost its state rejects the old one).
     producer: Arc<super::producer::Renewable>,
+    /// Events go through their own producer, created on the first emit: lingering
+    /// [`EVENT_LINGER_MS`] batches them (emit throughput) without delaying requests, whose
+    /// producer does not linger (latency).
+    events: std::sync::OnceLock<Arc<super::producer::Renewable>>,
+    events_config: rdkafka::ClientConfig,
     consumer: Arc<StreamConsumer>,
     pending: Pending,
     /// Reply topic → the partition this instance reads and asks replies on.
@@ -88,6 +93,8 @@ impl KafkaClient {
                 config.retry_backoff.as_millis().to_string(),
             )
             .set("message.timeout.ms", &timeout_ms);
+        let mut events_config = producer_config.clone();
+        events_config.set("linger.ms", EVENT_LINGER_MS);
         let producer = Arc::new(
             super::producer::Renewable::new(producer_config)
                 .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
@@ -112,6 +119,8 @@ impl KafkaClient {
             inner: Arc::new(Inner {
                 config: config.clone(),
                 producer,
+                events: std::sync::OnceLock::new(),
+                events_config,
                 consumer,
                 pending,
                 reply_partitions: tokio::sync::Mutex::new(HashMap::new()),
@@ -136,11 +145,28 @@ impl KafkaClient {
     /// Waits until every event and request produced so far is acknowledged (or `timeout`).
     pub fn flush(&self, timeout: Duration) -> Result<(), RpcError> {
         use rdkafka::producer::Producer as _;
+        if let Some(events) = self.inner.events.get() {
+            events
+                .get()
+                .flush(timeout)
+                .map_err(|e| unavailable("flush failed", e))?;
+        }
         self.inner
             .producer
             .get()
             .flush(timeout)
             .map_err(|e| unavailable("flush failed", e))
+    }
+
+    /// The events producer, created on first use.
+    fn events(&self) -> Result<&Arc<super::producer::Renewable>, RpcError> {
+        if let Some(events) = self.inner.events.get() {
+            return Ok(events);
+        }
+        let created = super::producer::Renewable::new(self.inner.events_config.clone())
+            .map_err(|e| unavailable("cannot create a Kafka producer for events", e))?;
+        // A concurrent first emit may have won; its producer is used and ours dropped.
+        Ok(self.inner.events.get_or_init(|| Arc::new(created)))
     }
 
     /// The partition of `topic` this instance reads replies from, assigning it on first use.
@@ -265,14 +291,17 @@ impl Transport for KafkaClient {
     fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>> {
         Box::pin(async move {
             let record = FutureRecord::<(), _>::to(pattern).payload(&payload);
-            self.inner
-                .producer
+            self.events()?
                 .send(record)
                 .await
                 .map_err(|e| unavailable(&format!("cannot emit on {pattern}"), e))
         })
     }
 }
+
+/// `linger.ms` of the events producer (librdkafka's default): events are batched for up to
+/// this long, which multiplies emit throughput under load.
+const EVENT_LINGER_MS: &str = "5";
 
 /// Routes replies to their pending calls by correlation id; ignores the rest (replies to
 /// other instances sharing the partition, or to calls that already timed out).

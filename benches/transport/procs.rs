@@ -1,0 +1,129 @@
+//! Servers in their own processes, so their peak RSS and CPU time can be read from /proc.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A server process; killed on drop.
+pub struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` and waits (bounded) for a stdout line containing `ready`.
+    pub fn spawn(mut cmd: Command, what: &str) -> ServerProcess {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"ready\"") || line.contains("ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(90)).is_err() {
+            let _ = child.kill();
+            panic!("{what} did not become ready");
+        }
+        ServerProcess { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User + system CPU seconds so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at state (field 3).
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime is field 14, stime 15: indexes 11 and 12 after the state field.
+        (ticks(11) + ticks(12)) / clock_ticks()
+    }
+
+    /// Peak resident set size in MB (VmHWM).
+    pub fn peak_rss_mb(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ, 100 on Linux.
+    100.0
+}
+
+/// CPU seconds of a process (utime + stime from /proc/PID/stat).
+fn cpu_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime is field 14, stime 15: indexes 11 and 12 after the state field.
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// CPU seconds of this process (the clients) so far.
+pub fn self_cpu_seconds() -> f64 {
+    cpu_of("self")
+}
+
+/// This bench binary again, as a server (`serve-generated` / `serve-raw`).
+pub fn self_server(mode: &str, broker: &str, fetch_wait: usize, group: &str) -> ServerProcess {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.args([mode, broker, &fetch_wait.to_string(), group]);
+    ServerProcess::spawn(cmd, mode)
+}
+
+pub fn nest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nest")
+}
+
+/// The NestJS GraphService server (tests/nest/dist/server.js).
+pub fn nest_server(broker: &str, fetch_wait: usize, group: &str) -> ServerProcess {
+    let script = nest_dir().join("dist/server.js");
+    assert!(
+        script.is_file(),
+        "{} is missing: run bash scripts/setup.sh",
+        script.display()
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .current_dir(nest_dir())
+        .env("KAFKA_BROKERS", broker)
+        .env("FETCH_WAIT_MS", fetch_wait.to_string())
+        .env("NEST_GROUP", group)
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+    ServerProcess::spawn(cmd, "NestJS server")
+}
