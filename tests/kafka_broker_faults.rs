@@ -28,6 +28,7 @@ use contracts::axion::graph::v1::{CreateProjectRequest, GRAPH_SERVICE_CONTRACT};
 use support::broker::Broker;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const BEFORE: usize = 40;
 
 fn cfg(broker: &Broker, client_id: &str) -> KafkaConfig {
     KafkaConfig::builder()
@@ -65,7 +66,14 @@ async fn callers_fail_fast_while_the_broker_is_down_and_recover_when_it_returns(
     .await
     .unwrap();
     let client = GraphServiceClient::new(kafka.client());
-    client.create_project(&create("before")).await.unwrap();
+    // Enough replies that a client waiting for the old reply offsets to come back on the
+    // re-created topic would not recover within the bounded wait below.
+    for n in 0..BEFORE {
+        client
+            .create_project(&create(&format!("before-{n}")))
+            .await
+            .unwrap();
+    }
 
     broker.stop();
     // Concurrent calls while the broker is gone: each fails with a clear code, in bounded time.
@@ -129,6 +137,10 @@ async fn callers_fail_fast_while_the_broker_is_down_and_recover_when_it_returns(
     assert!(
         last.is_none(),
         "no recovery after the broker came back: {last:?}"
+    );
+    assert!(
+        attempts < BEFORE / 2,
+        "recovered only after {attempts} calls: the reply partition was not rewound"
     );
     eprintln!(
         "broker back: recovered after {attempts} attempt(s), {recovered_after:?} after the stop"

@@ -105,6 +105,9 @@ impl KafkaClient {
             .set("group.id", config.client_group())
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // A position the broker no longer has (retention, a re-created topic): read what
+            // is there; replies that are not ours are dropped by correlation id anyway.
+            .set("auto.offset.reset", "earliest")
             .set(
                 "fetch.wait.max.ms",
                 config.fetch_wait.as_millis().to_string(),
@@ -306,11 +309,28 @@ const EVENT_LINGER_MS: &str = "5";
 /// Routes replies to their pending calls by correlation id; ignores the rest (replies to
 /// other instances sharing the partition, or to calls that already timed out).
 async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending) {
+    let mut troubled_until: Option<std::time::Instant> = None;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let msg = match consumer.recv().await {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            _ = check.tick() => {
+                if troubled_until.is_some_and(|t| std::time::Instant::now() < t) {
+                    let c = consumer.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        super::recovery::rewind_past_end(&*c, false)
+                    })
+                    .await;
+                }
+                continue;
+            }
+        };
+        let msg = match msg {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "reply consumer error");
+                troubled_until = Some(std::time::Instant::now() + super::recovery::WINDOW);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -21,6 +21,7 @@ pub mod dedup;
 pub mod dlq;
 mod headers;
 mod producer;
+mod recovery;
 mod server;
 mod topics;
 

@@ -82,7 +82,11 @@ impl Renewable {
         }
         match self.config.create::<FutureProducer>() {
             Ok(fresh) => {
-                tracing::warn!(error = %error, "producer replaced after a failed send");
+                tracing::warn!(
+                    client_id = self.config.get("client.id").unwrap_or("-"),
+                    error = %error,
+                    "producer replaced after a failed send"
+                );
                 let old = std::mem::replace(&mut *current, (fresh, Instant::now())).0;
                 // Dropping a producer flushes it: not on an async worker.
                 std::thread::spawn(move || drop(old));

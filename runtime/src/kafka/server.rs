@@ -17,6 +17,10 @@
 //! than `max.poll.interval.ms`, 5 minutes, would).
 //!
 //! Poison messages (see [`super::dlq`]) get an error reply or go to `<pattern>.dlq`.
+//!
+//! Broker trouble: consumer errors are logged and retried; afterwards a partition that ends
+//! before our position is read from the start (a broker that lost its state), and the reply
+//! producer is rebuilt when its sends time out.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -369,6 +373,9 @@ async fn run(
         HashMap::new();
     let mut commit_tick = tokio::time::interval(Duration::from_millis(100));
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // After consumer errors: check now and then that no partition ends before our position.
+    let mut troubled_until: Option<Instant> = None;
+    let mut last_check = Instant::now();
     loop {
         let permit = tokio::select! {
             biased;
@@ -380,6 +387,20 @@ async fn run(
             _ = stop.changed() => break,
             _ = commit_tick.tick() => {
                 commit(&consumer, &shared.tracker, CommitMode::Async);
+                if troubled_until.is_some_and(|t| Instant::now() < t)
+                    && last_check.elapsed() >= Duration::from_secs(1)
+                {
+                    last_check = Instant::now();
+                    let c = consumer.clone();
+                    if let Ok(rewound) = tokio::task::spawn_blocking(move || {
+                        super::recovery::rewind_past_end(&*c, true)
+                    })
+                    .await
+                    {
+                        // Offsets of the old partition mean nothing in the new one.
+                        shared.tracker.forget(&rewound);
+                    }
+                }
                 continue;
             }
             m = consumer.recv() => m,
@@ -388,6 +409,7 @@ async fn run(
             Ok(m) => m.detach(),
             Err(e) => {
                 tracing::warn!(error = %e, "consumer error");
+                troubled_until = Some(Instant::now() + super::recovery::WINDOW);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

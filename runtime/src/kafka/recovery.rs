@@ -1,0 +1,83 @@
+//! Recovering consumers after broker trouble.
+//!
+//! A broker that comes back without its state (a restarted node with in-memory storage, a
+//! cluster rebuilt under the same address), or a topic deleted and re-created, starts its
+//! partitions at offset 0 again. A consumer still positioned at the old offsets (its own
+//! position, or a committed offset librdkafka re-sent to the new broker) waits for offsets
+//! that may never come: every new record below the old position is skipped. After consumer
+//! errors, both sides check their partitions and read one that ends before their position
+//! from the start (replies that are not ours are dropped by correlation id; requests are
+//! at-least-once anyway).
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long after a consumer error the checks go on.
+pub(crate) const WINDOW: Duration = Duration::from_secs(300);
+/// Bound of each broker round trip of a check.
+const CALL: Duration = Duration::from_secs(2);
+
+/// Seeks every assigned partition whose end offset is below the consumer's position (or its
+/// committed offset) to the beginning. Blocking: run it off the async workers. Returns the
+/// partitions it rewound.
+pub(crate) fn rewind_past_end<C, T>(consumer: &T, check_committed: bool) -> TopicPartitionList
+where
+    C: ConsumerContext,
+    T: Consumer<C>,
+{
+    let mut rewound = TopicPartitionList::new();
+    let Ok(assigned) = consumer.assignment() else {
+        return rewound;
+    };
+    if assigned.count() == 0 {
+        return rewound;
+    }
+    let positions = consumer.position().ok();
+    let committed = if check_committed {
+        match consumer.committed_offsets(assigned.clone(), CALL) {
+            Ok(c) => Some(c),
+            Err(_) => return rewound, // the broker is not back yet: next time
+        }
+    } else {
+        None
+    };
+    let offset_in = |list: &Option<TopicPartitionList>, topic: &str, partition: i32| {
+        list.as_ref()
+            .and_then(|l| l.find_partition(topic, partition))
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+    };
+    for e in assigned.elements() {
+        let (topic, partition) = (e.topic(), e.partition());
+        let ahead = offset_in(&positions, topic, partition)
+            .into_iter()
+            .chain(offset_in(&committed, topic, partition))
+            .max();
+        let Some(ahead) = ahead else {
+            continue;
+        };
+        let Ok((_, end)) = consumer.fetch_watermarks(topic, partition, CALL) else {
+            break; // the broker is not back yet (or the topic is not): next time
+        };
+        if ahead > end {
+            tracing::warn!(
+                topic,
+                partition,
+                position = ahead,
+                end,
+                "partition ends before our position (re-created, or a broker that lost its state): reading it from the start"
+            );
+            match consumer.seek(topic, partition, Offset::Beginning, CALL) {
+                Ok(()) => {
+                    let _ = rewound.add_partition(topic, partition);
+                }
+                Err(err) => tracing::warn!(topic, partition, error = %err, "cannot rewind"),
+            }
+        }
+    }
+    rewound
+}
