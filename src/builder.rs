@@ -8,6 +8,10 @@ use crate::load::{self, Inputs};
 use crate::model::{self, Model};
 use crate::{emit, writer};
 
+// A submodule so build.rs, which compiles builder.rs as its own module, gets it too.
+#[path = "descriptor_set.rs"]
+mod descriptor_set;
+
 /// The default pattern prefix: the stack's topics read `axion.graph-service....`.
 pub const DEFAULT_TOPIC_PREFIX: &str = "axion";
 
@@ -230,8 +234,25 @@ impl Builder {
     pub fn generate(&self, inputs: &Inputs) -> Result<Generated> {
         let mut warnings = Vec::new();
         let loaded = load::load(inputs, &mut warnings)?;
+        self.generate_loaded(&loaded, warnings)
+    }
+
+    /// Runs the pipeline without writing on an encoded `FileDescriptorSet`
+    /// (`protoc --include_imports --descriptor_set_out`, `protox -o`) instead of `.proto`
+    /// files: every file of the set that is not a well-known type or `axion/options.proto`
+    /// is a contract. Without source info, errors name the file but no line.
+    pub fn generate_from_descriptor_set(&self, encoded: &[u8]) -> Result<Generated> {
+        let loaded = descriptor_set::load(encoded)?;
+        self.generate_loaded(&loaded, Vec::new())
+    }
+
+    fn generate_loaded(
+        &self,
+        loaded: &load::Loaded,
+        mut warnings: Vec<String>,
+    ) -> Result<Generated> {
         let model = model::build(
-            &loaded,
+            loaded,
             &model::ModelOptions {
                 topic_prefix: self.topic_prefix.clone(),
                 skip_unsupported: self.skip_unsupported,
@@ -247,7 +268,7 @@ impl Builder {
             files,
             model,
             warnings,
-            inputs: loaded.disk_files,
+            inputs: loaded.disk_files.clone(),
             ts_files,
             ts_dir: self.ts_out.clone(),
         })

@@ -70,20 +70,21 @@ impl PoisonReason {
 
 /// Where a request's replies go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ReplyTo {
+pub struct ReplyTo {
+    /// `kafka_correlationId`.
     pub correlation_id: String,
+    /// `kafka_replyTopic`.
     pub topic: String,
+    /// `kafka_replyPartition`, if sent.
     pub partition: Option<i32>,
 }
 
 /// A poison verdict: the reason and a human explanation.
-pub(crate) type Poison = (PoisonReason, String);
+pub type Poison = (PoisonReason, String);
 
 /// Reads the reply address: `Ok(None)` for an event (neither correlation id nor reply topic,
 /// as NestJS decides), `Err` for an address that is half there or garbage.
-pub(crate) fn reply_to<H: rdkafka::message::Headers>(
-    hdrs: Option<&H>,
-) -> Result<Option<ReplyTo>, Poison> {
+pub fn reply_to<H: rdkafka::message::Headers>(hdrs: Option<&H>) -> Result<Option<ReplyTo>, Poison> {
     let present = |key| headers::get(hdrs, key).filter(|v| !v.is_empty());
     let (id, topic) = match (
         present(headers::CORRELATION_ID),
@@ -157,7 +158,7 @@ fn is_topic_name(t: &str) -> bool {
 }
 
 /// Checks what the handler would choke on before it runs.
-pub(crate) fn check_payload<H: rdkafka::message::Headers>(
+pub fn check_payload<H: rdkafka::message::Headers>(
     hdrs: Option<&H>,
     payload: &[u8],
     max_bytes: usize,

@@ -19,7 +19,7 @@ mod client;
 mod config;
 pub mod dedup;
 pub mod dlq;
-mod headers;
+pub mod headers;
 mod producer;
 mod recovery;
 mod server;
