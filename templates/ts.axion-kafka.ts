@@ -237,11 +237,14 @@ export function createKafkaClientOptions(settings: KafkaSettings = readKafkaSett
   };
 }
 
-/** Every topic the contracts need (request and reply topics), sorted, as `axion-gen topics` prints them. */
+/** Every topic the contracts need (request, reply and `<pattern>.dlq` dead-letter topics), sorted, as `axion-gen topics` prints them. */
 export function contractTopics(...contracts: readonly ServiceContract[]): string[] {
   const topics = new Set<string>();
   for (const c of contracts) {
-    for (const p of Object.values(c.patterns)) topics.add(p);
+    for (const p of Object.values(c.patterns)) {
+      topics.add(p);
+      topics.add(`${p}.dlq`);
+    }
     for (const r of Object.values(c.replyTopics)) topics.add(r);
   }
   return [...topics].sort();

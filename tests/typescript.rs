@@ -384,3 +384,47 @@ for (const env of JSON.parse(process.argv[2])) {
         assert_eq!(server["subscribe"]["fromBeginning"], true);
     }
 }
+
+/// `contractTopics(...)` on the NestJS side creates exactly the topics `axion-gen topics` (and
+/// the Rust `ensure_topics`) do: request, reply and dead-letter topics.
+#[test]
+fn ts_contract_topics_match_the_cli_manifest() {
+    let dist = nest().join("dist/contracts");
+    assert!(
+        dist.join("axion-kafka.js").is_file(),
+        "{} is missing: build the NestJS peer (cd tests/nest && npm run build)",
+        dist.display()
+    );
+    let script = r#"
+const k = require(process.argv[1] + "/axion-kafka.js");
+const g = require(process.argv[1] + "/index.js");
+const contracts = Object.entries(g).filter(([n]) => n.endsWith("_CONTRACT")).map(([, c]) => c);
+console.log(k.contractTopics(...contracts).join("\n"));"#;
+    let ts = Command::new("node")
+        .current_dir(nest())
+        .arg("-e")
+        .arg(script)
+        .arg(&dist)
+        .output()
+        .expect("node must be installed");
+    assert!(ts.status.success(), "node: {}", text(&ts));
+    let cli = Command::new(BIN)
+        .current_dir(root())
+        .args(["topics", "--proto-dir", "proto"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", text(&cli));
+    let mut from_cli: Vec<String> = String::from_utf8(cli.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    from_cli.sort();
+    let from_ts: Vec<String> = String::from_utf8(ts.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(from_ts.iter().any(|t| t.ends_with(".dlq")), "{from_ts:?}");
+    assert_eq!(from_ts, from_cli);
+}

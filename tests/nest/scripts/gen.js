@@ -10,7 +10,15 @@ const root = path.resolve(__dirname, "..");
 const protoRoot = path.resolve(root, "../../proto");
 const outDir = path.join(root, "src/gen");
 const plugin = path.join(root, "node_modules/.bin/protoc-gen-ts_proto");
-const protos = ["axion/graph/v1/graph.proto"];
+// Every contract under proto/ (the generated contracts in src/contracts import them all).
+function protoFiles(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return protoFiles(p);
+    return e.name.endsWith(".proto") ? [path.relative(protoRoot, p)] : [];
+  });
+}
+const protos = protoFiles(protoRoot).sort();
 
 // ts-proto options. nestJs=true switches to NestJS-friendly defaults (interfaces + controller
 // interfaces, no encode/JSON methods, useDate=false i.e. Timestamp stays {seconds, nanos}).
