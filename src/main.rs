@@ -141,6 +141,13 @@ struct ListArgs {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe panics; restore the default so a
+    // reader that stops early (`| head`) just ends the process, as with any Unix tool.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
