@@ -17,6 +17,8 @@
 #[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
+#[path = "transport/alloc.rs"]
+mod alloc;
 #[path = "../tests/support/broker.rs"]
 #[allow(dead_code)]
 mod broker;
@@ -42,6 +44,9 @@ use contracts::axion::graph::v1::{
     GRAPH_SERVICE_PATTERNS,
 };
 use stats::{Round, Run, Summary};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Events in flight at once, for both producers.
@@ -124,7 +129,8 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
 
     // Generated client -> generated server (own process). First on the fresh broker: the
     // server group starts from the earliest offset.
-    let server = procs::self_server("serve-generated", &address, fetch_wait, &format!("gen{r}"));
+    let mut server =
+        procs::self_server("serve-generated", &address, fetch_wait, &format!("gen{r}"));
     let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
         .await
         .unwrap();
@@ -142,7 +148,10 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
     lanes(20, 1, call("warm")).await;
     let gen_seq = lanes(seq, 1, call("seq")).await;
     let (cpu0, me0) = (server.cpu_seconds(), procs::self_cpu_seconds());
+    let (sa0, ca0) = (server.allocations().unwrap_or(0), alloc::count());
     let gen_par = lanes(par, 64, call("par")).await;
+    let gen_client_allocs = (alloc::count() - ca0) as f64 / par as f64;
+    let gen_server_allocs = (server.allocations().unwrap_or(0) - sa0) as f64 / par as f64;
     let gen_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
     let gen_client_cpu = (procs::self_cpu_seconds() - me0) * 1000.0 / par as f64;
     let gen_server = (server.peak_rss_mb(), gen_cpu);
@@ -192,7 +201,7 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
     };
 
     // Raw client -> raw echo server (own process, own topics): the limit.
-    let server = procs::self_server("serve-raw", &address, fetch_wait, &format!("raw{r}"));
+    let mut server = procs::self_server("serve-raw", &address, fetch_wait, &format!("raw{r}"));
     let rawc = raw::RawClient::connect(&address, fetch_wait).await;
     let payload = Arc::new(serde_json::to_vec(&request("raw", 0)).unwrap());
     let raw_call = |rawc: raw::RawClient, payload: Arc<Vec<u8>>| {
@@ -205,7 +214,10 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
     lanes(20, 1, raw_call(rawc.clone(), payload.clone())).await;
     let raw_seq = lanes(seq, 1, raw_call(rawc.clone(), payload.clone())).await;
     let (cpu0, me0) = (server.cpu_seconds(), procs::self_cpu_seconds());
+    let (sa0, ca0) = (server.allocations().unwrap_or(0), alloc::count());
     let raw_par = lanes(par, 64, raw_call(rawc.clone(), payload.clone())).await;
+    let raw_client_allocs = (alloc::count() - ca0) as f64 / par as f64;
+    let raw_server_allocs = (server.allocations().unwrap_or(0) - sa0) as f64 / par as f64;
     let raw_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
     let raw_client_cpu = (procs::self_cpu_seconds() - me0) * 1000.0 / par as f64;
     let raw_server = (server.peak_rss_mb(), raw_cpu);
@@ -228,6 +240,12 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
         raw: [raw_seq, raw_par],
         server: [gen_server, nest_server, raw_server],
         client_cpu: [gen_client_cpu, raw_client_cpu],
+        allocs: [
+            gen_client_allocs,
+            gen_server_allocs,
+            raw_client_allocs,
+            raw_server_allocs,
+        ],
         events: [gen_events.rps, raw_events.rps],
     }
 }
@@ -239,6 +257,7 @@ async fn serve_generated(broker: &str, fetch_wait: usize, group: &str) {
         .await
         .unwrap();
     assert!(server.wait_assigned(Duration::from_secs(60)).await);
+    alloc::answer_on_stdin();
     println!("ready");
     std::future::pending::<()>().await;
 }
@@ -255,6 +274,7 @@ async fn main() {
         }
         Some("serve-raw") => {
             raw::serve(&args[1], args[2].parse().unwrap(), &args[3]).await;
+            alloc::answer_on_stdin();
             println!("ready");
             return std::future::pending::<()>().await;
         }

@@ -7,13 +7,15 @@
 #   2. build: does a no-op `cargo build` rerun build.rs, does touching one .proto; timings;
 #   3. transport (cargo bench --bench transport): generated Rust, NestJS and raw rdkafka on one
 #      tansu broker per round, events, server RSS and CPU.
-# Each figure is the median of BENCH_ROUNDS runs (default 3) with min–max; both sides of every
-# ratio are measured in the same run. Results: $BENCH_OUT (default benches/results/):
+# Each figure is the median of BENCH_ROUNDS runs (default 3; the transport: BENCH_TRANSPORT_ROUNDS,
+# default 5, as its 64-in-flight figures swing most) with min–max; both sides of every ratio are
+# measured in the same run. Results: $BENCH_OUT (default benches/results/):
 # codegen.json/.md, build.json/.md, transport.json/.md, and summary.md (all of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 ROUNDS="${BENCH_ROUNDS:-3}"
+TRANSPORT_ROUNDS="${BENCH_TRANSPORT_ROUNDS:-5}"
 OUT="${BENCH_OUT:-benches/results}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$OUT"
@@ -106,13 +108,13 @@ touch -r "$TMP/mtime" "$proto"
 python3 benches/stats.py build "$OUT" >/dev/null
 
 # 3. Transport.
-log "transport: $ROUNDS rounds"
-BENCH_ROUNDS="$ROUNDS" BENCH_JSON="$OUT/transport.json" \
+log "transport: $TRANSPORT_ROUNDS rounds"
+BENCH_ROUNDS="$TRANSPORT_ROUNDS" BENCH_JSON="$OUT/transport.json" \
   cargo bench --bench transport -q 2>"$TMP/transport.err" | tee "$OUT/transport.md" \
   || { cat "$TMP/transport.err" >&2; exit 1; }
 
 {
-  echo "# Benchmark results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $ROUNDS rounds; median (min–max))"
+  echo "# Benchmark results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $ROUNDS rounds, transport $TRANSPORT_ROUNDS; median (min–max))"
   echo
   echo "## Codegen (420 googleapis files)"; echo; cat "$OUT/codegen.md"; echo
   echo "## Build"; echo; cat "$OUT/build.md"; echo

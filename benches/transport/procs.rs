@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 /// A server process; killed on drop.
 pub struct ServerProcess {
     child: Child,
+    allocs: mpsc::Receiver<u64>,
 }
 
 impl ServerProcess {
@@ -22,9 +23,12 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let (alloc_tx, allocs) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("\"ready\"") || line.contains("ready") {
+                if let Some(n) = line.strip_prefix("allocs ") {
+                    let _ = alloc_tx.send(n.trim().parse().unwrap_or(0));
+                } else if line.contains("ready") {
                     let _ = tx.send(());
                 }
             }
@@ -33,7 +37,16 @@ impl ServerProcess {
             let _ = child.kill();
             panic!("{what} did not become ready");
         }
-        ServerProcess { child }
+        ServerProcess { child, allocs }
+    }
+
+    /// Rust allocations of a bench-binary server so far (`None` for other servers).
+    pub fn allocations(&mut self) -> Option<u64> {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut()?;
+        writeln!(stdin, "allocs").ok()?;
+        stdin.flush().ok()?;
+        self.allocs.recv_timeout(Duration::from_secs(5)).ok()
     }
 
     pub fn pid(&self) -> u32 {

@@ -45,12 +45,24 @@ pub struct Round {
     pub server: [(f64, f64); 3],
     /// CPU ms per request of the client process (64 in flight): generated, raw.
     pub client_cpu: [f64; 2],
+    /// Rust allocations per request (64 in flight): generated client, generated server, raw
+    /// client, raw server.
+    pub allocs: [f64; 4],
     /// Events per second: generated emit, raw producer.
     pub events: [f64; 2],
 }
 
-/// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded).
+/// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded); one retry if
+/// it reports no result (said on stderr, so a flaky run is visible).
 pub fn nest_client(broker: &str, fetch_wait: usize, args: &[&str]) -> Run {
+    nest_client_once(broker, fetch_wait, args).unwrap_or_else(|out| {
+        eprintln!("[transport] NestJS client {args:?} gave no result, retrying once: {out}");
+        nest_client_once(broker, fetch_wait, args)
+            .unwrap_or_else(|out| panic!("no result from NestJS client {args:?}: {out}"))
+    })
+}
+
+fn nest_client_once(broker: &str, fetch_wait: usize, args: &[&str]) -> Result<Run, String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nest");
     let mut child = Command::new("node")
         .arg(dir.join("dist/client.js"))
@@ -87,15 +99,15 @@ pub fn nest_client(broker: &str, fetch_wait: usize, args: &[&str]) -> Run {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v.get("rps").is_some())
-        .unwrap_or_else(|| panic!("no result from NestJS client {args:?}: {out}"));
+        .ok_or(out)?;
     let f = |k: &str| line[k].as_f64().unwrap_or(0.0);
-    Run {
+    Ok(Run {
         requests: f("requests") as usize,
         errors: f("errors") as usize,
         rps: f("rps"),
         p50: f("p50_ms"),
         p99: f("p99_ms"),
-    }
+    })
 }
 
 /// Median with min and max.
@@ -190,6 +202,7 @@ pub struct Summary {
     raw_cpu: Fig,
     gen_client_cpu: Fig,
     raw_client_cpu: Fig,
+    allocs: [Fig; 4],
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -232,6 +245,7 @@ impl Summary {
             nest_cpu: Fig::of(all.iter().map(|r| r.server[1].1)),
             raw_rss: Fig::of(all.iter().map(|r| r.server[2].0)),
             raw_cpu: Fig::of(all.iter().map(|r| r.server[2].1)),
+            allocs: [0, 1, 2, 3].map(|i| Fig::of(all.iter().map(|r| r.allocs[i]))),
             gen_client_cpu: Fig::of(all.iter().map(|r| r.client_cpu[0])),
             raw_client_cpu: Fig::of(all.iter().map(|r| r.client_cpu[1])),
             gen_events: Fig::of(all.iter().map(|r| r.events[0])),
@@ -340,6 +354,19 @@ impl Summary {
         );
         println!("| raw rdkafka client | {} |", self.raw_client_cpu.show(3));
         println!();
+        println!("| Rust allocations per request, 64 in flight | client | server |");
+        println!("|---|---|---|");
+        println!(
+            "| generated | {} | {} |",
+            self.allocs[0].show(1),
+            self.allocs[1].show(1)
+        );
+        println!(
+            "| raw rdkafka | {} | {} |",
+            self.allocs[2].show(1),
+            self.allocs[3].show(1)
+        );
+        println!();
         println!("| events (acks=all, idempotent) | events/s |");
         println!("|---|---|");
         println!("| generated client emit | {} |", self.gen_events.show(0));
@@ -382,13 +409,17 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"targets\":[",
+            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"targets\":[",
             self.gen_rss.json(),
             self.gen_cpu.json(),
             self.raw_rss.json(),
             self.raw_cpu.json(),
             self.gen_client_cpu.json(),
             self.raw_client_cpu.json(),
+            self.allocs[0].json(),
+            self.allocs[1].json(),
+            self.allocs[2].json(),
+            self.allocs[3].json(),
             self.nest_rss.json(),
             self.nest_cpu.json(),
             self.gen_events.json(),

@@ -15,7 +15,9 @@ use super::{headers, unavailable, KafkaConfig};
 use crate::transport::{BoxFuture, Call, RawReplies, Transport};
 use crate::{Client, RpcError, ServiceContract};
 
-type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Result<Vec<u8>, RpcError>>>>>;
+/// Pending calls by the sequence number of their correlation id (the instance part is checked
+/// when a reply arrives): no string per call.
+type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Result<Vec<u8>, RpcError>>>>>;
 
 /// A connection to the bus for callers: implements [`Transport`], so generated clients run
 /// over it (`GraphServiceClient::new(kafka.client())`).
@@ -117,7 +119,8 @@ impl KafkaClient {
             .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;
         let consumer = Arc::new(consumer);
         let pending: Pending = Arc::default();
-        let reader = tokio::spawn(read_replies(consumer.clone(), pending.clone()));
+        let instance = random_u64();
+        let reader = tokio::spawn(read_replies(consumer.clone(), pending.clone(), instance));
         let client = KafkaClient {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -127,7 +130,7 @@ impl KafkaClient {
                 consumer,
                 pending,
                 reply_partitions: tokio::sync::Mutex::new(HashMap::new()),
-                instance: random_u64(),
+                instance,
                 next_id: AtomicU64::new(1),
                 reader,
             }),
@@ -219,19 +222,18 @@ impl KafkaClient {
         Ok(partition)
     }
 
-    fn correlation_id(&self) -> String {
-        format!(
-            "{:016x}{:08x}",
-            self.inner.instance,
-            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
-        )
+    /// A new correlation id: its sequence number, and its text
+    /// `<instance, 16 hex digits><sequence, at least 8 hex digits>` (formatted on the stack).
+    fn correlation_id(&self) -> (u64, headers::StackText<32>) {
+        let seq = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        (seq, correlation_text(self.inner.instance, seq))
     }
 }
 
 /// Removes a call from the pending map when its reply stream is dropped (done or timed out).
 struct PendingGuard {
     pending: Pending,
-    id: String,
+    id: u64,
 }
 
 impl Drop for PendingGuard {
@@ -261,18 +263,18 @@ impl Transport for KafkaClient {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>> {
         Box::pin(async move {
             let partition = self.reply_partition(call.reply_topic).await?;
-            let id = self.correlation_id();
+            let (seq, id) = self.correlation_id();
             let (tx, rx) = mpsc::unbounded_channel();
             self.inner
                 .pending
                 .lock()
                 .expect("pending lock")
-                .insert(id.clone(), tx);
+                .insert(seq, tx);
             let guard = PendingGuard {
                 pending: self.inner.pending.clone(),
-                id: id.clone(),
+                id: seq,
             };
-            let partition_text = partition.to_string();
+            let partition_text = headers::StackText::<12>::format(format_args!("{partition}"));
             let hdrs = headers::with(OwnedHeaders::new(), headers::CORRELATION_ID, id.as_bytes());
             let hdrs = headers::with(hdrs, headers::REPLY_TOPIC, call.reply_topic.as_bytes());
             let hdrs = headers::with(hdrs, headers::REPLY_PARTITION, partition_text.as_bytes());
@@ -308,7 +310,7 @@ const EVENT_LINGER_MS: &str = "5";
 
 /// Routes replies to their pending calls by correlation id; ignores the rest (replies to
 /// other instances sharing the partition, or to calls that already timed out).
-async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending) {
+async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance: u64) {
     let mut troubled_until: Option<std::time::Instant> = None;
     let mut check = tokio::time::interval(Duration::from_secs(1));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -336,7 +338,9 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending) {
             }
         };
         let hdrs = msg.headers();
-        let Some(id) = headers::text(hdrs, headers::CORRELATION_ID) else {
+        let Some(id) =
+            headers::get(hdrs, headers::CORRELATION_ID).and_then(|v| correlation_seq(v, instance))
+        else {
             continue;
         };
         let err = headers::get(hdrs, headers::NEST_ERR).map(crate::RpcError::from_json);
@@ -358,6 +362,19 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending) {
     }
 }
 
+fn correlation_text(instance: u64, seq: u64) -> headers::StackText<32> {
+    headers::StackText::format(format_args!("{instance:016x}{seq:08x}"))
+}
+
+/// The sequence number of one of this instance's correlation ids; `None` for anything else
+/// (another instance's, or not one of ours at all).
+fn correlation_seq(id: &[u8], instance: u64) -> Option<u64> {
+    let text = std::str::from_utf8(id).ok()?;
+    let seq = u64::from_str_radix(text.get(16..)?, 16).ok()?;
+    // Exactly the text we would have sent (rejects other instances, case and sign variants).
+    (correlation_text(instance, seq).as_bytes() == id).then_some(seq)
+}
+
 /// `UnboundedReceiver` as a `Stream`.
 struct UnboundedStream<T>(mpsc::UnboundedReceiver<T>);
 
@@ -368,5 +385,34 @@ impl<T> futures_core::Stream for UnboundedStream<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<T>> {
         self.0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod correlation_tests {
+    use super::{correlation_seq, correlation_text};
+
+    #[test]
+    fn ids_round_trip_and_foreign_ids_are_rejected() {
+        let instance = 0x0123_4567_89ab_cdef;
+        for seq in [1, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            let text = correlation_text(instance, seq);
+            assert_eq!(correlation_seq(text.as_bytes(), instance), Some(seq));
+            assert_eq!(correlation_seq(text.as_bytes(), instance + 1), None);
+        }
+        assert_eq!(
+            std::str::from_utf8(correlation_text(instance, 2).as_bytes()).unwrap(),
+            "0123456789abcdef00000002"
+        );
+        for foreign in [
+            &b"0123456789ABCDEF00000002"[..],
+            b"0123456789abcdef+0000002",
+            b"0123456789abcdef2",
+            b"0123456789abcdef",
+            b"",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(correlation_seq(foreign, instance), None, "{foreign:?}");
+        }
     }
 }

@@ -49,3 +49,28 @@ pub fn with(headers: OwnedHeaders, key: &str, value: &[u8]) -> OwnedHeaders {
         value: Some(value),
     })
 }
+
+/// Short text formatted on the stack (correlation ids, partition numbers): header values
+/// without a heap allocation per message.
+pub struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    /// Formats `args`; panics if the text is longer than `N` bytes (callers size `N` for
+    /// their largest value).
+    pub fn format(args: std::fmt::Arguments<'_>) -> Self {
+        use std::io::Write as _;
+        let mut buf = [0u8; N];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        cursor.write_fmt(args).expect("StackText too small");
+        let len = cursor.position() as usize;
+        StackText { buf, len }
+    }
+
+    /// The formatted bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
