@@ -3,8 +3,11 @@
 # fixed seed, on one core, from the committed corpus. Any crash fails the script (libFuzzer
 # exits non-zero and leaves the input in fuzz/artifacts/<target>/).
 #
-# Needs a nightly toolchain for the sanitizer; without one it uses stable with
-# RUSTC_BOOTSTRAP=1 and no sanitizer (coverage-guided all the same), and says so.
+# Uses nightly (AddressSanitizer) when rustup has it. Without nightly it runs on stable with
+# `--sanitizer none` (cargo-fuzz supports that on stable: no -Z flags; coverage-guided all the
+# same, and panics, hangs and huge allocations are what Rust code gets wrong), and says so;
+# RUSTC_BOOTSTRAP=1 covers any -Z flag an older cargo-fuzz still passes. A failure to build
+# fails the script: it never skips silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,8 +26,6 @@ if rustup run nightly rustc --version >/dev/null 2>&1; then
   build_flags=()
   log "toolchain: $(rustup run nightly rustc --version), AddressSanitizer"
 else
-  # cargo-fuzz passes -Z flags; stable accepts them with RUSTC_BOOTSTRAP=1. No sanitizer:
-  # ASan needs nightly's runtime; Rust code is memory-safe, panics and hangs are still caught.
   export RUSTC_BOOTSTRAP=1
   fuzz=(cargo fuzz)
   build_flags=(--sanitizer none)

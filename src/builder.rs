@@ -242,8 +242,9 @@ impl Builder {
     /// files: every file of the set that is not a well-known type or `axion/options.proto`
     /// is a contract. Without source info, errors name the file but no line.
     pub fn generate_from_descriptor_set(&self, encoded: &[u8]) -> Result<Generated> {
-        let loaded = descriptor_set::load(encoded)?;
-        self.generate_loaded(&loaded, Vec::new())
+        let mut warnings = Vec::new();
+        let loaded = descriptor_set::load(encoded, &mut warnings)?;
+        self.generate_loaded(&loaded, warnings)
     }
 
     fn generate_loaded(

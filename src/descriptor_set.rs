@@ -32,12 +32,12 @@ const BUILT_IN: &[&str] = &[
 /// Decodes `encoded` and resolves it against the built-in files. Every file of the set that
 /// is not built in is an input. Editions files are an error (protox, and so the model, know
 /// proto2 and proto3 only).
-pub fn load(encoded: &[u8]) -> Result<Loaded> {
-    check_syntax(encoded)?;
+pub fn load(encoded: &[u8], warnings: &mut Vec<String>) -> Result<Loaded> {
+    check_set(encoded)?;
     let mut pool = base_pool().clone();
     let before: HashSet<String> = pool.files().map(|f| f.name().to_owned()).collect();
     pool.decode_file_descriptor_set(encoded).map_err(|e| {
-        let file = e.file().unwrap_or(SET).to_owned();
+        let file = e.file().filter(|f| !f.is_empty()).unwrap_or(SET).to_owned();
         Error::at(Location::file(file), format!("invalid descriptor set: {e}"))
     })?;
     let inputs: BTreeSet<String> = pool
@@ -50,7 +50,18 @@ pub fn load(encoded: &[u8]) -> Result<Loaded> {
             "the descriptor set has no contracts to generate from (only built-in files)".into(),
         ));
     }
-    let files = dependencies_first(&pool);
+    let mut files = dependencies_first(&pool);
+    for file in files.iter_mut().filter(|f| inputs.contains(f.name())) {
+        if !has_complete_source_info(file) {
+            // prost-build panics on a declaration without a location; protoc and protox
+            // always write them all, so this set was made by hand: drop docs and lines.
+            warnings.push(format!(
+                "{}: warning: incomplete source info (a declaration has no location); generating without comments or line numbers",
+                file.name()
+            ));
+            file.source_code_info = None;
+        }
+    }
     let display: HashMap<String, String> = files
         .iter()
         .map(|f| (f.name().to_owned(), f.name().to_owned()))
@@ -67,9 +78,10 @@ pub fn load(encoded: &[u8]) -> Result<Loaded> {
 /// How errors name a set whose file has no name.
 const SET: &str = "<descriptor set>";
 
-/// Rejects a `syntax` other than proto2 and proto3 before prost-reflect sees it: prost-reflect
-/// 0.16 panics (index out of bounds) building the error for an unknown syntax, editions included.
-fn check_syntax(encoded: &[u8]) -> Result<()> {
+/// Rejects what prost-reflect does not report cleanly: a file without a name (errors could
+/// not say where), and a `syntax` other than proto2 and proto3 (prost-reflect 0.16 panics,
+/// index out of bounds, building the error for an unknown syntax, editions included).
+fn check_set(encoded: &[u8]) -> Result<()> {
     use protox::prost::Message as _;
     let set = prost_types::FileDescriptorSet::decode(encoded)
         .map_err(|e| Error::at(Location::file(SET), format!("invalid descriptor set: {e}")))?;
@@ -96,6 +108,50 @@ fn check_syntax(encoded: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether every message (but map entries), field, oneof, enum and enum value has a location:
+/// what prost-build looks up for doc comments, unwrapping.
+fn has_complete_source_info(file: &prost_types::FileDescriptorProto) -> bool {
+    fn message(path: Vec<i32>, m: &prost_types::DescriptorProto, need: &mut Vec<Vec<i32>>) {
+        if m.options.as_ref().is_some_and(|o| o.map_entry()) {
+            return;
+        }
+        let at = |tail: &[i32]| [path.as_slice(), tail].concat();
+        (0..m.field.len()).for_each(|i| need.push(at(&[2, i as i32])));
+        // Synthetic oneofs (proto3 `optional`) have no location.
+        let synthetic = |i: usize| {
+            m.field
+                .iter()
+                .any(|f| f.oneof_index == Some(i as i32) && f.proto3_optional())
+        };
+        (0..m.oneof_decl.len())
+            .filter(|&i| !synthetic(i))
+            .for_each(|i| need.push(at(&[8, i as i32])));
+        for (i, nested) in m.nested_type.iter().enumerate() {
+            message(at(&[3, i as i32]), nested, need);
+        }
+        for (i, e) in m.enum_type.iter().enumerate() {
+            enumeration(at(&[4, i as i32]), e, need);
+        }
+        need.push(path);
+    }
+    fn enumeration(path: Vec<i32>, e: &prost_types::EnumDescriptorProto, need: &mut Vec<Vec<i32>>) {
+        (0..e.value.len()).for_each(|i| need.push([path.as_slice(), &[2, i as i32]].concat()));
+        need.push(path);
+    }
+    let Some(info) = &file.source_code_info else {
+        return true;
+    };
+    let mut need = Vec::new();
+    for (i, m) in file.message_type.iter().enumerate() {
+        message(vec![4, i as i32], m, &mut need);
+    }
+    for (i, e) in file.enum_type.iter().enumerate() {
+        enumeration(vec![5, i as i32], e, &mut need);
+    }
+    let have: HashSet<&[i32]> = info.location.iter().map(|l| l.path.as_slice()).collect();
+    need.iter().all(|p| have.contains(p.as_slice()))
 }
 
 /// Every file of the pool, each after the files it imports.

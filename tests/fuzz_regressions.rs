@@ -123,7 +123,11 @@ fn descriptor_sets_generate_what_proto_files_generate() {
             "{label}"
         );
         for (path, text) in &from_files.files {
-            assert!(from_set.files[path] == *text, "{label}: {path} differs");
+            assert!(
+                from_set.files[path] == *text,
+                "{label}: {path} differs; warnings: {:?}",
+                from_set.warnings
+            );
         }
         if let Some(seeds) = &seeds {
             std::fs::create_dir_all(seeds).expect("seed dir");
