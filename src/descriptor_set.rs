@@ -79,18 +79,27 @@ pub fn load(encoded: &[u8], warnings: &mut Vec<String>) -> Result<Loaded> {
 const SET: &str = "<descriptor set>";
 
 /// Rejects what prost-reflect does not report cleanly: a file without a name (errors could
-/// not say where), and a `syntax` other than proto2 and proto3 (prost-reflect 0.16 panics,
-/// index out of bounds, building the error for an unknown syntax, editions included).
+/// not say where), names that are not identifiers, and a `syntax` other than proto2 and proto3
+/// (prost-reflect 0.16 panics, index out of bounds, building the error for an unknown syntax,
+/// editions included).
 fn check_set(encoded: &[u8]) -> Result<()> {
     use protox::prost::Message as _;
     let set = prost_types::FileDescriptorSet::decode(encoded)
         .map_err(|e| Error::at(Location::file(SET), format!("invalid descriptor set: {e}")))?;
     for file in &set.file {
-        let file_name = if file.name().is_empty() {
-            SET
-        } else {
-            file.name()
-        };
+        if file.name().is_empty() {
+            return Err(Error::at(
+                Location::file(SET),
+                "invalid descriptor set: a file without a name",
+            ));
+        }
+        let file_name = file.name();
+        if let Some(bad) = first_bad_name(file) {
+            return Err(Error::at(
+                Location::file(file_name),
+                format!("invalid descriptor set: {bad:?} is not an identifier (letters, digits, `_`; protoc rejects it too)"),
+            ));
+        }
         match file.syntax.as_deref() {
             None | Some("proto2" | "proto3") => {}
             Some("editions") => {
@@ -108,6 +117,45 @@ fn check_set(encoded: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first declared name that is not a protobuf identifier (the package: dotted ones).
+/// protox checks this in `.proto` text; prost-reflect does not, and the names become Rust
+/// modules, types and file names.
+fn first_bad_name(file: &prost_types::FileDescriptorProto) -> Option<String> {
+    fn ident(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    fn message(m: &prost_types::DescriptorProto, names: &mut Vec<String>) {
+        names.push(m.name().to_owned());
+        names.extend(m.field.iter().map(|f| f.name().to_owned()));
+        names.extend(m.oneof_decl.iter().map(|o| o.name().to_owned()));
+        m.nested_type.iter().for_each(|n| message(n, names));
+        m.enum_type.iter().for_each(|e| enumeration(e, names));
+    }
+    fn enumeration(e: &prost_types::EnumDescriptorProto, names: &mut Vec<String>) {
+        names.push(e.name().to_owned());
+        names.extend(e.value.iter().map(|v| v.name().to_owned()));
+    }
+    if !file.package().is_empty() && !file.package().split('.').all(ident) {
+        return Some(file.package().to_owned());
+    }
+    let mut names = Vec::new();
+    file.message_type
+        .iter()
+        .for_each(|m| message(m, &mut names));
+    file.enum_type
+        .iter()
+        .for_each(|e| enumeration(e, &mut names));
+    for svc in &file.service {
+        names.push(svc.name().to_owned());
+        names.extend(svc.method.iter().map(|m| m.name().to_owned()));
+    }
+    names.into_iter().find(|n| !ident(n))
 }
 
 /// Whether every message (but map entries), field, oneof, enum and enum value has a location:
