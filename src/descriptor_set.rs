@@ -97,7 +97,7 @@ fn check_set(encoded: &[u8]) -> Result<()> {
         if let Some(bad) = first_bad_name(file) {
             return Err(Error::at(
                 Location::file(file_name),
-                format!("invalid descriptor set: {bad:?} is not an identifier (letters, digits, `_`; protoc rejects it too)"),
+                format!("invalid descriptor set: {bad:?} is not a valid name (identifiers: letters, digits, `_`; protoc rejects it too)"),
             ));
         }
         match file.syntax.as_deref() {
@@ -132,6 +132,16 @@ fn first_bad_name(file: &prost_types::FileDescriptorProto) -> Option<String> {
     }
     fn message(m: &prost_types::DescriptorProto, names: &mut Vec<String>) {
         names.push(m.name().to_owned());
+        // prost-build asserts a map entry's shape (panics otherwise): `key = 1; value = 2;`.
+        if m.options.as_ref().is_some_and(|o| o.map_entry()) {
+            let shape: Vec<(&str, i32)> = m.field.iter().map(|f| (f.name(), f.number())).collect();
+            if shape != [("key", 1), ("value", 2)] {
+                names.push(format!(
+                    "{} (a map entry needs fields key = 1 and value = 2)",
+                    m.name()
+                ));
+            }
+        }
         names.extend(m.field.iter().map(|f| f.name().to_owned()));
         names.extend(m.oneof_decl.iter().map(|o| o.name().to_owned()));
         m.nested_type.iter().for_each(|n| message(n, names));
