@@ -7,27 +7,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+use protox::file::{ChainFileResolver, GoogleFileResolver};
 use protox::prost_reflect::{DescriptorPool, FileDescriptor};
 
 use crate::error::{Error, Location, Result};
-use crate::load::{Loaded, OPTIONS_PROTO, OPTIONS_PROTO_NAME};
-
-/// Files every set can import without carrying them.
-const BUILT_IN: &[&str] = &[
-    "google/protobuf/any.proto",
-    "google/protobuf/api.proto",
-    "google/protobuf/descriptor.proto",
-    "google/protobuf/duration.proto",
-    "google/protobuf/empty.proto",
-    "google/protobuf/field_mask.proto",
-    "google/protobuf/source_context.proto",
-    "google/protobuf/struct.proto",
-    "google/protobuf/timestamp.proto",
-    "google/protobuf/type.proto",
-    "google/protobuf/wrappers.proto",
-    OPTIONS_PROTO_NAME,
-];
+use crate::load::{Loaded, ShippedOptions, OPTIONS_PROTO_NAME, WELL_KNOWN};
 
 /// Decodes `encoded` and resolves it against the built-in files. Every file of the set that
 /// is not built in is an input. Editions files are an error (protox, and so the model, know
@@ -244,23 +228,12 @@ fn base_pool() -> &'static DescriptorPool {
         chain.add(ShippedOptions);
         let mut compiler = protox::Compiler::with_file_resolver(chain);
         compiler.include_imports(true);
-        for name in BUILT_IN {
+        // Every set can import these without carrying them.
+        for name in WELL_KNOWN.iter().chain([&OPTIONS_PROTO_NAME]) {
             compiler
                 .open_file(name)
                 .expect("the built-in files axion-gen ships compile");
         }
         compiler.descriptor_pool()
     })
-}
-
-struct ShippedOptions;
-
-impl FileResolver for ShippedOptions {
-    fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
-        if name == OPTIONS_PROTO_NAME {
-            File::from_source(name, OPTIONS_PROTO)
-        } else {
-            Err(protox::Error::file_not_found(name))
-        }
-    }
 }

@@ -17,7 +17,7 @@ pub const OPTIONS_PROTO_NAME: &str = "axion/options.proto";
 pub const OPTIONS_PROTO: &str = include_str!("../proto/axion/options.proto");
 
 /// protox's built-in well-known types; copies of these in an input dir are not compiled.
-const WELL_KNOWN: &[&str] = &[
+pub(crate) const WELL_KNOWN: &[&str] = &[
     "google/protobuf/any.proto",
     "google/protobuf/api.proto",
     "google/protobuf/descriptor.proto",
@@ -375,7 +375,7 @@ impl FileResolver for IncludeDir {
 }
 
 /// Serves the shipped `axion/options.proto` when no include dir has one.
-struct ShippedOptions;
+pub(crate) struct ShippedOptions;
 
 impl FileResolver for ShippedOptions {
     fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {

@@ -253,7 +253,7 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
                 .flat_map(|m| {
                     let reply = (m.kind != axion_gen::model::MethodKind::Event)
                         .then(|| m.reply_topic.clone());
-                    [m.pattern.clone(), format!("{}.dlq", m.pattern)]
+                    [m.pattern.clone(), m.dlq_topic.clone()]
                         .into_iter()
                         .chain(reply)
                 })

@@ -233,6 +233,8 @@ pub struct Method {
     pub pattern: String,
     /// `<pattern>.reply`.
     pub reply_topic: String,
+    /// `<pattern>.dlq`, the dead-letter topic of the serving side.
+    pub dlq_topic: String,
     /// How it travels.
     pub kind: MethodKind,
     /// Rust path of the request type, relative to the package module.
@@ -1097,6 +1099,7 @@ fn build_service(
             proto_name: m.name().to_owned(),
             key: names::pattern_key(m.name()),
             rust_ident: names::rust_snake(m.name()),
+            dlq_topic: names::dlq_topic(&pattern),
             pattern,
             reply_topic,
             kind,

@@ -84,6 +84,11 @@ pub fn reply_topic(pattern: &str) -> String {
     format!("{pattern}.reply")
 }
 
+/// `<pattern>.dlq`: where servers dead-letter poison messages (the runtime's `dlq_topic`).
+pub fn dlq_topic(pattern: &str) -> String {
+    format!("{pattern}.dlq")
+}
+
 /// Why `topic` is not a legal Kafka topic name, if it is not.
 pub fn topic_problem(topic: &str) -> Option<String> {
     if topic.is_empty() {
