@@ -406,13 +406,15 @@ pub mod kafka {
 
     impl Probe for ServerHandle {
         fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
-            let assigned = self.is_assigned();
+            let ready = self.is_ready();
             let group = self.group().to_owned();
             Box::pin(async move {
-                if assigned {
+                if ready {
                     Ok(())
                 } else {
-                    Err(format!("consumer group {group} holds no partitions"))
+                    Err(format!(
+                        "consumer group {group}: no partitions, or their positions are not resolved yet"
+                    ))
                 }
             })
         }

@@ -22,6 +22,7 @@ pub mod json;
 pub mod kafka;
 pub mod memory;
 pub mod server;
+mod signal;
 pub mod transport;
 mod wkt;
 
@@ -29,6 +30,7 @@ pub use client::Client;
 pub use contract::{MethodContract, MethodKind, ServiceContract};
 pub use error::{codes, RpcError, INTERNAL_SERVER_ERROR_MESSAGE, NO_HANDLER_MESSAGE};
 pub use memory::MemoryTransport;
+pub use signal::shutdown_signal;
 pub use transport::{
     BoxFuture, BoxStream, Call, Handler, Incoming, RawReplies, ResponseStream, Transport,
 };

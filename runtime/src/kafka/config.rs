@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::retry::RetryPolicy;
+
 /// A configuration value that is wrong, naming where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -84,9 +86,43 @@ pub struct Sasl {
     pub password: Secret,
 }
 
+/// Where a consumer group that has no committed offset for a partition starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// At the end: only what is produced from now on (kafkajs/NestJS's default,
+    /// `fromBeginning: false`). A new or renamed server group does not replay the topic's
+    /// whole retention.
+    #[default]
+    Latest,
+    /// At the beginning: everything the topic still holds.
+    Earliest,
+}
+
+impl OffsetReset {
+    /// Parses `latest` or `earliest` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "latest" | "end" | "largest" => Some(OffsetReset::Latest),
+            "earliest" | "beginning" | "smallest" => Some(OffsetReset::Earliest),
+            _ => None,
+        }
+    }
+
+    /// librdkafka's `auto.offset.reset` value.
+    pub(crate) fn librdkafka_name(self) -> &'static str {
+        match self {
+            OffsetReset::Latest => "latest",
+            OffsetReset::Earliest => "earliest",
+        }
+    }
+}
+
+/// The most handlers a server may run at once (`KAFKA_MAX_IN_FLIGHT`).
+pub const MAX_IN_FLIGHT_LIMIT: usize = 65_536;
+
 /// Everything the Kafka transport needs. Build it with [`KafkaConfig::from_env`] or
 /// [`KafkaConfig::builder`]; both validate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port` each.
     pub brokers: Vec<String>,
@@ -124,6 +160,24 @@ pub struct KafkaConfig {
     pub send_retries: u32,
     /// Backoff between producer retries.
     pub retry_backoff: Duration,
+    /// Where a server group starts in a partition it has no committed offset for.
+    pub auto_offset_reset: OffsetReset,
+    /// Longest a server handler may run (for a server stream: may wait for its next item)
+    /// before it is cancelled and fails with `DEADLINE_EXCEEDED`.
+    pub handler_timeout: Duration,
+    /// How long running handlers may finish when the server stops or loses partitions in a
+    /// rebalance, before they are cancelled (their messages are then handled again by the
+    /// next owner).
+    pub drain_timeout: Duration,
+    /// What a server does when a handler fails.
+    pub retry: RetryPolicy,
+    /// Topics a server may reply to besides its contract's `<pattern>.reply` topics. A request
+    /// naming any other reply topic is dead-lettered (`reply-topic-not-allowed`), never
+    /// answered: a caller cannot make the service write into its own event topics.
+    pub allowed_reply_topics: Vec<String>,
+    /// librdkafka's `partition.assignment.strategy` for server groups. Default
+    /// `cooperative-sticky`: a rebalance only moves the partitions that change owner.
+    pub assignment_strategy: String,
 }
 
 impl Default for KafkaConfig {
@@ -145,9 +199,18 @@ impl Default for KafkaConfig {
             max_message_bytes: 1_000_000,
             send_retries: 5,
             retry_backoff: Duration::from_millis(100),
+            auto_offset_reset: OffsetReset::Latest,
+            handler_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            allowed_reply_topics: Vec::new(),
+            assignment_strategy: DEFAULT_ASSIGNMENT_STRATEGY.to_owned(),
         }
     }
 }
+
+/// Default `partition.assignment.strategy` of server groups.
+pub const DEFAULT_ASSIGNMENT_STRATEGY: &str = "cooperative-sticky";
 
 /// The environment variables [`KafkaConfig::from_env`] reads.
 pub mod env {
@@ -183,6 +246,27 @@ pub mod env {
     pub const MAX_IN_FLIGHT_PER_PARTITION: &str = "KAFKA_MAX_IN_FLIGHT_PER_PARTITION";
     /// Largest payload a server accepts, in bytes (> 0).
     pub const MAX_MESSAGE_BYTES: &str = "KAFKA_MAX_MESSAGE_BYTES";
+    /// `latest` (default) or `earliest`: where a new server group starts.
+    pub const AUTO_OFFSET_RESET: &str = "KAFKA_AUTO_OFFSET_RESET";
+    /// Longest a server handler may run, in ms (> 0; default 30000).
+    pub const HANDLER_TIMEOUT_MS: &str = "KAFKA_HANDLER_TIMEOUT_MS";
+    /// Grace for running handlers on shutdown and revocation, in ms (> 0; default 10000).
+    pub const DRAIN_TIMEOUT_MS: &str = "KAFKA_DRAIN_TIMEOUT_MS";
+    /// Attempts of a failed handler, the first included (1–1000; default 5).
+    pub const RETRY_ATTEMPTS: &str = "KAFKA_RETRY_ATTEMPTS";
+    /// First backoff between attempts, in ms (> 0; default 200).
+    pub const RETRY_BACKOFF_MS: &str = "KAFKA_RETRY_BACKOFF_MS";
+    /// Longest backoff between attempts, in ms (> 0; default 10000).
+    pub const RETRY_MAX_BACKOFF_MS: &str = "KAFKA_RETRY_MAX_BACKOFF_MS";
+    /// Comma-separated retriable codes (default `UNAVAILABLE,DEADLINE_EXCEEDED,INTERNAL`).
+    pub const RETRY_CODES: &str = "KAFKA_RETRY_CODES";
+    /// `true` to retry failed requests too before replying with the error (default false).
+    pub const RETRY_REQUESTS: &str = "KAFKA_RETRY_REQUESTS";
+    /// Comma-separated extra topics a server may reply to.
+    pub const REPLY_TOPICS: &str = "KAFKA_REPLY_TOPICS";
+    /// librdkafka `partition.assignment.strategy` of server groups (default
+    /// `cooperative-sticky`).
+    pub const PARTITION_ASSIGNMENT_STRATEGY: &str = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY";
 }
 
 impl KafkaConfig {
@@ -282,6 +366,59 @@ impl KafkaConfig {
             b = b.max_message_bytes(parse_int(env::MAX_MESSAGE_BYTES, &v)?);
             b.source.max_message_bytes = env::MAX_MESSAGE_BYTES;
         }
+        if let Some(v) = get(env::AUTO_OFFSET_RESET) {
+            let reset = OffsetReset::parse(&v).ok_or_else(|| {
+                bad(
+                    env::AUTO_OFFSET_RESET,
+                    format!("expected latest or earliest, got {v:?}"),
+                )
+            })?;
+            b = b.auto_offset_reset(reset);
+        }
+        if let Some(v) = get(env::HANDLER_TIMEOUT_MS) {
+            b = b.handler_timeout_ms(parse_int(env::HANDLER_TIMEOUT_MS, &v)?);
+            b.source.handler_timeout = env::HANDLER_TIMEOUT_MS;
+        }
+        if let Some(v) = get(env::DRAIN_TIMEOUT_MS) {
+            b = b.drain_timeout_ms(parse_int(env::DRAIN_TIMEOUT_MS, &v)?);
+            b.source.drain_timeout = env::DRAIN_TIMEOUT_MS;
+        }
+        let mut retry = RetryPolicy::default();
+        let mut retry_source = "retry";
+        if let Some(v) = get(env::RETRY_ATTEMPTS) {
+            let n = parse_int(env::RETRY_ATTEMPTS, &v)?;
+            retry.max_attempts = u32::try_from(n)
+                .map_err(|_| bad(env::RETRY_ATTEMPTS, format!("must be 1–1000, got {n}")))?;
+            retry_source = env::RETRY_ATTEMPTS;
+        }
+        for (name, field) in [
+            (env::RETRY_BACKOFF_MS, &mut retry.initial_backoff),
+            (env::RETRY_MAX_BACKOFF_MS, &mut retry.max_backoff),
+        ] {
+            if let Some(v) = get(name) {
+                let ms = parse_int(name, &v)?;
+                if ms <= 0 {
+                    return Err(bad(name, format!("must be greater than zero, got {ms}")));
+                }
+                *field = Duration::from_millis(ms as u64);
+                retry_source = name;
+            }
+        }
+        if let Some(v) = get(env::RETRY_CODES) {
+            retry.retriable = list(&v).map(|c| c.to_ascii_uppercase()).collect();
+            retry_source = env::RETRY_CODES;
+        }
+        if let Some(v) = get(env::RETRY_REQUESTS) {
+            retry.retry_requests = parse_bool(env::RETRY_REQUESTS, &v)?;
+        }
+        b.source.retry = retry_source;
+        b = b.retry(retry);
+        if let Some(v) = get(env::REPLY_TOPICS) {
+            b = b.allowed_reply_topics(list(&v).map(str::to_owned));
+        }
+        if let Some(v) = get(env::PARTITION_ASSIGNMENT_STRATEGY) {
+            b = b.assignment_strategy(v.trim());
+        }
         b.build()
     }
 
@@ -324,6 +461,11 @@ impl KafkaConfig {
     }
 }
 
+/// The non-empty items of a comma-separated list.
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -356,6 +498,12 @@ struct Raw {
     max_message_bytes: Option<i64>,
     send_retries: Option<u32>,
     retry_backoff_ms: Option<i64>,
+    auto_offset_reset: Option<OffsetReset>,
+    handler_timeout_ms: Option<i64>,
+    drain_timeout_ms: Option<i64>,
+    retry: Option<RetryPolicy>,
+    allowed_reply_topics: Option<Vec<String>>,
+    assignment_strategy: Option<String>,
 }
 
 /// Names of the settings, for errors (env variable or builder method).
@@ -369,6 +517,9 @@ struct Source {
     max_in_flight: &'static str,
     max_in_flight_per_partition: &'static str,
     max_message_bytes: &'static str,
+    handler_timeout: &'static str,
+    drain_timeout: &'static str,
+    retry: &'static str,
 }
 
 impl Default for Source {
@@ -383,6 +534,9 @@ impl Default for Source {
             max_in_flight: "max_in_flight",
             max_in_flight_per_partition: "max_in_flight_per_partition",
             max_message_bytes: "max_message_bytes",
+            handler_timeout: "handler_timeout",
+            drain_timeout: "drain_timeout",
+            retry: "retry",
         }
     }
 }
@@ -487,9 +641,35 @@ impl KafkaConfigBuilder {
         send_retries, send_retries, u32
     );
     setter!(
-        /// Backoff between retries in ms (must be > 0).
+        /// Backoff between producer retries in ms (must be > 0).
         retry_backoff_ms, retry_backoff_ms, i64
     );
+    setter!(
+        /// Where a new server group starts (default [`OffsetReset::Latest`]).
+        auto_offset_reset, auto_offset_reset, OffsetReset
+    );
+    setter!(
+        /// Longest a server handler may run, in ms (must be > 0).
+        handler_timeout_ms, handler_timeout_ms, i64
+    );
+    setter!(
+        /// Grace for running handlers on shutdown and revocation, in ms (must be > 0).
+        drain_timeout_ms, drain_timeout_ms, i64
+    );
+    setter!(
+        /// What a server does when a handler fails.
+        retry, retry, RetryPolicy
+    );
+    /// Extra topics a server may reply to (besides its contract's reply topics).
+    pub fn allowed_reply_topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.raw.allowed_reply_topics = Some(topics.into_iter().map(Into::into).collect());
+        self
+    }
+    /// librdkafka `partition.assignment.strategy` of server groups.
+    pub fn assignment_strategy(mut self, strategy: impl Into<String>) -> Self {
+        self.raw.assignment_strategy = Some(strategy.into());
+        self
+    }
 
     /// Validates and builds.
     pub fn build(self) -> Result<KafkaConfig, ConfigError> {
@@ -528,11 +708,33 @@ impl KafkaConfigBuilder {
         }
         let max_in_flight =
             positive(s.max_in_flight, r.max_in_flight, d.max_in_flight as i64)? as usize;
+        if max_in_flight > MAX_IN_FLIGHT_LIMIT {
+            return Err(bad(
+                s.max_in_flight,
+                format!("must be at most {MAX_IN_FLIGHT_LIMIT}, got {max_in_flight}"),
+            ));
+        }
         let max_in_flight_per_partition = positive(
             s.max_in_flight_per_partition,
             r.max_in_flight_per_partition,
             max_in_flight as i64,
         )? as usize;
+        let retry = r.retry.unwrap_or_default();
+        retry.validate(s.retry)?;
+        let allowed_reply_topics = r.allowed_reply_topics.unwrap_or_default();
+        if let Some(t) = allowed_reply_topics
+            .iter()
+            .find(|t| !super::dlq::is_topic_name(t))
+        {
+            return Err(bad(
+                env::REPLY_TOPICS,
+                format!("{t:?} is not a topic name"),
+            ));
+        }
+        let assignment_strategy = r
+            .assignment_strategy
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(d.assignment_strategy);
         Ok(KafkaConfig {
             brokers,
             sasl: r.sasl,
@@ -559,6 +761,12 @@ impl KafkaConfigBuilder {
             )? as usize,
             send_retries: r.send_retries.unwrap_or(d.send_retries).min(100),
             retry_backoff: ms("retry_backoff", r.retry_backoff_ms, d.retry_backoff)?,
+            auto_offset_reset: r.auto_offset_reset.unwrap_or_default(),
+            handler_timeout: ms(s.handler_timeout, r.handler_timeout_ms, d.handler_timeout)?,
+            drain_timeout: ms(s.drain_timeout, r.drain_timeout_ms, d.drain_timeout)?,
+            retry,
+            allowed_reply_topics,
+            assignment_strategy,
         })
     }
 }
@@ -630,5 +838,54 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.name, "request_timeout");
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn delivery_settings() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.auto_offset_reset, OffsetReset::Latest, "like kafkajs/NestJS");
+        assert_eq!(c.retry, RetryPolicy::default());
+        assert_eq!(c.assignment_strategy, "cooperative-sticky");
+        let c = from(&[
+            ("KAFKA_AUTO_OFFSET_RESET", "Earliest"),
+            ("KAFKA_HANDLER_TIMEOUT_MS", "1500"),
+            ("KAFKA_DRAIN_TIMEOUT_MS", "2500"),
+            ("KAFKA_RETRY_ATTEMPTS", "3"),
+            ("KAFKA_RETRY_BACKOFF_MS", "50"),
+            ("KAFKA_RETRY_MAX_BACKOFF_MS", "400"),
+            ("KAFKA_RETRY_CODES", "unavailable, NOT_FOUND"),
+            ("KAFKA_RETRY_REQUESTS", "true"),
+            ("KAFKA_REPLY_TOPICS", "gateway.replies, other.reply"),
+            ("KAFKA_PARTITION_ASSIGNMENT_STRATEGY", "range"),
+        ])
+        .unwrap();
+        assert_eq!(c.auto_offset_reset, OffsetReset::Earliest);
+        assert_eq!(c.handler_timeout, Duration::from_millis(1500));
+        assert_eq!(c.drain_timeout, Duration::from_millis(2500));
+        assert_eq!(c.retry.max_attempts, 3);
+        assert_eq!(c.retry.initial_backoff, Duration::from_millis(50));
+        assert_eq!(c.retry.max_backoff, Duration::from_millis(400));
+        assert_eq!(c.retry.retriable, vec!["UNAVAILABLE", "NOT_FOUND"]);
+        assert!(c.retry.retry_requests);
+        assert_eq!(c.allowed_reply_topics, vec!["gateway.replies", "other.reply"]);
+        assert_eq!(c.assignment_strategy, "range");
+        for (var, value) in [
+            ("KAFKA_AUTO_OFFSET_RESET", "sometimes"),
+            ("KAFKA_HANDLER_TIMEOUT_MS", "0"),
+            ("KAFKA_DRAIN_TIMEOUT_MS", "-1"),
+            ("KAFKA_RETRY_ATTEMPTS", "0"),
+            ("KAFKA_RETRY_BACKOFF_MS", "0"),
+            ("KAFKA_RETRY_REQUESTS", "perhaps"),
+            ("KAFKA_REPLY_TOPICS", "no spaces allowed"),
+            ("KAFKA_MAX_IN_FLIGHT", "1000000000000"),
+        ] {
+            assert_eq!(from(&[(var, value)]).unwrap_err().name, var, "{var}={value}");
+        }
+        let e = from(&[
+            ("KAFKA_RETRY_BACKOFF_MS", "5000"),
+            ("KAFKA_RETRY_MAX_BACKOFF_MS", "100"),
+        ])
+        .unwrap_err();
+        assert!(e.name.starts_with("KAFKA_RETRY_"), "{e}");
     }
 }

@@ -1,11 +1,13 @@
 //! Poison messages: what is wrong with them, and the dead-letter topic they go to.
 //!
-//! A message the server cannot handle (too big, not JSON, an unusable reply address, an event
-//! that does not decode) never reaches or never blocks the handler. A request with a usable
-//! reply address gets an `INVALID_ARGUMENT` error reply; anything else — an event, or a
-//! request whose reply address is missing or garbage — is copied to `<pattern>.dlq` with its
-//! payload and headers unchanged plus the `axion-dlq-*` headers below. Either way the offset
-//! moves on, the server keeps serving, and the case is logged once (one `warn`).
+//! A message the server cannot handle (too big, not JSON, an unusable or forbidden reply
+//! address, an event that does not decode) never reaches or never blocks the handler. A
+//! request with a usable reply address gets an `INVALID_ARGUMENT` error reply; anything else —
+//! an event, or a request whose reply address is missing, garbage or not allowed — is copied to
+//! `<pattern>.dlq` with its key, payload and headers unchanged plus the `axion-dlq-*` headers
+//! below. Events whose handler keeps failing end there too, after their retries
+//! ([`super::retry`]). The offset moves on only once the copy is acknowledged, the server keeps
+//! serving, and the case is logged once (one `warn`).
 
 use rdkafka::message::{Headers as _, Message as _, OwnedHeaders, OwnedMessage};
 
@@ -23,6 +25,8 @@ pub const DLQ_TOPIC: &str = "axion-dlq-topic";
 pub const DLQ_PARTITION: &str = "axion-dlq-partition";
 /// Header: its offset (decimal text).
 pub const DLQ_OFFSET: &str = "axion-dlq-offset";
+/// Header: how many times the handler ran (decimal text; 0 when it never did).
+pub const DLQ_ATTEMPTS: &str = "axion-dlq-attempts";
 /// Content types a server accepts in a `content-type` header (NestJS sends none).
 const JSON_CONTENT_TYPES: &[&str] = &["application/json", "text/json", "application/x-json"];
 
@@ -50,6 +54,11 @@ pub enum PoisonReason {
     BadReplyPartition,
     /// The reply could not be delivered (the reply topic does not exist, the broker refused).
     ReplyUndeliverable,
+    /// `kafka_replyTopic` names a topic the service may not write replies to (not the
+    /// pattern's `<pattern>.reply` nor a configured extra).
+    ReplyTopicNotAllowed,
+    /// The event's handler failed on every attempt, or with a code that is not retried.
+    HandlerFailed,
 }
 
 impl PoisonReason {
@@ -64,6 +73,8 @@ impl PoisonReason {
             PoisonReason::BadReplyTopic => "bad-reply-topic",
             PoisonReason::BadReplyPartition => "bad-reply-partition",
             PoisonReason::ReplyUndeliverable => "reply-undeliverable",
+            PoisonReason::ReplyTopicNotAllowed => "reply-topic-not-allowed",
+            PoisonReason::HandlerFailed => "handler-failed",
         }
     }
 }
@@ -148,7 +159,7 @@ fn parse_partition(raw: &[u8]) -> Option<i32> {
 }
 
 /// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
-fn is_topic_name(t: &str) -> bool {
+pub(crate) fn is_topic_name(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 249
         && t != "."
@@ -200,6 +211,7 @@ pub(crate) fn dead_letter_headers(
     msg: &OwnedMessage,
     reason: PoisonReason,
     error: &str,
+    attempts: u32,
 ) -> OwnedHeaders {
     let mut out = OwnedHeaders::new();
     if let Some(h) = msg.headers() {
@@ -213,7 +225,8 @@ pub(crate) fn dead_letter_headers(
     out = headers::with(out, DLQ_ERROR, error.as_bytes());
     out = headers::with(out, DLQ_TOPIC, msg.topic().as_bytes());
     out = headers::with(out, DLQ_PARTITION, partition.as_bytes());
-    headers::with(out, DLQ_OFFSET, offset.as_bytes())
+    out = headers::with(out, DLQ_OFFSET, offset.as_bytes());
+    headers::with(out, DLQ_ATTEMPTS, attempts.to_string().as_bytes())
 }
 
 #[cfg(test)]

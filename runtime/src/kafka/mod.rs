@@ -13,7 +13,8 @@
 //! partition each see the other's replies and drop the ones they did not ask for, so more
 //! client instances than reply partitions still works; nothing rebalances when an instance
 //! joins or leaves. Servers use a consumer group (`<service>-server`) and commit an offset only
-//! after its handler finished and its reply was acknowledged (at-least-once).
+//! once its outcome is final: replies or dead-letter copy acknowledged (at-least-once; see
+//! [`KafkaServer`] for retries, flow control and rebalances).
 
 mod client;
 mod config;
@@ -22,15 +23,20 @@ pub mod dlq;
 pub mod headers;
 mod producer;
 mod recovery;
+pub mod retry;
 mod server;
 mod topics;
 
 pub use client::KafkaClient;
-pub use config::{env, ConfigError, KafkaConfig, KafkaConfigBuilder, Sasl, SaslMechanism, Secret};
+pub use config::{
+    env, ConfigError, KafkaConfig, KafkaConfigBuilder, OffsetReset, Sasl, SaslMechanism, Secret,
+    MAX_IN_FLIGHT_LIMIT,
+};
 pub use dedup::{DedupStore, FileDedup, MemoryDedup};
 pub use dlq::PoisonReason;
 pub use headers::{CORRELATION_ID, NEST_ERR, NEST_IS_DISPOSED, REPLY_PARTITION, REPLY_TOPIC};
-pub use server::{KafkaServer, ServerHandle};
+pub use retry::RetryPolicy;
+pub use server::{KafkaServer, ServerBuilder, ServerHandle};
 pub use topics::{ensure_topics, topic_manifest, TopicSpec};
 
 use crate::RpcError;

@@ -1,0 +1,406 @@
+//! The consumer thread: polls without ever blocking on handlers, hands messages to their lanes,
+//! applies pauses and resumes, commits, and serves rebalances.
+//!
+//! It is an OS thread of its own, as Spring Kafka's listener containers are, so that the
+//! blocking parts of a consumer — the bounded wait for running handlers when partitions are
+//! revoked, synchronous commits, the final flush — never block an async worker, and the
+//! handlers (tokio tasks) keep running while it waits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+use super::super::recovery;
+use super::lanes::{Job, Pushed, Tp};
+use super::process::process;
+use super::Shared;
+use crate::kafka::OffsetReset;
+
+/// Longest a poll waits for a message: bounds how late a resume or a commit tick can be.
+const POLL: Duration = Duration::from_millis(5);
+/// How often finished offsets are committed.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// Bound of each broker round trip made while a rebalance waits.
+const CALL: Duration = Duration::from_secs(5);
+
+pub(super) struct ServerContext {
+    shared: Arc<Shared>,
+}
+
+impl ServerContext {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        ServerContext { shared }
+    }
+}
+
+impl ClientContext for ServerContext {}
+
+impl ConsumerContext for ServerContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                on_assign(&self.shared, consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                on_revoke(&self.shared, consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error: giving up every partition");
+                on_revoke(&self.shared, consumer, tpl);
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot apply the new assignment");
+        }
+        let assigned = self.shared.lanes().assigned().count();
+        self.shared
+            .stats
+            .assigned
+            .store(assigned, Ordering::SeqCst);
+        update_ready(&self.shared);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => acked(&self.shared, offsets),
+            Err(e) => tracing::warn!(error = %e, "offset commit failed; it is sent again"),
+        }
+    }
+}
+
+/// New partitions: resolve where each starts — its committed offset, else its end (or start,
+/// with `earliest`) — and commit that start at once, so neither a request produced while
+/// librdkafka would still be resolving `latest`, nor one produced before this member crashes,
+/// is skipped.
+fn on_assign(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &mut TopicPartitionList) {
+    let committed = consumer.committed_offsets(tpl.clone(), CALL).ok();
+    let mut starts: Vec<(Tp, Option<i64>, bool)> = Vec::new();
+    let mut to_commit = TopicPartitionList::new();
+    for e in tpl.elements() {
+        let (topic, partition) = (e.topic().to_owned(), e.partition());
+        let Some(tp) = shared.tp(&topic, partition) else {
+            continue;
+        };
+        let committed = committed
+            .as_ref()
+            .and_then(|c| c.find_partition(&topic, partition))
+            .and_then(|c| match c.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            });
+        let start = match committed {
+            Some(o) => Some((o, true)),
+            None => consumer
+                .fetch_watermarks(&topic, partition, CALL)
+                .ok()
+                .map(|(low, high)| {
+                    let o = match shared.settings.reset {
+                        OffsetReset::Latest => high,
+                        OffsetReset::Earliest => low,
+                    };
+                    (o, false)
+                }),
+        };
+        if let Some((o, false)) = start {
+            let _ = to_commit.add_partition_offset(&topic, partition, Offset::Offset(o));
+        }
+        starts.push((tp, start.map(|s| s.0), start.is_some_and(|s| s.1)));
+    }
+    let start_committed = to_commit.count() == 0
+        || match consumer.commit(&to_commit, CommitMode::Sync) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot commit the start positions; committed on the next tick");
+                false
+            }
+        };
+    let mut lanes = shared.lanes();
+    for (tp, start, was_committed) in starts {
+        if let Some(o) = start {
+            let _ = tpl.set_partition_offset(&shared.topics[tp.0], tp.1, Offset::Offset(o));
+        }
+        lanes.assign(tp, start, was_committed || (start.is_some() && start_committed));
+    }
+    drop(lanes);
+    shared.stats.assignments.fetch_add(1, Ordering::SeqCst);
+    tracing::info!(partitions = tpl.count(), "partitions assigned");
+}
+
+/// Partitions taken away: drop their queued messages, give running handlers the drain timeout,
+/// commit what finished, cancel the rest (their messages go to the next owner uncommitted).
+fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &TopicPartitionList) {
+    let tps: Vec<Tp> = tpl
+        .elements()
+        .iter()
+        .filter_map(|e| shared.tp(e.topic(), e.partition()))
+        .collect();
+    let lost = consumer.assignment_lost();
+    let dropped = shared.lanes().revoke(&tps);
+    // A lost assignment may already be someone else's: cancel at once.
+    let grace = if lost {
+        Duration::ZERO
+    } else {
+        shared.settings.drain_timeout
+    };
+    let still_running = wait_until(shared, grace, |lanes| lanes.running_in(&tps) == 0)
+        .running_in(&tps);
+    if !lost {
+        commit(shared, consumer, Some(&tps), CommitMode::Sync);
+    }
+    shared.lanes().remove(&tps);
+    shared.stats.revocations.fetch_add(1, Ordering::SeqCst);
+    tracing::info!(
+        partitions = tps.len(),
+        dropped_queued = dropped,
+        cancelled = still_running,
+        lost,
+        "partitions revoked"
+    );
+}
+
+/// Waits (bounded) until `done` holds for the lanes; returns them locked.
+fn wait_until<'a>(
+    shared: &'a Shared,
+    within: Duration,
+    done: impl Fn(&super::Lanes<OwnedMessage>) -> bool,
+) -> std::sync::MutexGuard<'a, super::Lanes<OwnedMessage>> {
+    let deadline = Instant::now() + within;
+    let mut lanes = shared.lanes();
+    while !done(&lanes) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        lanes = shared
+            .finished
+            .wait_timeout(lanes, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    lanes
+}
+
+fn acked(shared: &Shared, offsets: &TopicPartitionList) {
+    let mut lanes = shared.lanes();
+    for e in offsets.elements() {
+        if let (Some(tp), Offset::Offset(o), Ok(())) =
+            (shared.tp(e.topic(), e.partition()), e.offset(), e.error())
+        {
+            lanes.acked(tp, o);
+        }
+    }
+}
+
+/// Commits finished offsets (of `only`, or all). Async commits are confirmed by the commit
+/// callback; a sync one here.
+fn commit(
+    shared: &Shared,
+    consumer: &BaseConsumer<ServerContext>,
+    only: Option<&[Tp]>,
+    mode: CommitMode,
+) {
+    let offsets = shared.lanes().committable(only);
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for ((topic, partition), o) in offsets {
+        let _ = tpl.add_partition_offset(&shared.topics[topic], partition, Offset::Offset(o));
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) if matches!(mode, CommitMode::Sync) => acked(shared, &tpl),
+        Ok(()) => {}
+        Err(e) => tracing::warn!(error = %e, "offset commit failed; it is sent again"),
+    }
+}
+
+fn update_ready(shared: &Shared) {
+    let ready = shared.lanes().is_ready();
+    shared.stats.ready.send_if_modified(|r| {
+        let changed = *r != ready;
+        *r = ready;
+        changed
+    });
+}
+
+/// Starts the consumer thread.
+pub(super) fn spawn(
+    consumer: BaseConsumer<ServerContext>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    done: oneshot::Sender<()>,
+    group: &str,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("axion-consumer {group}"))
+        .spawn(move || {
+            run(&consumer, &shared, &stop);
+            drain(&consumer, &shared);
+            drop(consumer); // leaves the group
+            tracing::info!("server stopped");
+            let _ = done.send(());
+        })
+        .map(drop)
+}
+
+fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &AtomicBool) {
+    let mut last_commit = Instant::now();
+    // After consumer errors: check now and then that no partition ends before our position.
+    let mut troubled_until: Option<Instant> = None;
+    let mut last_check = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(POLL) {
+            Some(Ok(m)) => dispatch(shared, m.detach()),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error");
+                troubled_until = Some(Instant::now() + recovery::WINDOW);
+            }
+            None => {}
+        }
+        apply_flow(consumer, shared);
+        if last_commit.elapsed() >= COMMIT_EVERY {
+            last_commit = Instant::now();
+            commit(shared, consumer, None, CommitMode::Async);
+            update_ready(shared);
+            if troubled_until.is_some_and(|t| Instant::now() < t)
+                && last_check.elapsed() >= Duration::from_secs(1)
+            {
+                last_check = Instant::now();
+                let rewound = recovery::rewind_past_end(consumer, true);
+                // Offsets of the old partition mean nothing in the new one.
+                let mut lanes = shared.lanes();
+                for e in rewound.elements() {
+                    if let Some(tp) = shared.tp(e.topic(), e.partition()) {
+                        lanes.restart(tp);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Graceful stop: drop what has not started, let running handlers finish (bounded), commit,
+/// cancel what still runs, flush the replies.
+fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
+    shared.lanes().stop();
+    let running = wait_until(shared, shared.settings.drain_timeout, |l| l.running() == 0).running();
+    if running > 0 {
+        tracing::warn!(
+            running,
+            "handlers did not finish within the drain timeout; cancelled, their messages will be redelivered"
+        );
+    }
+    commit(shared, consumer, None, CommitMode::Sync);
+    shared.lanes().cancel_all();
+    let _ = rdkafka::producer::Producer::flush(
+        &shared.producer.get(),
+        shared.settings.reply_timeout,
+    );
+    consumer.unsubscribe();
+}
+
+fn dispatch(shared: &Arc<Shared>, msg: OwnedMessage) {
+    let Some(tp) = shared.tp(msg.topic(), msg.partition()) else {
+        return;
+    };
+    let pushed = shared.lanes().push(tp, msg.offset(), msg);
+    match pushed {
+        Pushed::Queued(jobs) => start(shared, jobs),
+        Pushed::NotAssigned(msg) => tracing::debug!(
+            pattern = msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            "message of a partition no longer ours: left to its owner"
+        ),
+    }
+}
+
+fn apply_flow(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
+    let (pause, resume) = shared.lanes().take_flow_changes();
+    for (tps, paused) in [(pause, true), (resume, false)] {
+        if tps.is_empty() {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::with_capacity(tps.len());
+        for (topic, partition) in &tps {
+            tpl.add_partition(&shared.topics[*topic], *partition);
+        }
+        let result = if paused {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => tracing::debug!(partitions = tps.len(), paused, "flow control"),
+            Err(e) => tracing::warn!(error = %e, paused, "cannot pause or resume partitions"),
+        }
+    }
+}
+
+/// Spawns the handler tasks of `jobs`.
+fn start(shared: &Arc<Shared>, jobs: Vec<Job<OwnedMessage>>) {
+    for job in jobs {
+        let task_shared = shared.clone();
+        shared.runtime.spawn(run_job(task_shared, job));
+    }
+}
+
+async fn run_job(shared: Arc<Shared>, job: Job<OwnedMessage>) {
+    let mut finish = Finish {
+        shared: &shared,
+        tp: job.tp,
+        epoch: job.epoch,
+        offset: job.offset,
+        // If this task dies (a bug in this crate), its offset must not freeze the partition.
+        done: true,
+    };
+    tokio::select! {
+        biased;
+        _ = job.cancel.cancelled() => finish.done = false,
+        _ = process(&shared, &job.msg) => {}
+    }
+}
+
+/// Reports a job's end to its lane, whatever way the task ends, and starts what may start.
+struct Finish<'a> {
+    shared: &'a Arc<Shared>,
+    tp: Tp,
+    epoch: u64,
+    offset: i64,
+    done: bool,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let next = self
+            .shared
+            .lanes()
+            .finish(self.tp, self.epoch, self.offset, self.done);
+        self.shared.finished.notify_all();
+        start(self.shared, next);
+    }
+}

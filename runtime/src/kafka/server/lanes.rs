@@ -1,0 +1,451 @@
+//! Flow control: one lane per assigned partition, a global limit, and pause/resume.
+//!
+//! The consume loop never stops polling. Each received message goes into its partition's lane
+//! and starts as soon as its lane (`per_partition`) and the server (`global`) have room. A lane
+//! whose queue is full — a slow or stuck handler, a message being retried in place — asks for
+//! its partition to be paused, and for it to be resumed once the queue has drained to half;
+//! the other partitions go on. Lanes blocked only by the global limit wait their turn in
+//! arrival order, so one busy partition cannot starve the rest. This module is pure
+//! bookkeeping (no I/O): the consumer thread applies the pauses and commits, the handler tasks
+//! report when they finish.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use tokio_util::sync::CancellationToken;
+
+use super::offsets::PartitionOffsets;
+
+/// A partition: (index of the topic in the server's topic list, partition number).
+pub(crate) type Tp = (usize, i32);
+
+/// Capacities of the lanes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Handlers running at once, over all partitions.
+    pub(crate) global: usize,
+    /// Handlers running at once in one partition.
+    pub(crate) per_partition: usize,
+    /// Messages waiting in one lane before its partition is paused.
+    pub(crate) lane_queue: usize,
+    /// Messages waiting in all lanes before the receiving partition is paused.
+    pub(crate) total_queue: usize,
+}
+
+impl Limits {
+    /// Limits for `global` / `per_partition` handlers at once.
+    pub(crate) fn new(global: usize, per_partition: usize) -> Self {
+        let per_partition = per_partition.clamp(1, global.max(1));
+        Limits {
+            global: global.max(1),
+            per_partition,
+            lane_queue: (2 * per_partition).max(16),
+            total_queue: global.max(16),
+        }
+    }
+}
+
+/// A message to handle now.
+#[derive(Debug)]
+pub(crate) struct Job<M> {
+    pub(crate) tp: Tp,
+    pub(crate) epoch: u64,
+    pub(crate) offset: i64,
+    pub(crate) msg: M,
+    /// Cancelled when the partition is taken away (after the grace period) or the server
+    /// stops (after the drain timeout).
+    pub(crate) cancel: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Lane<M> {
+    epoch: u64,
+    queue: VecDeque<(i64, M)>,
+    running: usize,
+    paused: bool,
+    waiting: bool,
+    revoking: bool,
+    offsets: PartitionOffsets,
+    cancel: CancellationToken,
+}
+
+/// What [`Lanes::push`] did with a message.
+#[derive(Debug)]
+pub(crate) enum Pushed<M> {
+    /// Queued; these jobs start now.
+    Queued(Vec<Job<M>>),
+    /// Not ours: the partition is not assigned (a late message of a revoked partition).
+    NotAssigned(M),
+}
+
+/// The lanes of a server.
+#[derive(Debug)]
+pub(crate) struct Lanes<M> {
+    limits: Limits,
+    lanes: HashMap<Tp, Lane<M>>,
+    running: usize,
+    queued: usize,
+    /// Lanes with work that wait for a global slot, in arrival order.
+    waiting: VecDeque<Tp>,
+    paused: BTreeSet<Tp>,
+    to_pause: Vec<Tp>,
+    to_resume: Vec<Tp>,
+    next_epoch: u64,
+    stopping: bool,
+    root: CancellationToken,
+}
+
+impl<M> Lanes<M> {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Lanes {
+            limits,
+            lanes: HashMap::new(),
+            running: 0,
+            queued: 0,
+            waiting: VecDeque::new(),
+            paused: BTreeSet::new(),
+            to_pause: Vec::new(),
+            to_resume: Vec::new(),
+            next_epoch: 0,
+            stopping: false,
+            root: CancellationToken::new(),
+        }
+    }
+
+    /// A partition was assigned, reading from `start` (`acked`: that position is committed).
+    pub(crate) fn assign(&mut self, tp: Tp, start: Option<i64>, acked: bool) {
+        self.next_epoch += 1;
+        let lane = Lane {
+            epoch: self.next_epoch,
+            queue: VecDeque::new(),
+            running: 0,
+            paused: false,
+            waiting: false,
+            revoking: false,
+            offsets: PartitionOffsets::starting_at(start, acked),
+            cancel: self.root.child_token(),
+        };
+        if let Some(old) = self.lanes.insert(tp, lane) {
+            old.cancel.cancel();
+            self.queued -= old.queue.len();
+        }
+        self.paused.remove(&tp);
+    }
+
+    /// A message arrived.
+    pub(crate) fn push(&mut self, tp: Tp, offset: i64, msg: M) -> Pushed<M> {
+        let Some(lane) = self.lanes.get_mut(&tp).filter(|l| !l.revoking) else {
+            return Pushed::NotAssigned(msg);
+        };
+        if self.stopping {
+            return Pushed::NotAssigned(msg);
+        }
+        lane.offsets.received(offset);
+        lane.queue.push_back((offset, msg));
+        self.queued += 1;
+        let mut jobs = Vec::new();
+        self.fill(tp, &mut jobs);
+        let lane = self.lanes.get_mut(&tp).expect("lane");
+        if !lane.paused
+            && (lane.queue.len() >= self.limits.lane_queue || self.queued >= self.limits.total_queue)
+        {
+            lane.paused = true;
+            self.paused.insert(tp);
+            self.to_pause.push(tp);
+        }
+        Pushed::Queued(jobs)
+    }
+
+    /// A job ended. `done`: its outcome is final (replied, dead-lettered), so its offset may
+    /// be committed; `false` for a job cancelled half-way (its message is redelivered).
+    pub(crate) fn finish(&mut self, tp: Tp, epoch: u64, offset: i64, done: bool) -> Vec<Job<M>> {
+        self.running -= 1;
+        let mut jobs = Vec::new();
+        if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
+            lane.running -= 1;
+            if done {
+                lane.offsets.finished(offset);
+            }
+        }
+        self.fill(tp, &mut jobs);
+        jobs
+    }
+
+    /// Starts what may start: lanes that waited for a global slot first, then `tp`.
+    fn fill(&mut self, tp: Tp, jobs: &mut Vec<Job<M>>) {
+        while self.running < self.limits.global {
+            let Some(waiting) = self.waiting.pop_front() else {
+                break;
+            };
+            if let Some(lane) = self.lanes.get_mut(&waiting) {
+                lane.waiting = false;
+            }
+            self.start_from(waiting, jobs);
+        }
+        self.start_from(tp, jobs);
+        self.resume_drained();
+    }
+
+    fn start_from(&mut self, tp: Tp, jobs: &mut Vec<Job<M>>) {
+        let Some(lane) = self.lanes.get_mut(&tp) else {
+            return;
+        };
+        if lane.revoking || self.stopping {
+            return;
+        }
+        while lane.running < self.limits.per_partition && !lane.queue.is_empty() {
+            if self.running >= self.limits.global {
+                if !lane.waiting {
+                    lane.waiting = true;
+                    self.waiting.push_back(tp);
+                }
+                return;
+            }
+            let (offset, msg) = lane.queue.pop_front().expect("non-empty");
+            self.queued -= 1;
+            self.running += 1;
+            lane.running += 1;
+            jobs.push(Job {
+                tp,
+                epoch: lane.epoch,
+                offset,
+                msg,
+                cancel: lane.cancel.clone(),
+            });
+        }
+    }
+
+    fn resume_drained(&mut self) {
+        if self.paused.is_empty() || self.queued > self.limits.total_queue / 2 {
+            return;
+        }
+        let half = self.limits.lane_queue / 2;
+        let lanes = &mut self.lanes;
+        let to_resume = &mut self.to_resume;
+        self.paused.retain(|tp| match lanes.get_mut(tp) {
+            Some(lane) if lane.queue.len() <= half => {
+                lane.paused = false;
+                to_resume.push(*tp);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+    }
+
+    /// Partitions are being taken away: their queued messages are dropped (the next owner
+    /// reads them from the committed position), nothing new starts in them. Returns how many
+    /// messages were dropped.
+    pub(crate) fn revoke(&mut self, tps: &[Tp]) -> usize {
+        let mut dropped = 0;
+        for tp in tps {
+            if let Some(lane) = self.lanes.get_mut(tp) {
+                lane.revoking = true;
+                dropped += lane.queue.len();
+                self.queued -= lane.queue.len();
+                lane.queue.clear();
+                lane.paused = false;
+            }
+            self.paused.remove(tp);
+        }
+        self.waiting.retain(|tp| !tps.contains(tp));
+        dropped
+    }
+
+    /// Handlers running in `tps`.
+    pub(crate) fn running_in(&self, tps: &[Tp]) -> usize {
+        tps.iter()
+            .filter_map(|tp| self.lanes.get(tp))
+            .map(|l| l.running)
+            .sum()
+    }
+
+    /// Forgets revoked partitions, cancelling handlers still running in them (their messages
+    /// are not committed: the next owner handles them).
+    pub(crate) fn remove(&mut self, tps: &[Tp]) {
+        for tp in tps {
+            if let Some(lane) = self.lanes.remove(tp) {
+                lane.cancel.cancel();
+                self.queued -= lane.queue.len();
+            }
+            self.paused.remove(tp);
+        }
+        self.waiting.retain(|tp| !tps.contains(tp));
+    }
+
+    /// The server stops: queued messages are dropped, nothing new starts.
+    pub(crate) fn stop(&mut self) {
+        self.stopping = true;
+        let all: Vec<Tp> = self.lanes.keys().copied().collect();
+        self.revoke(&all);
+    }
+
+    /// Cancels every running handler (after the drain timeout).
+    pub(crate) fn cancel_all(&self) {
+        self.root.cancel();
+    }
+
+    /// Whether partitions are assigned and each has a known start position.
+    pub(crate) fn is_ready(&self) -> bool {
+        !self.lanes.is_empty()
+            && self
+                .lanes
+                .values()
+                .all(|l| !l.revoking && l.offsets.is_resolved())
+    }
+
+    /// `tp` is read again from its start (the broker lost its state): what was pending refers
+    /// to records that no longer exist.
+    pub(crate) fn restart(&mut self, tp: Tp) {
+        if let Some(lane) = self.lanes.get_mut(&tp) {
+            lane.offsets = PartitionOffsets::starting_at(None, false);
+        }
+    }
+
+    /// Handlers running.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Assigned partitions.
+    pub(crate) fn assigned(&self) -> impl Iterator<Item = Tp> + '_ {
+        self.lanes.keys().copied()
+    }
+
+    /// Positions to commit (of `only`, or of every partition).
+    pub(crate) fn committable(&self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
+        let pick = |tp: &Tp| only.is_none_or(|o| o.contains(tp));
+        self.lanes
+            .iter()
+            .filter(|(tp, _)| pick(tp))
+            .filter_map(|(tp, lane)| lane.offsets.committable().map(|o| (*tp, o)))
+            .collect()
+    }
+
+    /// The broker confirmed a commit of `position` in `tp`.
+    pub(crate) fn acked(&mut self, tp: Tp, position: i64) {
+        if let Some(lane) = self.lanes.get_mut(&tp) {
+            lane.offsets.acked(position);
+        }
+    }
+
+    /// Pauses and resumes to apply (each partition at most once per call, last word wins).
+    pub(crate) fn take_flow_changes(&mut self) -> (Vec<Tp>, Vec<Tp>) {
+        let mut pause = std::mem::take(&mut self.to_pause);
+        let mut resume = std::mem::take(&mut self.to_resume);
+        pause.retain(|tp| self.lanes.get(tp).is_some_and(|l| l.paused));
+        resume.retain(|tp| self.lanes.get(tp).is_some_and(|l| !l.paused));
+        pause.dedup();
+        resume.dedup();
+        (pause, resume)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs<M>(p: Pushed<M>) -> Vec<Job<M>> {
+        match p {
+            Pushed::Queued(j) => j,
+            Pushed::NotAssigned(_) => panic!("not assigned"),
+        }
+    }
+
+    fn lanes(global: usize, per_partition: usize) -> Lanes<&'static str> {
+        let mut l = Lanes::new(Limits::new(global, per_partition));
+        for p in 0..3 {
+            l.assign((0, p), Some(0), true);
+        }
+        l
+    }
+
+    #[test]
+    fn one_per_partition_keeps_order_while_partitions_run_in_parallel() {
+        let mut l = lanes(8, 1);
+        let a = jobs(l.push((0, 0), 0, "a0"));
+        assert_eq!(a.len(), 1);
+        assert!(jobs(l.push((0, 0), 1, "a1")).is_empty(), "a0 still runs");
+        let b = jobs(l.push((0, 1), 0, "b0"));
+        assert_eq!(b.len(), 1, "another partition is not held up");
+        let next = l.finish((0, 0), a[0].epoch, 0, true);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].msg, "a1");
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 1)]);
+    }
+
+    #[test]
+    fn a_stuck_lane_pauses_only_its_partition() {
+        let mut l = lanes(64, 1);
+        let stuck = jobs(l.push((0, 0), 0, "stuck"));
+        for o in 1..=16 {
+            let _ = l.push((0, 0), o, "behind");
+        }
+        let (pause, resume) = l.take_flow_changes();
+        assert_eq!(pause, vec![(0, 0)]);
+        assert!(resume.is_empty());
+        for o in 0..100 {
+            let started = jobs(l.push((0, 1), o, "other"));
+            assert_eq!(started.len(), 1);
+            assert!(l.finish((0, 1), started[0].epoch, o, true).is_empty());
+        }
+        assert_eq!(l.take_flow_changes(), (vec![], vec![]), "partition 1 never paused");
+        // The stuck handler ends (timeout): the lane drains, the partition is resumed.
+        let mut next = l.finish((0, 0), stuck[0].epoch, 0, true);
+        while let Some(j) = next.pop() {
+            next.extend(l.finish(j.tp, j.epoch, j.offset, true));
+        }
+        assert_eq!(l.take_flow_changes(), (vec![], vec![(0, 0)]));
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 17)]);
+    }
+
+    #[test]
+    fn the_global_limit_is_shared_in_turn() {
+        let mut l = lanes(2, 2);
+        let a = jobs(l.push((0, 0), 0, "a0"));
+        let a1 = jobs(l.push((0, 0), 1, "a1"));
+        assert_eq!(a.len() + a1.len(), 2);
+        assert!(jobs(l.push((0, 1), 0, "b0")).is_empty(), "global limit");
+        assert!(jobs(l.push((0, 0), 2, "a2")).is_empty());
+        // a0 ends: b0 waited longer than a2 and goes first.
+        let next = l.finish((0, 0), a[0].epoch, 0, true);
+        assert_eq!(next.iter().map(|j| j.msg).collect::<Vec<_>>(), vec!["b0"]);
+        assert_eq!(l.running(), 2);
+    }
+
+    #[test]
+    fn revoked_partitions_drop_their_queue_and_ignore_late_finishes() {
+        let mut l = lanes(8, 1);
+        let first = jobs(l.push((0, 0), 4, "first"));
+        let _ = l.finish((0, 0), first[0].epoch, 4, true);
+        let running = jobs(l.push((0, 0), 5, "running"));
+        let _ = l.push((0, 0), 6, "queued");
+        assert_eq!(l.revoke(&[(0, 0)]), 1);
+        assert!(matches!(l.push((0, 0), 7, "late"), Pushed::NotAssigned(_)));
+        assert_eq!(l.running_in(&[(0, 0)]), 1);
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 5)]);
+        l.remove(&[(0, 0)]);
+        assert!(running[0].cancel.is_cancelled(), "still running after the grace");
+        // Re-assigned while the old handler is still winding down.
+        l.assign((0, 0), Some(5), true);
+        let fresh = jobs(l.push((0, 0), 5, "again"));
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(l.running(), 2);
+        // The old epoch's finish frees its global slot but does not touch the new lane.
+        assert!(l.finish((0, 0), running[0].epoch, 5, true).is_empty());
+        assert_eq!(l.running(), 1);
+        assert_eq!(l.running_in(&[(0, 0)]), 1);
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![], "5 still pending in the new lane");
+        let _ = l.finish((0, 0), fresh[0].epoch, 5, true);
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 6)]);
+    }
+
+    #[test]
+    fn cancelled_jobs_leave_their_offset_uncommitted() {
+        let mut l = lanes(8, 1);
+        let j = jobs(l.push((0, 2), 0, "x"));
+        let _ = l.finish((0, 2), j[0].epoch, 0, false);
+        assert_eq!(l.committable(Some(&[(0, 2)])), vec![]);
+        l.stop();
+        assert!(matches!(l.push((0, 1), 0, "y"), Pushed::NotAssigned(_)));
+    }
+}

@@ -1,0 +1,405 @@
+//! The serving side: a consumer group per service, replies NestJS understands, at-least-once.
+//!
+//! **Delivery.** A message's offset is committed only after its outcome is final — its replies,
+//! or its dead-letter copy, acknowledged by the broker — and never past an unfinished message of
+//! the same partition; a position counts as committed only once the broker confirmed it. A
+//! crash, `kill -9` or lost membership therefore redelivers every message whose outcome was not
+//! committed: handlers see each message at least once. Non-idempotent handlers opt into
+//! [de-duplication by correlation id](super::dedup).
+//!
+//! **Failures.** A failed handler is retried in place by the [`RetryPolicy`](super::RetryPolicy)
+//! (events by default, requests when asked), then an event goes to `<pattern>.dlq` and a
+//! request gets its error reply. A handler that panics fails with NestJS's internal error; one
+//! that runs longer than `handler_timeout` (`KAFKA_HANDLER_TIMEOUT_MS`) is cancelled and fails
+//! with `DEADLINE_EXCEEDED`. Poison messages (see [`super::dlq`]) get an error reply or go to
+//! `<pattern>.dlq`, and so does a request whose reply topic is not allowed.
+//!
+//! **Flow control.** The consumer runs on a thread of its own and never stops polling. Each
+//! partition has a lane: at most `max_in_flight_per_partition` handlers of it run at once
+//! (`KAFKA_MAX_IN_FLIGHT_PER_PARTITION`; 1 keeps the partition in order) and at most
+//! `max_in_flight` over all (`KAFKA_MAX_IN_FLIGHT`). A lane whose queue fills (a slow, stuck or
+//! retried handler) pauses its partition until it drains; the other partitions go on, commits
+//! keep going out and rebalances are served.
+//!
+//! **Rebalances.** Server groups use `cooperative-sticky` assignment: a rebalance only takes
+//! the partitions that move. Queued messages of a revoked partition are dropped (the next
+//! owner reads them), running ones get `drain_timeout` (`KAFKA_DRAIN_TIMEOUT_MS`) to finish,
+//! their offsets are committed, and what still runs is cancelled, so a server stream is
+//! never answered by two owners at once. A partition with no committed offset starts at its end
+//! (`KAFKA_AUTO_OFFSET_RESET`, default `latest` like NestJS), resolved and committed when it is
+//! assigned: [`ServerHandle::ready`] resolves only then, so a request sent after it is never
+//! skipped.
+//!
+//! **Broker trouble.** Consumer errors are logged and retried; afterwards a partition that
+//! ends before our position is read from the start (a broker that lost its state), and the
+//! reply producer is rebuilt when its sends time out.
+
+mod consumer;
+mod lanes;
+mod offsets;
+mod process;
+mod reply;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::OwnedMessage;
+use tokio::sync::{oneshot, watch};
+
+use super::dedup::DedupStore;
+use super::producer::Renewable;
+use super::retry::RetryPolicy;
+use super::{unavailable, KafkaConfig};
+use crate::transport::Handler;
+use crate::RpcError;
+use lanes::{Lanes, Limits, Tp};
+
+/// Serves a [`Handler`] (a generated `*Server`) on Kafka.
+#[derive(Debug)]
+pub struct KafkaServer;
+
+impl KafkaServer {
+    /// Joins the service's consumer group (`<service>-server`, or `<configured>-server`),
+    /// subscribes to its patterns and serves them until the handle is shut down.
+    pub async fn start(
+        config: &KafkaConfig,
+        handler: impl Handler,
+    ) -> Result<ServerHandle, RpcError> {
+        Self::builder(config, handler).start().await
+    }
+
+    /// Like [`KafkaServer::start`], with de-duplication by correlation id: a redelivered
+    /// request whose replies are in `store` gets them re-sent without calling the handler
+    /// (see [`super::dedup`]; across a crash only a durable store helps).
+    pub async fn start_with_dedup(
+        config: &KafkaConfig,
+        handler: impl Handler,
+        store: Arc<dyn DedupStore>,
+    ) -> Result<ServerHandle, RpcError> {
+        Self::builder(config, handler).dedup(store).start().await
+    }
+
+    /// A server of `handler` with settings of its own on top of `config` (retry policy,
+    /// handler timeout, extra reply topics, de-duplication).
+    pub fn builder(config: &KafkaConfig, handler: impl Handler) -> ServerBuilder {
+        ServerBuilder {
+            config: config.clone(),
+            handler: Box::new(handler),
+            dedup: None,
+        }
+    }
+}
+
+/// Settings of one server; see [`KafkaServer::builder`].
+pub struct ServerBuilder {
+    config: KafkaConfig,
+    handler: Box<dyn Handler>,
+    dedup: Option<Arc<dyn DedupStore>>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("service", &self.handler.contract().name)
+            .field("retry", &self.config.retry)
+            .field("handler_timeout", &self.config.handler_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// The retry policy of this service (instead of `KAFKA_RETRY_*`).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// The handler timeout of this service (instead of `KAFKA_HANDLER_TIMEOUT_MS`).
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handler_timeout = timeout;
+        self
+    }
+
+    /// Another topic this service may reply to (besides `<pattern>.reply`).
+    pub fn allow_reply_topic(mut self, topic: impl Into<String>) -> Self {
+        self.config.allowed_reply_topics.push(topic.into());
+        self
+    }
+
+    /// De-duplication by correlation id (see [`super::dedup`]).
+    pub fn dedup(mut self, store: Arc<dyn DedupStore>) -> Self {
+        self.dedup = Some(store);
+        self
+    }
+
+    /// Joins the group and serves until the handle is shut down.
+    pub async fn start(self) -> Result<ServerHandle, RpcError> {
+        let config = self.config;
+        if config.retry.validate("retry").is_err() || config.handler_timeout.is_zero() {
+            return Err(RpcError::invalid_argument(
+                "invalid server settings: check the retry policy and the handler timeout",
+            ));
+        }
+        if let Some(t) = config
+            .allowed_reply_topics
+            .iter()
+            .find(|t| !super::dlq::is_topic_name(t))
+        {
+            return Err(RpcError::invalid_argument(format!(
+                "allowed reply topic {t:?} is not a topic name"
+            )));
+        }
+        let contract = self.handler.contract();
+        let group = match &config.server_group {
+            Some(g) => format!("{g}-server"),
+            None => contract.server_group.to_owned(),
+        };
+        let topics: Vec<String> = contract.request_topics().map(str::to_owned).collect();
+        let mut replies: HashMap<String, Vec<String>> = contract
+            .methods
+            .iter()
+            .filter(|m| m.kind.expects_reply())
+            .map(|m| (m.pattern.to_owned(), vec![m.reply_topic.to_owned()]))
+            .collect();
+        for list in replies.values_mut() {
+            list.extend(config.allowed_reply_topics.iter().cloned());
+        }
+        let producer = Arc::new(
+            Renewable::new(producer_config(&config, &group))
+                .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
+        );
+        let (ready, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            handler: self.handler,
+            producer,
+            topic_index: topics
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i))
+                .collect(),
+            topics,
+            replies,
+            lanes: Mutex::new(Lanes::new(Limits::new(
+                config.max_in_flight,
+                config.max_in_flight_per_partition,
+            ))),
+            finished: Condvar::new(),
+            runtime: tokio::runtime::Handle::current(),
+            settings: Settings {
+                reply_timeout: config.request_timeout,
+                handler_timeout: config.handler_timeout,
+                drain_timeout: config.drain_timeout,
+                retry: config.retry.clone(),
+                max_message_bytes: config.max_message_bytes,
+                reset: config.auto_offset_reset,
+                dedup: self.dedup,
+            },
+            stats: Stats {
+                ready,
+                assigned: AtomicUsize::new(0),
+                assignments: AtomicU64::new(0),
+                revocations: AtomicU64::new(0),
+            },
+        });
+        let consumer: BaseConsumer<consumer::ServerContext> = consumer_config(&config, &group)
+            .create_with_context(consumer::ServerContext::new(shared.clone()))
+            .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;
+        let topic_refs: Vec<&str> = shared.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(|e| unavailable("cannot subscribe", e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = oneshot::channel();
+        consumer::spawn(consumer, shared.clone(), stop.clone(), done_tx, &group)
+            .map_err(|e| unavailable("cannot start the consumer thread", e))?;
+        tracing::info!(group = %group, patterns = ?shared.topics, "serving");
+        Ok(ServerHandle {
+            stop,
+            done: Some(done),
+            shared,
+            group,
+        })
+    }
+}
+
+fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
+    let mut c = config.common();
+    c.set("group.id", group)
+        .set("client.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", config.auto_offset_reset.librdkafka_name())
+        .set("partition.assignment.strategy", &config.assignment_strategy)
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 3).max(100).to_string(),
+        );
+    c
+}
+
+fn producer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
+    let mut c = config.common();
+    c.set("client.id", group)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("message.send.max.retries", config.send_retries.to_string())
+        .set(
+            "retry.backoff.ms",
+            config.retry_backoff.as_millis().to_string(),
+        )
+        .set(
+            "message.timeout.ms",
+            config.request_timeout.as_millis().max(1000).to_string(),
+        )
+        // Room for a dead-letter copy of an oversized message.
+        .set(
+            "message.max.bytes",
+            (config.max_message_bytes.saturating_mul(2) + 65_536)
+                .clamp(1_000_000, 1_000_000_000)
+                .to_string(),
+        );
+    c
+}
+
+/// What the consumer thread, its rebalance callbacks and the handler tasks share.
+pub(super) struct Shared {
+    handler: Box<dyn Handler>,
+    producer: Arc<Renewable>,
+    /// Request topics; a [`Tp`] names one by its index here.
+    topics: Vec<String>,
+    topic_index: HashMap<String, usize>,
+    /// Reply topics each request pattern may answer to.
+    replies: HashMap<String, Vec<String>>,
+    lanes: Mutex<Lanes<OwnedMessage>>,
+    /// Signalled whenever a handler finishes (revocation and shutdown wait on it).
+    finished: Condvar,
+    runtime: tokio::runtime::Handle,
+    settings: Settings,
+    stats: Stats,
+}
+
+pub(super) struct Settings {
+    reply_timeout: Duration,
+    handler_timeout: Duration,
+    drain_timeout: Duration,
+    retry: RetryPolicy,
+    max_message_bytes: usize,
+    reset: super::OffsetReset,
+    dedup: Option<Arc<dyn DedupStore>>,
+}
+
+/// Membership of a server, for its handle and `/health`.
+struct Stats {
+    /// Every assigned partition has a resolved position.
+    ready: watch::Sender<bool>,
+    assigned: AtomicUsize,
+    assignments: AtomicU64,
+    revocations: AtomicU64,
+}
+
+impl Shared {
+    /// The lanes; a handler task that panicked while holding them cannot make them unusable.
+    fn lanes(&self) -> MutexGuard<'_, Lanes<OwnedMessage>> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tp(&self, topic: &str, partition: i32) -> Option<Tp> {
+        self.topic_index.get(topic).map(|&i| (i, partition))
+    }
+
+    fn may_reply_to(&self, pattern: &str, reply_topic: &str) -> bool {
+        self.replies
+            .get(pattern)
+            .is_some_and(|allowed| allowed.iter().any(|t| t == reply_topic))
+    }
+}
+
+/// A running server. [`ServerHandle::shutdown`] stops it gracefully; dropping it starts the
+/// same graceful stop without waiting for it.
+pub struct ServerHandle {
+    stop: Arc<AtomicBool>,
+    done: Option<oneshot::Receiver<()>>,
+    shared: Arc<Shared>,
+    group: String,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("group", &self.group)
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Whether the consumer currently holds partitions.
+    pub fn is_assigned(&self) -> bool {
+        self.shared.stats.assigned.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the server holds partitions and knows where it reads each of them from: a
+    /// request produced from now on is handled (`/health` reports this).
+    pub fn is_ready(&self) -> bool {
+        *self.shared.stats.ready.borrow()
+    }
+
+    /// Resolves once the server [is ready](ServerHandle::is_ready).
+    pub async fn ready(&self) {
+        let mut rx = self.shared.stats.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// Waits until the server [is ready](ServerHandle::is_ready), up to `timeout`. Returns
+    /// whether it is.
+    pub async fn wait_assigned(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.ready()).await.is_ok()
+    }
+
+    /// How many times partitions were assigned to this server (1 after a quiet start; each
+    /// rebalance that gives it partitions adds one).
+    pub fn assignments(&self) -> u64 {
+        self.shared.stats.assignments.load(Ordering::SeqCst)
+    }
+
+    /// How many times partitions were taken from this server (rebalances, lost membership).
+    pub fn revocations(&self) -> u64 {
+        self.shared.stats.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Handlers running right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lanes().running()
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Stops fetching, lets running handlers finish (up to the drain timeout; the rest are
+    /// cancelled and redelivered to the next owner), commits, flushes the producer and leaves
+    /// the group.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

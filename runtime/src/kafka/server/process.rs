@@ -1,0 +1,319 @@
+//! Handling one message: checks, the handler (bounded in time, panics caught), retries by the
+//! policy, replies, and the dead-letter topic. Returns only once the message's outcome is final,
+//! so its offset may be committed.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt as _, StreamExt as _};
+use rdkafka::message::{Message as _, OwnedMessage};
+
+use super::super::dedup::{self, StoredReplies};
+use super::super::dlq::{self, PoisonReason, ReplyTo};
+use super::super::retry::Verdict;
+use super::reply::{dead_letter, send_all, send_reply};
+use super::Shared;
+use crate::transport::{Incoming, RawReplies};
+use crate::{codes, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
+
+type Item = Result<Vec<u8>, RpcError>;
+
+/// Handles `msg` to its final outcome.
+pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
+    let hdrs = msg.headers();
+    let reply_to = match dlq::reply_to(hdrs) {
+        Ok(r) => r,
+        Err(poison) => return dead_letter(shared, msg, poison, 0).await,
+    };
+    if let Some(to) = &reply_to {
+        if !shared.may_reply_to(msg.topic(), &to.topic) {
+            let why = format!(
+                "kafka_replyTopic {:?} is not a reply topic of {} (allowed: its .reply topic and KAFKA_REPLY_TOPICS)",
+                to.topic,
+                msg.topic()
+            );
+            return dead_letter(shared, msg, (PoisonReason::ReplyTopicNotAllowed, why), 0).await;
+        }
+    }
+    let payload = msg.payload().unwrap_or_default();
+    if let Err((reason, error)) =
+        dlq::check_payload(hdrs, payload, shared.settings.max_message_bytes)
+    {
+        return match &reply_to {
+            Some(to) => {
+                tracing::warn!(
+                    pattern = msg.topic(),
+                    correlation_id = %to.correlation_id,
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    reason = reason.as_str(),
+                    error = %error,
+                    "poison request rejected"
+                );
+                let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
+                if let Err(e) = send_reply(shared, to, Some(Err(e)), true).await {
+                    dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 0).await;
+                }
+            }
+            None => dead_letter(shared, msg, (reason, error), 0).await,
+        };
+    }
+    let started = Instant::now();
+    match &reply_to {
+        None => event(shared, msg, payload, started).await,
+        Some(to) => request(shared, msg, payload, to, started).await,
+    }
+}
+
+/// An event: retried in place by the policy, then dead-lettered. Never dropped.
+async fn event(shared: &Shared, msg: &OwnedMessage, payload: &[u8], started: Instant) {
+    let policy = &shared.settings.retry;
+    for attempt in 1u32.. {
+        let mut replies = call(shared, msg.topic(), payload, None);
+        let mut failure = None;
+        while let Some(item) = next(&mut replies, shared.settings.handler_timeout).await {
+            if let Err(e) = item {
+                failure = Some(e);
+                break;
+            }
+        }
+        let Some(e) = failure else {
+            log_handled(msg, "-", started, attempt, Ok(0));
+            return;
+        };
+        match policy.verdict(&e, attempt, false) {
+            Verdict::RetryAfter(wait) => {
+                log_retry(msg, "-", attempt, wait, &e);
+                tokio::time::sleep(wait).await;
+            }
+            Verdict::GiveUp => {
+                log_handled(msg, "-", started, attempt, Err(&e));
+                // An event that does not decode (or that its handler calls invalid) would fail
+                // the same way forever; anything else failed on every attempt.
+                let reason = if e.is(codes::INVALID_ARGUMENT) {
+                    PoisonReason::Undecodable
+                } else {
+                    PoisonReason::HandlerFailed
+                };
+                return dead_letter(shared, msg, (reason, e.to_string()), attempt).await;
+            }
+        }
+    }
+}
+
+/// A request: replies as the handler yields them; a failure before any reply went out is
+/// retried when the policy retries requests, else it is the error reply.
+async fn request(
+    shared: &Shared,
+    msg: &OwnedMessage,
+    payload: &[u8],
+    to: &ReplyTo,
+    started: Instant,
+) {
+    let key = dedup::key(msg.topic(), &to.correlation_id);
+    if let Some(store) = &shared.settings.dedup {
+        if let Some(stored) = store.get(&key) {
+            tracing::info!(
+                pattern = msg.topic(),
+                correlation_id = %to.correlation_id,
+                partition = msg.partition(),
+                offset = msg.offset(),
+                replies = stored.len(),
+                "duplicate request: stored replies re-sent, handler not called"
+            );
+            if let Err(e) = send_all(shared, to, stored).await {
+                dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
+            }
+            return;
+        }
+    }
+    let policy = &shared.settings.retry;
+    for attempt in 1u32.. {
+        let replies = call(shared, msg.topic(), payload, Some(&to.correlation_id));
+        let retry = |e: &RpcError| match policy.verdict(e, attempt, true) {
+            Verdict::RetryAfter(wait) => Some(wait),
+            Verdict::GiveUp => None,
+        };
+        let sent = match &shared.settings.dedup {
+            Some(store) => {
+                // Store before replying: a redelivery after the reply went out finds it.
+                let all = collect(replies, shared.settings.handler_timeout).await;
+                if let Some(wait) = failed_first(&all).and_then(retry) {
+                    Sent::Retry(wait, failed_first(&all).cloned().expect("failed"))
+                } else {
+                    store.put(&key, &all);
+                    let outcome = summarize(&all);
+                    Sent::Done(outcome, send_all(shared, to, all).await)
+                }
+            }
+            None => stream_replies(shared, to, replies, retry).await,
+        };
+        match sent {
+            Sent::Retry(wait, e) => {
+                log_retry(msg, &to.correlation_id, attempt, wait, &e);
+                tokio::time::sleep(wait).await;
+            }
+            Sent::Done(outcome, delivered) => {
+                if let Err(e) = delivered {
+                    return dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), attempt)
+                        .await;
+                }
+                log_handled(msg, &to.correlation_id, started, attempt, outcome.as_ref().map(|n| *n));
+                return;
+            }
+        }
+    }
+}
+
+enum Sent {
+    /// Nothing was sent: try again after the wait.
+    Retry(Duration, RpcError),
+    /// Replied: the outcome, and whether every reply was delivered.
+    Done(Result<usize, RpcError>, Result<(), String>),
+}
+
+/// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
+fn call(shared: &Shared, pattern: &str, payload: &[u8], correlation_id: Option<&str>) -> RawReplies {
+    let incoming = Incoming {
+        pattern: pattern.to_owned(),
+        payload: payload.to_vec(),
+        correlation_id: correlation_id.map(str::to_owned),
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| shared.handler.handle(incoming))) {
+        Ok(replies) => replies,
+        Err(_) => {
+            let e = panicked(pattern);
+            Box::pin(futures_util::stream::once(async move { Err(e) }))
+        }
+    }
+}
+
+fn panicked(pattern: &str) -> RpcError {
+    tracing::error!(pattern, "handler panicked");
+    RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE)
+}
+
+/// The handler's next reply, bounded by the handler timeout; a panic while producing it
+/// becomes NestJS's internal error. After an `Err`, stop polling.
+async fn next(replies: &mut RawReplies, timeout: Duration) -> Option<Item> {
+    match tokio::time::timeout(timeout, AssertUnwindSafe(replies.next()).catch_unwind()).await {
+        Ok(Ok(item)) => item,
+        Ok(Err(_)) => Some(Err(RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE))),
+        Err(_) => Some(Err(RpcError::deadline_exceeded(format!(
+            "the handler did not finish within {} ms (KAFKA_HANDLER_TIMEOUT_MS)",
+            timeout.as_millis()
+        )))),
+    }
+}
+
+/// Every reply, up to and including the first error.
+async fn collect(mut replies: RawReplies, timeout: Duration) -> StoredReplies {
+    let mut all = Vec::new();
+    while let Some(item) = next(&mut replies, timeout).await {
+        let stop = item.is_err();
+        all.push(item);
+        if stop {
+            break;
+        }
+    }
+    all
+}
+
+/// The error of a handler that failed before producing any reply.
+fn failed_first(all: &StoredReplies) -> Option<&RpcError> {
+    match all.as_slice() {
+        [Err(e)] => Some(e),
+        _ => None,
+    }
+}
+
+/// The count of replies, or the error the stream ended with.
+fn summarize(all: &StoredReplies) -> Result<usize, RpcError> {
+    match all.last() {
+        Some(Err(e)) => Err(e.clone()),
+        _ => Ok(all.len().max(1)),
+    }
+}
+
+/// Sends replies as the handler yields them, holding one back so the last one carries the
+/// disposed marker. A failure before anything was sent is handed to `retry` first.
+async fn stream_replies(
+    shared: &Shared,
+    to: &ReplyTo,
+    mut replies: RawReplies,
+    retry: impl Fn(&RpcError) -> Option<Duration>,
+) -> Sent {
+    let timeout = shared.settings.handler_timeout;
+    let mut sent = 0usize;
+    let mut held: Option<Item> = None;
+    let mut delivered = Ok(());
+    while let Some(item) = next(&mut replies, timeout).await {
+        if let (Err(e), 0, None) = (&item, sent, &held) {
+            if let Some(wait) = retry(e) {
+                return Sent::Retry(wait, e.clone());
+            }
+        }
+        let is_err = item.is_err();
+        if let Some(prev) = held.replace(item) {
+            delivered = delivered.and(send_reply(shared, to, Some(prev), false).await);
+            sent += 1;
+        }
+        if is_err {
+            break;
+        }
+    }
+    drop(replies);
+    let failed = match &held {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    delivered = delivered.and(send_reply(shared, to, held, true).await);
+    Sent::Done(failed.map_or(Ok(sent + 1), Err), delivered)
+}
+
+fn log_retry(msg: &OwnedMessage, correlation_id: &str, attempt: u32, wait: Duration, e: &RpcError) {
+    tracing::warn!(
+        pattern = msg.topic(),
+        correlation_id,
+        partition = msg.partition(),
+        offset = msg.offset(),
+        attempt,
+        backoff_ms = wait.as_millis() as u64,
+        error = %e,
+        "handler failed; retrying in place"
+    );
+}
+
+fn log_handled(
+    msg: &OwnedMessage,
+    correlation_id: &str,
+    started: Instant,
+    attempts: u32,
+    outcome: Result<usize, &RpcError>,
+) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(replies) => tracing::info!(
+            pattern = msg.topic(),
+            correlation_id,
+            partition = msg.partition(),
+            offset = msg.offset(),
+            latency_ms,
+            attempts,
+            replies,
+            outcome = "ok",
+            "handled"
+        ),
+        Err(e) => tracing::warn!(
+            pattern = msg.topic(),
+            correlation_id,
+            partition = msg.partition(),
+            offset = msg.offset(),
+            latency_ms,
+            attempts,
+            outcome = "error",
+            error = %e,
+            "handled"
+        ),
+    }
+}

@@ -1,0 +1,122 @@
+//! What a server writes: replies in NestJS's shape, and dead-letter copies.
+
+use std::time::Duration;
+
+use rdkafka::message::{Message as _, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+
+use super::super::dlq::{self, Poison, ReplyTo};
+use super::super::headers;
+use super::Shared;
+use crate::RpcError;
+
+/// Sends one reply; `disposed` marks the last one of the request (an error always is).
+pub(super) async fn send_reply(
+    shared: &Shared,
+    to: &ReplyTo,
+    item: Option<Result<Vec<u8>, RpcError>>,
+    disposed: bool,
+) -> Result<(), String> {
+    let mut hdrs = headers::with(
+        OwnedHeaders::new(),
+        headers::CORRELATION_ID,
+        to.correlation_id.as_bytes(),
+    );
+    let payload = match &item {
+        Some(Ok(bytes)) => Some(bytes.as_slice()),
+        Some(Err(e)) => {
+            hdrs = headers::with(hdrs, headers::NEST_ERR, &headers::error_value(e));
+            None
+        }
+        None => None,
+    };
+    if disposed || matches!(item, Some(Err(_))) {
+        hdrs = headers::with(hdrs, headers::NEST_IS_DISPOSED, &[0u8]);
+    }
+    let mut record = FutureRecord::<(), [u8]>::to(&to.topic).headers(hdrs);
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    if let Some(p) = to.partition {
+        record = record.partition(p);
+    }
+    shared
+        .producer
+        .send(record)
+        .await
+        .map_err(|e| format!("reply to {} not delivered: {e}", to.topic))
+}
+
+/// Sends stored replies (the last one disposed).
+pub(super) async fn send_all(
+    shared: &Shared,
+    to: &ReplyTo,
+    all: Vec<Result<Vec<u8>, RpcError>>,
+) -> Result<(), String> {
+    let count = all.len();
+    if count == 0 {
+        return send_reply(shared, to, None, true).await;
+    }
+    let mut delivered = Ok(());
+    for (i, item) in all.into_iter().enumerate() {
+        delivered = delivered.and(send_reply(shared, to, Some(item), i + 1 == count).await);
+    }
+    delivered
+}
+
+/// First and longest wait between two attempts of a dead-letter write.
+const DLQ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
+
+/// Copies `msg` to `<pattern>.dlq` (payload, key and headers kept; `axion-dlq-*` added) and
+/// logs it once. A write the broker refuses is tried again, with backoff, for as long as the
+/// partition is ours: the caller only finishes (commits) the offset once the copy is
+/// acknowledged, so a message is never lost to a failed dead-letter write. (If the partition
+/// is taken away meanwhile, the job is cancelled and the next owner handles the message.)
+pub(super) async fn dead_letter(
+    shared: &Shared,
+    msg: &OwnedMessage,
+    (reason, error): Poison,
+    attempts: u32,
+) {
+    let topic = dlq::dlq_topic(msg.topic());
+    let mut wait = DLQ_BACKOFF.0;
+    for write in 1u64.. {
+        let hdrs = dlq::dead_letter_headers(msg, reason, &error, attempts);
+        let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(hdrs);
+        if let Some(key) = msg.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = msg.payload() {
+            record = record.payload(payload);
+        }
+        match shared.producer.send(record).await {
+            Ok(()) => {
+                tracing::warn!(
+                    pattern = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    reason = reason.as_str(),
+                    attempts,
+                    error = %error,
+                    dlq = %topic,
+                    "message dead-lettered"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::error!(
+                    pattern = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    reason = reason.as_str(),
+                    dlq = %topic,
+                    write,
+                    error = %e,
+                    "dead-letter write failed; the offset stays uncommitted and the write is retried"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(DLQ_BACKOFF.1);
+            }
+        }
+    }
+}
