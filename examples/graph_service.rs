@@ -6,7 +6,8 @@
 //! ```
 //! Creates the contract's topics at start-up, serves `GET /health` and the `/events` WebSocket
 //! on `EDGE_ADDR` (default `0.0.0.0:<GRAPH_SERVICE_TRAEFIK::PORT>`, the port of the generated
-//! labels), then serves until Ctrl-C (graceful shutdown).
+//! labels), then serves until SIGTERM or Ctrl-C: in-flight handlers finish (bounded by
+//! `KAFKA_DRAIN_TIMEOUT_MS`), their offsets are committed and the member leaves the group.
 
 pub mod contracts {
     axion_runtime::include_contracts!();
@@ -37,9 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing::info!(
         brokers = ?config.brokers,
         edge = %running.edge_addr,
-        "graph_service ready; Ctrl-C to stop"
+        "graph_service ready; SIGTERM or Ctrl-C to stop"
     );
-    tokio::signal::ctrl_c().await?;
+    axion_runtime::shutdown_signal().await;
     running.shutdown().await;
     Ok(())
 }

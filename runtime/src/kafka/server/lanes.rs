@@ -25,10 +25,10 @@ pub(crate) struct Limits {
     pub(crate) global: usize,
     /// Handlers running at once in one partition.
     pub(crate) per_partition: usize,
-    /// Messages waiting in one lane before its partition is paused.
+    /// Messages waiting in one lane before its partition is paused. This bounds memory per
+    /// partition; there is no shared bound, which would let one stuck partition pause the
+    /// others.
     pub(crate) lane_queue: usize,
-    /// Messages waiting in all lanes before the receiving partition is paused.
-    pub(crate) total_queue: usize,
 }
 
 impl Limits {
@@ -39,7 +39,6 @@ impl Limits {
             global: global.max(1),
             per_partition,
             lane_queue: (2 * per_partition).max(16),
-            total_queue: global.max(16),
         }
     }
 }
@@ -83,7 +82,6 @@ pub(crate) struct Lanes<M> {
     limits: Limits,
     lanes: HashMap<Tp, Lane<M>>,
     running: usize,
-    queued: usize,
     /// Lanes with work that wait for a global slot, in arrival order.
     waiting: VecDeque<Tp>,
     paused: BTreeSet<Tp>,
@@ -100,7 +98,6 @@ impl<M> Lanes<M> {
             limits,
             lanes: HashMap::new(),
             running: 0,
-            queued: 0,
             waiting: VecDeque::new(),
             paused: BTreeSet::new(),
             to_pause: Vec::new(),
@@ -126,7 +123,6 @@ impl<M> Lanes<M> {
         };
         if let Some(old) = self.lanes.insert(tp, lane) {
             old.cancel.cancel();
-            self.queued -= old.queue.len();
         }
         self.paused.remove(&tp);
     }
@@ -141,13 +137,10 @@ impl<M> Lanes<M> {
         }
         lane.offsets.received(offset);
         lane.queue.push_back((offset, msg));
-        self.queued += 1;
         let mut jobs = Vec::new();
         self.fill(tp, &mut jobs);
         let lane = self.lanes.get_mut(&tp).expect("lane");
-        if !lane.paused
-            && (lane.queue.len() >= self.limits.lane_queue || self.queued >= self.limits.total_queue)
-        {
+        if !lane.paused && lane.queue.len() >= self.limits.lane_queue {
             lane.paused = true;
             self.paused.insert(tp);
             self.to_pause.push(tp);
@@ -201,7 +194,6 @@ impl<M> Lanes<M> {
                 return;
             }
             let (offset, msg) = lane.queue.pop_front().expect("non-empty");
-            self.queued -= 1;
             self.running += 1;
             lane.running += 1;
             jobs.push(Job {
@@ -215,7 +207,7 @@ impl<M> Lanes<M> {
     }
 
     fn resume_drained(&mut self) {
-        if self.paused.is_empty() || self.queued > self.limits.total_queue / 2 {
+        if self.paused.is_empty() {
             return;
         }
         let half = self.limits.lane_queue / 2;
@@ -241,7 +233,6 @@ impl<M> Lanes<M> {
             if let Some(lane) = self.lanes.get_mut(tp) {
                 lane.revoking = true;
                 dropped += lane.queue.len();
-                self.queued -= lane.queue.len();
                 lane.queue.clear();
                 lane.paused = false;
             }
@@ -265,7 +256,6 @@ impl<M> Lanes<M> {
         for tp in tps {
             if let Some(lane) = self.lanes.remove(tp) {
                 lane.cancel.cancel();
-                self.queued -= lane.queue.len();
             }
             self.paused.remove(tp);
         }
@@ -383,10 +373,14 @@ mod tests {
         let (pause, resume) = l.take_flow_changes();
         assert_eq!(pause, vec![(0, 0)]);
         assert!(resume.is_empty());
-        for o in 0..100 {
+        for o in (0..100).step_by(2) {
+            // Two at a time: one runs, one waits in its lane.
             let started = jobs(l.push((0, 1), o, "other"));
+            assert!(jobs(l.push((0, 1), o + 1, "other")).is_empty());
             assert_eq!(started.len(), 1);
-            assert!(l.finish((0, 1), started[0].epoch, o, true).is_empty());
+            let next = l.finish((0, 1), started[0].epoch, o, true);
+            assert_eq!(next.len(), 1);
+            assert!(l.finish((0, 1), next[0].epoch, o + 1, true).is_empty());
         }
         assert_eq!(l.take_flow_changes(), (vec![], vec![]), "partition 1 never paused");
         // The stuck handler ends (timeout): the lane drains, the partition is resumed.
