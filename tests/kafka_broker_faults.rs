@@ -100,7 +100,11 @@ async fn callers_fail_fast_while_the_broker_is_down_and_recover_when_it_returns(
             e.is(codes::UNAVAILABLE) || e.is(codes::DEADLINE_EXCEEDED),
             "unclear error: {e}"
         );
-        assert!(took <= CALL_TIMEOUT * 3, "took {took:?}");
+        // The README promises "within their timeout": allow scheduling slack only.
+        assert!(
+            took <= CALL_TIMEOUT + Duration::from_millis(1500),
+            "took {took:?}, more than the call timeout {CALL_TIMEOUT:?}"
+        );
         codes_seen.push(e.code().unwrap_or_default().to_owned());
     }
     eprintln!(

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use axion_runtime::kafka::dlq::{DLQ_ATTEMPTS, DLQ_OFFSET, DLQ_REASON};
 use axion_runtime::kafka::{
-    ensure_topics, topic_manifest, KafkaConfig, KafkaServer, RetryPolicy, CORRELATION_ID,
-    NEST_ERR, REPLY_PARTITION, REPLY_TOPIC,
+    ensure_topics, topic_manifest, KafkaConfig, KafkaServer, RetryPolicy, CORRELATION_ID, NEST_ERR,
+    REPLY_PARTITION, REPLY_TOPIC,
 };
 use axion_runtime::{Handler, Incoming, RawReplies, RpcError, ServiceContract};
 use contracts::axion::graph::v1::{
@@ -100,7 +100,12 @@ impl Recorder {
         }
     }
     fn runs_of(&self, name: &str) -> usize {
-        self.runs.lock().unwrap().iter().filter(|n| *n == name).count()
+        self.runs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == name)
+            .count()
     }
     fn successes(&self) -> Vec<String> {
         self.successes.lock().unwrap().clone()
@@ -189,9 +194,15 @@ async fn send_request(
         (REPLY_TOPIC, reply_topic.as_bytes()),
         (REPLY_PARTITION, b"0"),
     ];
-    raw::send(p, CREATE, Some(partition), &headers, Some(&request_payload(name)))
-        .await
-        .1
+    raw::send(
+        p,
+        CREATE,
+        Some(partition),
+        &headers,
+        Some(&request_payload(name)),
+    )
+    .await
+    .1
 }
 
 /// The group's committed positions of `topic`'s partitions (-1: none).
@@ -270,7 +281,10 @@ async fn failed_events_are_retried_in_order_then_dead_lettered() {
         send_event(&producer, 1, &format!("other{i}")).await;
     }
     assert!(
-        eventually(Duration::from_secs(30), || recorder.successes().contains(&"e8".to_owned())).await,
+        eventually(Duration::from_secs(30), || recorder
+            .successes()
+            .contains(&"e8".to_owned()))
+        .await,
         "the last event was handled: {:?}",
         recorder.successes()
     );
@@ -287,7 +301,11 @@ async fn failed_events_are_retried_in_order_then_dead_lettered() {
     assert_eq!(recorder.runs_of("flaky"), 3, "failed twice, then succeeded");
     assert_eq!(recorder.runs_of("doomed"), 3, "bounded by max_attempts");
     assert_eq!(recorder.runs_of("missing"), 1, "NOT_FOUND is not retried");
-    assert_eq!(recorder.runs_of("panics"), 3, "a panic is INTERNAL: retried");
+    assert_eq!(
+        recorder.runs_of("panics"),
+        3,
+        "a panic is INTERNAL: retried"
+    );
     assert_eq!(recorder.runs_of("e0"), 1);
     // Exactly the three given-up events are in the dead-letter topic, with their attempts.
     let dead = raw::read_all(
@@ -297,7 +315,9 @@ async fn failed_events_are_retried_in_order_then_dead_lettered() {
         4,
         Duration::from_secs(5),
     );
-    let mut got: Vec<(String, Vec<u8>, Vec<u8>, Vec<u8>)> = dead
+    // (name, reason, attempts, offset)
+    type Letter = (String, Vec<u8>, Vec<u8>, Vec<u8>);
+    let mut got: Vec<Letter> = dead
         .iter()
         .map(|m| {
             (
@@ -313,15 +333,31 @@ async fn failed_events_are_retried_in_order_then_dead_lettered() {
     assert_eq!(
         got,
         vec![
-            ("doomed".into(), b"handler-failed".to_vec(), b"3".to_vec(), at("doomed")),
-            ("missing".into(), b"handler-failed".to_vec(), b"1".to_vec(), at("missing")),
-            ("panics".into(), b"handler-failed".to_vec(), b"3".to_vec(), at("panics")),
+            (
+                "doomed".into(),
+                b"handler-failed".to_vec(),
+                b"3".to_vec(),
+                at("doomed")
+            ),
+            (
+                "missing".into(),
+                b"handler-failed".to_vec(),
+                b"1".to_vec(),
+                at("missing")
+            ),
+            (
+                "panics".into(),
+                b"handler-failed".to_vec(),
+                b"3".to_vec(),
+                at("panics")
+            ),
         ]
     );
     // Every offset of partition 0 is committed (moved on past the dead letters).
     assert!(
-        eventually(Duration::from_secs(10), || committed(&address, "retry", EVENT)[0]
-            == offsets["e8"] + 1)
+        eventually(Duration::from_secs(10), || committed(
+            &address, "retry", EVENT
+        )[0] == offsets["e8"] + 1)
         .await,
         "committed: {:?}",
         committed(&address, "retry", EVENT)
@@ -369,8 +405,15 @@ async fn a_refused_dead_letter_write_holds_the_offset() {
     // doomed event and the event behind it waits.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let held = committed(&address, "dlq-down", EVENT)[0];
-    assert_eq!(held, doomed, "committed up to, not past, the doomed event (first at {first})");
-    assert_eq!(recorder.runs_of("behind"), 0, "order kept behind the undelivered dead letter");
+    assert_eq!(
+        held, doomed,
+        "committed up to, not past, the doomed event (first at {first})"
+    );
+    assert_eq!(
+        recorder.runs_of("behind"),
+        0,
+        "order kept behind the undelivered dead letter"
+    );
     // The topic appears: the retried write goes through and the partition moves on.
     let dlq_topic = [NewTopic::new(&dlq, PARTITIONS, TopicReplication::Fixed(1))];
     admin
@@ -387,8 +430,11 @@ async fn a_refused_dead_letter_write_holds_the_offset() {
     server.shutdown().await;
 }
 
+/// Replies seen: (correlation id, when, error).
+type Replies = Arc<Mutex<Vec<(String, Instant, Option<RpcError>)>>>;
+
 /// Collects replies of the create-project reply topic (partition 0) by correlation id.
-fn reply_reader(address: &str, topic: &str) -> Arc<Mutex<Vec<(String, Instant, Option<RpcError>)>>> {
+fn reply_reader(address: &str, topic: &str) -> Replies {
     let out = Arc::new(Mutex::new(Vec::new()));
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", address)
@@ -398,7 +444,8 @@ fn reply_reader(address: &str, topic: &str) -> Arc<Mutex<Vec<(String, Instant, O
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let sink = out.clone();
     std::thread::spawn(move || {
@@ -474,7 +521,10 @@ async fn a_stuck_handler_holds_up_only_its_partition_until_the_handler_timeout()
         .filter(|id| id.starts_with("behind"))
         .collect();
     let expected: Vec<String> = (0..30).map(|i| format!("behind{i}")).collect();
-    assert_eq!(behind, expected, "answered after the stuck one, in order, once each");
+    assert_eq!(
+        behind, expected,
+        "answered after the stuck one, in order, once each"
+    );
     assert_eq!(server.revocations(), 0, "the member was never ejected");
     assert_eq!(server.assignments(), 1);
     assert_eq!(recorder.runs_of("stuck"), 1);
@@ -516,10 +566,19 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
     let injected = send_request(&producer, 0, "injected", EVENT).await;
     let last = send_request(&producer, 0, "via-gateway", extra).await;
     assert!(
-        eventually(Duration::from_secs(20), || extra_replies.lock().unwrap().len() == 1).await,
+        eventually(Duration::from_secs(20), || extra_replies
+            .lock()
+            .unwrap()
+            .len()
+            == 1)
+        .await,
         "a configured extra reply topic is answered"
     );
-    assert!(eventually(Duration::from_secs(5), || replies.lock().unwrap().len() == 2).await);
+    assert!(
+        eventually(Duration::from_secs(5), || replies.lock().unwrap().len()
+            == 2)
+        .await
+    );
     let replies = replies.lock().unwrap().clone();
     assert_eq!(replies[0].0, "boom");
     assert_eq!(
@@ -547,12 +606,16 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
         Some(injected.to_string().into_bytes())
     );
     let in_event_topic = raw::read_all(&address, EVENT, PARTITIONS, 1, Duration::from_secs(3));
-    assert!(in_event_topic.is_empty(), "no reply was written into the event topic");
+    assert!(
+        in_event_topic.is_empty(),
+        "no reply was written into the event topic"
+    );
     assert_eq!(recorder.runs_of("injected"), 0, "the handler never saw it");
     // Commits went past the panic.
     assert!(
-        eventually(Duration::from_secs(10), || committed(&address, "guarded", CREATE)[0]
-            == last + 1)
+        eventually(Duration::from_secs(10), || committed(
+            &address, "guarded", CREATE
+        )[0] == last + 1)
         .await,
         "committed: {:?}",
         committed(&address, "guarded", CREATE)
@@ -581,15 +644,20 @@ async fn a_new_group_starts_at_the_end_and_readiness_loses_nothing() {
         send_event(&producer, p, &format!("new{p}")).await;
     }
     assert!(
-        eventually(Duration::from_secs(15), || recorder.successes().len() >= PARTITIONS as usize)
-            .await,
+        eventually(Duration::from_secs(15), || recorder.successes().len()
+            >= PARTITIONS as usize)
+        .await,
         "every event produced after readiness was handled: {:?}",
         recorder.successes()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut seen = recorder.successes();
     seen.sort();
-    assert_eq!(seen, ["new0", "new1", "new2"], "the old events were not replayed");
+    assert_eq!(
+        seen,
+        ["new0", "new1", "new2"],
+        "the old events were not replayed"
+    );
     // The start positions were committed at assignment: a later member of the group (this
     // one restarted) does not replay either.
     server.shutdown().await;
@@ -601,4 +669,90 @@ async fn a_new_group_starts_at_the_end_and_readiness_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(again.successes(), ["after-restart"]);
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_handler_per_partition_keeps_each_partition_in_order() {
+    const PER_PARTITION: usize = 40;
+    let broker = Broker::start();
+    let address = broker.address();
+    let config = cfg(&broker, "ordered").build().unwrap();
+    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    // Handlers take a random-ish time, so that out-of-order completion would show.
+    let recorder = Recorder::with(&[]);
+    let slow = Jittery(recorder.clone());
+    let server = KafkaServer::start(&config, slow).await.unwrap();
+    assert!(server.wait_assigned(Duration::from_secs(30)).await);
+    let producer = raw::producer(&address);
+    for seq in 0..PER_PARTITION {
+        for p in 0..PARTITIONS {
+            send_event(&producer, p, &format!("p{p}-{seq:03}")).await;
+        }
+    }
+    let total = PER_PARTITION * PARTITIONS as usize;
+    assert!(
+        eventually(Duration::from_secs(60), || recorder.successes().len()
+            >= total)
+        .await,
+        "handled {} of {total}",
+        recorder.successes().len()
+    );
+    let successes = recorder.successes();
+    assert_eq!(successes.len(), total, "each once");
+    for p in 0..PARTITIONS {
+        let seen: Vec<&String> = successes
+            .iter()
+            .filter(|n| n.starts_with(&format!("p{p}-")))
+            .collect();
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted, "partition {p} handled out of order");
+        assert_eq!(seen.len(), PER_PARTITION);
+    }
+    // Partitions ran in parallel: their events interleave.
+    let first_of = |p: i32| {
+        successes
+            .iter()
+            .position(|n| n.starts_with(&format!("p{p}-")))
+            .unwrap()
+    };
+    let last_of = |p: i32| {
+        successes
+            .iter()
+            .rposition(|n| n.starts_with(&format!("p{p}-")))
+            .unwrap()
+    };
+    assert!(
+        first_of(1) < last_of(0) && first_of(2) < last_of(1),
+        "partitions were serialised"
+    );
+    server.shutdown().await;
+}
+
+/// Delays each message by 0–15 ms (from its name), then hands it to the recorder.
+#[derive(Clone)]
+struct Jittery(Recorder);
+
+impl Handler for Jittery {
+    fn contract(&self) -> &'static ServiceContract {
+        &GRAPH_SERVICE_CONTRACT
+    }
+
+    fn handle(&self, incoming: Incoming) -> RawReplies {
+        use axion_runtime::futures::StreamExt as _;
+        let delay = name_of(&incoming.payload)
+            .bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+            % 16;
+        let inner = self.0.clone();
+        Box::pin(
+            axion_runtime::futures::stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                inner.handle(incoming)
+            })
+            .flatten(),
+        )
+    }
 }

@@ -14,6 +14,8 @@ mod contracts;
 mod support {
     #[allow(dead_code)]
     pub mod broker;
+    #[allow(dead_code)]
+    pub mod raw;
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,14 +28,19 @@ use std::time::{Duration, Instant};
 
 use axion_runtime::kafka::dedup::StoredReplies;
 use axion_runtime::kafka::{
-    ensure_topics, DedupStore, FileDedup, KafkaClient, KafkaConfig, KafkaServer,
+    ensure_topics, DedupStore, FileDedup, KafkaClient, KafkaConfig, KafkaServer, CORRELATION_ID,
+    NEST_ERR,
 };
 use axion_runtime::{codes, Handler, Incoming, RawReplies, RpcError, ServiceContract};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::{
     CreateProjectRequest, CreateProjectResponse, Project, GRAPH_SERVICE_CONTRACT,
+    GRAPH_SERVICE_REPLY_TOPICS,
 };
+use rdkafka::message::Headers as _;
+use rdkafka::Message as _;
 use support::broker::Broker;
+use support::raw;
 
 const SERVER_ENV: &str = "AXION_FAULT_SERVER";
 const REQUESTS: usize = 300;
@@ -108,8 +115,12 @@ async fn serve_in_this_process(dir: &Path) {
         std::fs::write(dir.join(format!("ready-{generation}")), b"").unwrap();
     }
     // Bounded: the parent kills or stops us long before this.
-    tokio::time::sleep(Duration::from_secs(240)).await;
+    tokio::select! {
+        _ = axion_runtime::shutdown_signal() => {}
+        _ = tokio::time::sleep(Duration::from_secs(240)) => {}
+    }
     server.shutdown().await;
+    std::fs::write(dir.join(format!("stopped-{generation}")), b"").unwrap();
 }
 
 fn spawn_server(dir: &Path, address: &str, generation: u32) -> Child {
@@ -250,7 +261,10 @@ async fn kill_9_under_load_loses_nothing() {
     let timed_out = outcome.timed_out.load(Ordering::SeqCst);
     let other = outcome.other.lock().unwrap().clone();
     let answered = answered_by.len();
-    let lost = sent.saturating_sub(answered + timed_out);
+    let unanswered: Vec<String> = (0..REQUESTS)
+        .map(|n| format!("r{n}"))
+        .filter(|name| !answered_by.contains_key(name))
+        .collect();
 
     let second: BTreeSet<&String> = ran_second.iter().collect();
     let mut runs: HashMap<&String, usize> = HashMap::new();
@@ -262,15 +276,20 @@ async fn kill_9_under_load_loses_nothing() {
     let answered_by_second = answered_by.values().filter(|g| *g == "2").count();
     eprintln!(
         "kill -9 under load: sent {sent}, answered {answered} (first process {answered_by_first}, \
-         second {answered_by_second}), timed out {timed_out}, lost {lost}, other errors {}, \
+         second {answered_by_second}), timed out {timed_out}, unanswered {}, other errors {}, \
          handler runs {} + {}, duplicates {duplicates}",
+        unanswered.len(),
         other.len(),
         ran_first.len(),
         ran_second.len()
     );
     assert!(other.is_empty(), "calls failed otherwise: {other:?}");
     assert_eq!(sent, REQUESTS);
-    assert_eq!(lost, 0, "requests vanished");
+    assert_eq!(
+        timed_out, 0,
+        "calls timed out: a request no handler answered"
+    );
+    assert!(unanswered.is_empty(), "never answered: {unanswered:?}");
     assert!(answered_by_second > 0, "the new process served");
     // Every request the first process started but did not answer was handled again.
     let not_redelivered: Vec<&String> = ran_first
@@ -284,6 +303,10 @@ async fn kill_9_under_load_loses_nothing() {
         .count();
     eprintln!("handled by the killed process without an answer from it: {in_flight_at_kill}, all handled again");
     assert!(
+        in_flight_at_kill > 0,
+        "nothing was in flight at the kill: the redelivery check would test nothing"
+    );
+    assert!(
         not_redelivered.is_empty(),
         "handled by the killed process, never answered by it, not redelivered: {not_redelivered:?}"
     );
@@ -294,7 +317,13 @@ async fn kill_9_under_load_loses_nothing() {
             "{name} answered without a handler run"
         );
     }
-    assert!(runs.len() <= sent);
+    let sent_names: BTreeSet<String> = (0..REQUESTS).map(|n| format!("r{n}")).collect();
+    for name in runs.keys() {
+        assert!(
+            sent_names.contains(*name),
+            "a handler ran for {name}, never sent"
+        );
+    }
 }
 
 /// A [`DedupStore`] that counts hits, around the durable one.
@@ -317,7 +346,8 @@ impl DedupStore for Counting {
 }
 
 /// Handles creates; the one named `block` waits until released (bounded), holding back the
-/// commit of everything after it on its partition.
+/// commit of everything after it on its partition. Counts runs per request name (unique per
+/// correlation id).
 #[derive(Clone, Default)]
 struct Blocking {
     runs: Arc<Mutex<HashMap<String, usize>>>,
@@ -331,8 +361,10 @@ impl Handler for Blocking {
     }
 
     fn handle(&self, incoming: Incoming) -> RawReplies {
-        let id = incoming.correlation_id.clone().unwrap_or_default();
-        *self.runs.lock().unwrap().entry(id).or_default() += 1;
+        let name = axion_runtime::json::decode::<CreateProjectRequest>(&incoming.payload)
+            .map(|r| r.name)
+            .unwrap_or_default();
+        *self.runs.lock().unwrap().entry(name).or_default() += 1;
         let me = self.clone();
         Box::pin(axion_runtime::futures::stream::once(async move {
             let request: CreateProjectRequest = axion_runtime::json::decode(&incoming.payload)?;
@@ -365,13 +397,15 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
     let tmp = tempfile::tempdir().unwrap();
     let store_path = tmp.path().join("dedup.jsonl");
     let broker = Broker::start();
-    // One partition: everything after `block` waits behind it for its commit.
+    // One partition: everything after `block` waits behind it for its commit. A short drain:
+    // the stop gives up on `block` (cancelled, uncommitted) like a crash would.
     let config = KafkaConfig::builder()
         .brokers([broker.address()])
         .client_id("dedup")
         .fetch_wait_ms(5)
         .request_timeout_ms(2_000)
         .session_timeout_ms(6_000)
+        .drain_timeout_ms(1_000)
         .topic_partitions(1)
         .build()
         .unwrap();
@@ -432,20 +466,15 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
             Err(e) => assert!(e.is(codes::ALREADY_EXISTS), "{name}: {e}"),
         }
     }
-    // Stop: `block` is still running, so nothing after it is committed.
+    // Stop: `block` is still running past the drain timeout, so it is cancelled and nothing
+    // from it on is committed; the ten after it were answered and stored.
     first.shutdown().await;
+    assert_eq!(handler.finished.load(Ordering::SeqCst), AFTER_BLOCK);
     handler.release.store(true, Ordering::SeqCst);
-    assert_eq!(
-        blocked.await.unwrap().unwrap().project.unwrap().name,
-        "block"
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while handler.finished.load(Ordering::SeqCst) < AFTER_BLOCK + 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 
     // A new server (a fresh store instance reading the same file, as after a restart) gets
-    // every uncommitted request again.
+    // every uncommitted request again: `block` runs again (it never finished), the ten are
+    // answered from the store.
     let store = Arc::new(Counting {
         inner: FileDedup::open(&store_path).unwrap(),
         hits: AtomicUsize::new(0),
@@ -454,8 +483,14 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
         .await
         .unwrap();
     assert!(second.wait_assigned(Duration::from_secs(60)).await);
+    let block_reply = tokio::time::timeout(Duration::from_secs(60), blocked)
+        .await
+        .expect("block answered by the second server")
+        .unwrap()
+        .unwrap();
+    assert_eq!(block_reply.project.unwrap().name, "block");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while store.hits.load(Ordering::SeqCst) < AFTER_BLOCK + 1 && Instant::now() < deadline {
+    while store.hits.load(Ordering::SeqCst) < AFTER_BLOCK && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A new call still runs its handler.
@@ -476,13 +511,163 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
         runs.len(),
         runs.values().sum::<usize>()
     );
-    assert!(
-        hits > AFTER_BLOCK,
-        "the second server got the uncommitted requests again ({hits} store hits)"
+    assert_eq!(
+        hits, AFTER_BLOCK,
+        "the second server got exactly the ten answered-but-uncommitted requests again"
     );
     assert_eq!(runs.len(), AFTER_BLOCK + 2);
-    assert!(
-        runs.values().all(|n| *n == 1),
-        "a handler ran twice for one correlation id: {runs:?}"
+    assert_eq!(
+        runs["block"], 2,
+        "cancelled by the stop, run again by the next owner"
     );
+    assert!(
+        runs.iter()
+            .filter(|(n, _)| *n != "block")
+            .all(|(_, n)| *n == 1),
+        "a stored request ran its handler again: {runs:?}"
+    );
+    // The replayed replies are on the wire, identical to the first ones.
+    let replies = raw::read_all(
+        &broker.address(),
+        GRAPH_SERVICE_REPLY_TOPICS::CREATE_PROJECT,
+        1,
+        2 * AFTER_BLOCK + 2,
+        Duration::from_secs(10),
+    );
+    // correlation id -> (payload, kafka_nest-err) of each reply
+    type Reply = (Option<Vec<u8>>, Option<Vec<u8>>);
+    let mut by_id: HashMap<Vec<u8>, Vec<Reply>> = HashMap::new();
+    for m in &replies {
+        let header = |key: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == key))
+                .and_then(|h| h.value.map(<[u8]>::to_vec))
+        };
+        by_id
+            .entry(header(CORRELATION_ID).unwrap_or_default())
+            .or_default()
+            .push((m.payload().map(<[u8]>::to_vec), header(NEST_ERR)));
+    }
+    let replayed: Vec<_> = by_id.values().filter(|r| r.len() == 2).collect();
+    assert_eq!(
+        replayed.len(),
+        AFTER_BLOCK,
+        "each stored request replied twice: {by_id:?}"
+    );
+    assert!(
+        replayed.iter().all(|r| r[0] == r[1]),
+        "replayed replies differ from the first ones"
+    );
+    assert_eq!(
+        by_id.len(),
+        AFTER_BLOCK + 2,
+        "block and fresh replied once each"
+    );
+}
+
+/// Sends SIGTERM to a child process.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A rolling deploy: a second server process joins mid-load, then the first gets SIGTERM
+/// (what Docker and Kubernetes send). The first drains (running handlers finish, their
+/// offsets are committed, queued messages are left to the new owner) and exits by itself:
+/// every call is answered and no request is handled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_a_rolling_deploy_drains_without_duplicates() {
+    if std::env::var_os(SERVER_ENV).is_some() {
+        return; // the other test's server process
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_owned();
+    let broker = Broker::start();
+    let address = broker.address();
+    ensure_topics(&cfg(&address, "setup"), &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let mut first = Killer(Some(spawn_server(&dir, &address, 1)));
+    assert!(wait_for(&dir.join("ready-1"), Duration::from_secs(90)));
+    let kafka = KafkaClient::connect(&cfg(&address, "rolling-caller"), &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let client = GraphServiceClient::new(kafka.client());
+    let outcome = Arc::new(Outcome::default());
+    let mut lanes = Vec::new();
+    for lane in 0..LANES {
+        let client = client.clone();
+        let outcome = outcome.clone();
+        lanes.push(tokio::spawn(async move {
+            for n in (lane..REQUESTS).step_by(LANES) {
+                let name = format!("r{n}");
+                outcome.sent.fetch_add(1, Ordering::SeqCst);
+                let request = CreateProjectRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                };
+                match client.create_project(&request).await {
+                    Ok(reply) => {
+                        let project = reply.project.unwrap_or_default();
+                        assert_eq!(project.name, name, "a reply to another request");
+                        outcome
+                            .answered_by
+                            .lock()
+                            .unwrap()
+                            .insert(name, project.description);
+                    }
+                    Err(e) => outcome.other.lock().unwrap().push(format!("{name}: {e}")),
+                }
+            }
+        }));
+    }
+    let answered = |outcome: &Outcome| outcome.answered_by.lock().unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while answered(&outcome) < REQUESTS / 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The new version joins the group while the old one serves.
+    let _second = Killer(Some(spawn_server(&dir, &address, 2)));
+    assert!(wait_for(&dir.join("ready-2"), Duration::from_secs(90)));
+    while answered(&outcome) < REQUESTS / 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    terminate(first.0.as_ref().unwrap());
+    assert!(
+        wait_for(&dir.join("stopped-1"), Duration::from_secs(30)),
+        "SIGTERM did not stop the first server gracefully"
+    );
+    let status = first.0.take().unwrap().wait().unwrap();
+    assert!(status.success(), "exited {status:?}");
+    for lane in lanes {
+        lane.await.unwrap();
+    }
+    let answered_by = outcome.answered_by.lock().unwrap().clone();
+    let other = outcome.other.lock().unwrap().clone();
+    let mut runs: HashMap<String, usize> = HashMap::new();
+    for name in ran(&dir, 1).into_iter().chain(ran(&dir, 2)) {
+        *runs.entry(name).or_default() += 1;
+    }
+    let duplicates: Vec<(&String, &usize)> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    let by = |g: &str| answered_by.values().filter(|v| *v == g).count();
+    eprintln!(
+        "rolling deploy with SIGTERM: sent {REQUESTS}, answered {} (old {}, new {}), errors {}, handler runs {}, duplicates {}",
+        answered_by.len(),
+        by("1"),
+        by("2"),
+        other.len(),
+        runs.values().sum::<usize>(),
+        duplicates.len()
+    );
+    assert!(other.is_empty(), "calls failed: {other:?}");
+    assert_eq!(answered_by.len(), REQUESTS, "every call answered");
+    assert!(by("1") > 0 && by("2") > 0, "both versions served");
+    assert!(
+        duplicates.is_empty(),
+        "handled twice in a graceful deploy: {duplicates:?}"
+    );
+    assert_eq!(runs.len(), REQUESTS);
 }

@@ -52,6 +52,8 @@ fn cfg(broker: &Broker, client_id: &str) -> KafkaConfig {
         .session_timeout_ms(6_000)
         .topic_partitions(PARTITIONS as i64)
         .max_message_bytes(MAX_BYTES as i64)
+        // Allowed, but never created: replies to it are undeliverable.
+        .allowed_reply_topics(["axion.nowhere.reply"])
         .build()
         .unwrap()
 }
@@ -220,6 +222,18 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
             reply: false,
             reason: "reply-undeliverable",
         },
+        Case {
+            name: "request-replying-into-an-event-topic",
+            topic: create,
+            headers: vec![
+                (CORRELATION_ID, b"p-injected".to_vec()),
+                (REPLY_TOPIC, event.as_bytes().to_vec()),
+                (REPLY_PARTITION, b"0".to_vec()),
+            ],
+            payload: br#"{"name":"injected"}"#.to_vec(),
+            reply: false,
+            reason: "reply-topic-not-allowed",
+        },
     ];
 
     let producer = raw::producer(&address);
@@ -238,12 +252,18 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
 
     // Error replies: one per request case with a usable address, in the NestJS error shape.
     let want_replies = cases.iter().filter(|c| c.reply).count();
-    let replies = raw::read_all(
+    let replies = raw::read_settled(
         &address,
         reply_topic,
         PARTITIONS,
         want_replies,
         Duration::from_secs(60),
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        replies.len(),
+        want_replies,
+        "one error reply per case, no more"
     );
     for case in cases.iter().filter(|c| c.reply) {
         let id = String::from_utf8(case.headers[0].1.clone()).unwrap();
@@ -284,12 +304,13 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
             .filter(|((topic, ..), case)| *topic == pattern && !case.reply)
             .collect();
         let dlq = format!("{pattern}.dlq");
-        let letters = raw::read_all(
+        let letters = raw::read_settled(
             &address,
             &dlq,
             PARTITIONS,
             expected.len(),
             Duration::from_secs(60),
+            Duration::from_secs(2),
         );
         assert_eq!(
             letters.len(),
@@ -305,8 +326,8 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
                 })
                 .unwrap_or_else(|| panic!("{}: not dead-lettered", case.name));
             assert_eq!(
-                raw::header(letter, DLQ_REASON).as_deref(),
-                Some(case.reason),
+                raw::header_bytes(letter, DLQ_REASON),
+                Some(case.reason.as_bytes().to_vec()),
                 "{}",
                 case.name
             );
@@ -331,9 +352,9 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
             );
             for (key, value) in &case.headers {
                 assert_eq!(
-                    raw::header(letter, key).map(String::into_bytes),
-                    Some(String::from_utf8_lossy(value).into_owned().into_bytes()),
-                    "{}: header {key} kept",
+                    raw::header_bytes(letter, key).as_ref(),
+                    Some(value),
+                    "{}: header {key} kept byte for byte",
                     case.name
                 );
             }
@@ -353,6 +374,23 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
         .await
         .expect("valid call after poison");
     assert_eq!(reply.project.unwrap().name, "after-poison");
+
+    // The offsets moved on past every poison message: all committed up to the end.
+    for topic in [create, event] {
+        let ends = raw::ends(&address, topic, PARTITIONS);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let group = GRAPH_SERVICE_CONTRACT.server_group;
+        while raw::committed(&address, group, topic, PARTITIONS) != ends
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            raw::committed(&address, group, topic, PARTITIONS),
+            ends,
+            "{topic}: committed up to the end"
+        );
+    }
 
     // Logged once: exactly one warning per poison message, naming its offset.
     let events = capture.events();

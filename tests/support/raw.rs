@@ -85,3 +85,70 @@ pub fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
         .last()
         .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
 }
+
+/// Like [`read_all`], then keeps reading for `settle` more: extra records (duplicates) show up
+/// instead of being left unread.
+pub fn read_settled(
+    address: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    within: Duration,
+    settle: Duration,
+) -> Vec<OwnedMessage> {
+    let mut out = read_all(address, topic, partitions, want, within);
+    if out.len() >= want {
+        let more = read_all(address, topic, partitions, want + 1, settle);
+        out = if more.len() > out.len() { more } else { out };
+    }
+    out
+}
+
+/// The value of header `key` of `msg`, as bytes.
+pub fn header_bytes(msg: &OwnedMessage, key: &str) -> Option<Vec<u8>> {
+    use rdkafka::message::Headers as _;
+    msg.headers()?
+        .iter()
+        .filter(|h| h.key == key)
+        .last()
+        .map(|h| h.value.unwrap_or_default().to_vec())
+}
+
+/// The committed positions of `group` in `topic`'s partitions (`-1`: none).
+pub fn committed(address: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match c.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// The end offsets of `topic`'s partitions.
+pub fn ends(address: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect()
+}

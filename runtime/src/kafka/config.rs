@@ -661,7 +661,10 @@ impl KafkaConfigBuilder {
         retry, retry, RetryPolicy
     );
     /// Extra topics a server may reply to (besides its contract's reply topics).
-    pub fn allowed_reply_topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn allowed_reply_topics(
+        mut self,
+        topics: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.raw.allowed_reply_topics = Some(topics.into_iter().map(Into::into).collect());
         self
     }
@@ -726,10 +729,7 @@ impl KafkaConfigBuilder {
             .iter()
             .find(|t| !super::dlq::is_topic_name(t))
         {
-            return Err(bad(
-                env::REPLY_TOPICS,
-                format!("{t:?} is not a topic name"),
-            ));
+            return Err(bad(env::REPLY_TOPICS, format!("{t:?} is not a topic name")));
         }
         let assignment_strategy = r
             .assignment_strategy
@@ -843,7 +843,11 @@ mod tests {
     #[test]
     fn delivery_settings() {
         let c = from(&[]).unwrap();
-        assert_eq!(c.auto_offset_reset, OffsetReset::Latest, "like kafkajs/NestJS");
+        assert_eq!(
+            c.auto_offset_reset,
+            OffsetReset::Latest,
+            "like kafkajs/NestJS"
+        );
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(c.assignment_strategy, "cooperative-sticky");
         let c = from(&[
@@ -867,7 +871,10 @@ mod tests {
         assert_eq!(c.retry.max_backoff, Duration::from_millis(400));
         assert_eq!(c.retry.retriable, vec!["UNAVAILABLE", "NOT_FOUND"]);
         assert!(c.retry.retry_requests);
-        assert_eq!(c.allowed_reply_topics, vec!["gateway.replies", "other.reply"]);
+        assert_eq!(
+            c.allowed_reply_topics,
+            vec!["gateway.replies", "other.reply"]
+        );
         assert_eq!(c.assignment_strategy, "range");
         for (var, value) in [
             ("KAFKA_AUTO_OFFSET_RESET", "sometimes"),
@@ -879,7 +886,11 @@ mod tests {
             ("KAFKA_REPLY_TOPICS", "no spaces allowed"),
             ("KAFKA_MAX_IN_FLIGHT", "1000000000000"),
         ] {
-            assert_eq!(from(&[(var, value)]).unwrap_err().name, var, "{var}={value}");
+            assert_eq!(
+                from(&[(var, value)]).unwrap_err().name,
+                var,
+                "{var}={value}"
+            );
         }
         let e = from(&[
             ("KAFKA_RETRY_BACKOFF_MS", "5000"),

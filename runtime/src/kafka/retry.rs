@@ -46,8 +46,11 @@ pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// Default longest backoff of [`RetryPolicy`].
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Codes retried by default.
-pub const DEFAULT_RETRIABLE: [&str; 3] =
-    [codes::UNAVAILABLE, codes::DEADLINE_EXCEEDED, codes::INTERNAL];
+pub const DEFAULT_RETRIABLE: [&str; 3] = [
+    codes::UNAVAILABLE,
+    codes::DEADLINE_EXCEEDED,
+    codes::INTERNAL,
+];
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -101,7 +104,10 @@ impl RetryPolicy {
 
     /// The wait after `attempt` (1-based) failed, with `unit` in `[0, 1)` choosing the jitter.
     pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
-        let exp = self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(attempt.saturating_sub(1).min(64) as i32);
         let base = (self.initial_backoff.as_secs_f64() * exp).min(self.max_backoff.as_secs_f64());
         let spread = self.jitter.clamp(0.0, 1.0) * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
         Duration::from_secs_f64((base * (1.0 + spread)).max(0.0))
@@ -127,7 +133,7 @@ impl RetryPolicy {
         }
         if !(1.0..=100.0).contains(&self.multiplier) || !(0.0..=1.0).contains(&self.jitter) {
             return Err(bad(
-                "multiplier must be within 1–100 and jitter within 0–1".into(),
+                "multiplier must be within 1–100 and jitter within 0–1".into()
             ));
         }
         Ok(())
@@ -179,7 +185,10 @@ mod tests {
             requests.verdict(&unavailable, 1, true),
             Verdict::RetryAfter(_)
         ));
-        assert_eq!(RetryPolicy::none().verdict(&unavailable, 1, false), Verdict::GiveUp);
+        assert_eq!(
+            RetryPolicy::none().verdict(&unavailable, 1, false),
+            Verdict::GiveUp
+        );
     }
 
     #[test]
@@ -217,7 +226,10 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert_eq!(broken.validate("KAFKA_RETRY_ATTEMPTS").unwrap_err().name, "KAFKA_RETRY_ATTEMPTS");
+            assert_eq!(
+                broken.validate("KAFKA_RETRY_ATTEMPTS").unwrap_err().name,
+                "KAFKA_RETRY_ATTEMPTS"
+            );
         }
     }
 }

@@ -49,7 +49,10 @@ impl ConsumerContext for ServerContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 on_assign(&self.shared, consumer, tpl);
@@ -77,10 +80,7 @@ impl ConsumerContext for ServerContext {
             tracing::warn!(error = %e, "cannot apply the new assignment");
         }
         let assigned = self.shared.lanes().assigned().count();
-        self.shared
-            .stats
-            .assigned
-            .store(assigned, Ordering::SeqCst);
+        self.shared.stats.assigned.store(assigned, Ordering::SeqCst);
         update_ready(&self.shared);
     }
 
@@ -96,7 +96,11 @@ impl ConsumerContext for ServerContext {
 /// with `earliest`) — and commit that start at once, so neither a request produced while
 /// librdkafka would still be resolving `latest`, nor one produced before this member crashes,
 /// is skipped.
-fn on_assign(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &mut TopicPartitionList) {
+fn on_assign(
+    shared: &Shared,
+    consumer: &BaseConsumer<ServerContext>,
+    tpl: &mut TopicPartitionList,
+) {
     let committed = consumer.committed_offsets(tpl.clone(), CALL).ok();
     let mut starts: Vec<(Tp, Option<i64>, bool)> = Vec::new();
     let mut to_commit = TopicPartitionList::new();
@@ -143,7 +147,11 @@ fn on_assign(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &mut 
         if let Some(o) = start {
             let _ = tpl.set_partition_offset(&shared.topics[tp.0], tp.1, Offset::Offset(o));
         }
-        lanes.assign(tp, start, was_committed || (start.is_some() && start_committed));
+        lanes.assign(
+            tp,
+            start,
+            was_committed || (start.is_some() && start_committed),
+        );
     }
     drop(lanes);
     shared.stats.assignments.fetch_add(1, Ordering::SeqCst);
@@ -166,8 +174,8 @@ fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &Topi
     } else {
         shared.settings.drain_timeout
     };
-    let still_running = wait_until(shared, grace, |lanes| lanes.running_in(&tps) == 0)
-        .running_in(&tps);
+    let still_running =
+        wait_until(shared, grace, |lanes| lanes.running_in(&tps) == 0).running_in(&tps);
     if !lost {
         commit(shared, consumer, Some(&tps), CommitMode::Sync);
     }
@@ -316,10 +324,8 @@ fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
     }
     commit(shared, consumer, None, CommitMode::Sync);
     shared.lanes().cancel_all();
-    let _ = rdkafka::producer::Producer::flush(
-        &shared.producer.get(),
-        shared.settings.reply_timeout,
-    );
+    let _ =
+        rdkafka::producer::Producer::flush(&shared.producer.get(), shared.settings.reply_timeout);
     consumer.unsubscribe();
 }
 

@@ -382,7 +382,11 @@ mod tests {
             assert_eq!(next.len(), 1);
             assert!(l.finish((0, 1), next[0].epoch, o + 1, true).is_empty());
         }
-        assert_eq!(l.take_flow_changes(), (vec![], vec![]), "partition 1 never paused");
+        assert_eq!(
+            l.take_flow_changes(),
+            (vec![], vec![]),
+            "partition 1 never paused"
+        );
         // The stuck handler ends (timeout): the lane drains, the partition is resumed.
         let mut next = l.finish((0, 0), stuck[0].epoch, 0, true);
         while let Some(j) = next.pop() {
@@ -418,7 +422,10 @@ mod tests {
         assert_eq!(l.running_in(&[(0, 0)]), 1);
         assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 5)]);
         l.remove(&[(0, 0)]);
-        assert!(running[0].cancel.is_cancelled(), "still running after the grace");
+        assert!(
+            running[0].cancel.is_cancelled(),
+            "still running after the grace"
+        );
         // Re-assigned while the old handler is still winding down.
         l.assign((0, 0), Some(5), true);
         let fresh = jobs(l.push((0, 0), 5, "again"));
@@ -428,7 +435,11 @@ mod tests {
         assert!(l.finish((0, 0), running[0].epoch, 5, true).is_empty());
         assert_eq!(l.running(), 1);
         assert_eq!(l.running_in(&[(0, 0)]), 1);
-        assert_eq!(l.committable(Some(&[(0, 0)])), vec![], "5 still pending in the new lane");
+        assert_eq!(
+            l.committable(Some(&[(0, 0)])),
+            vec![],
+            "5 still pending in the new lane"
+        );
         let _ = l.finish((0, 0), fresh[0].epoch, 5, true);
         assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 6)]);
     }

@@ -231,17 +231,25 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
         .set("client.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", config.auto_offset_reset.librdkafka_name())
+        .set(
+            "auto.offset.reset",
+            config.auto_offset_reset.librdkafka_name(),
+        )
         .set("partition.assignment.strategy", &config.assignment_strategy)
         .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string())
+        .set(
+            "fetch.wait.max.ms",
+            config.fetch_wait.as_millis().to_string(),
+        )
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
         )
         .set(
             "heartbeat.interval.ms",
-            (config.session_timeout.as_millis() / 3).max(100).to_string(),
+            (config.session_timeout.as_millis() / 3)
+                .max(100)
+                .to_string(),
         );
     c
 }

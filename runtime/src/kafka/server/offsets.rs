@@ -90,7 +90,11 @@ mod tests {
     #[test]
     fn a_position_is_committed_only_when_confirmed() {
         let mut p = PartitionOffsets::starting_at(Some(0), false);
-        assert_eq!(p.committable(), Some(0), "an unconfirmed start is committed");
+        assert_eq!(
+            p.committable(),
+            Some(0),
+            "an unconfirmed start is committed"
+        );
         p.received(0);
         p.finished(0);
         assert_eq!(p.committable(), Some(1));
@@ -110,7 +114,11 @@ mod tests {
         let mut p = PartitionOffsets::starting_at(None, false);
         assert_eq!(p.committable(), None);
         p.received(7);
-        assert_eq!(p.committable(), Some(7), "the pending offset itself is safe");
+        assert_eq!(
+            p.committable(),
+            Some(7),
+            "the pending offset itself is safe"
+        );
         p.finished(7);
         assert_eq!(p.committable(), Some(8));
     }

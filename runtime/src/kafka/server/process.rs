@@ -87,9 +87,9 @@ async fn event(shared: &Shared, msg: &OwnedMessage, payload: &[u8], started: Ins
                 tokio::time::sleep(wait).await;
             }
             Verdict::GiveUp => {
-                log_handled(msg, "-", started, attempt, Err(&e));
-                // An event that does not decode (or that its handler calls invalid) would fail
-                // the same way forever; anything else failed on every attempt.
+                // Logged once, by the dead-letter write. An event that does not decode (or
+                // that its handler calls invalid) would fail the same way forever; anything
+                // else failed on every attempt.
                 let reason = if e.is(codes::INVALID_ARGUMENT) {
                     PoisonReason::Undecodable
                 } else {
@@ -155,10 +155,21 @@ async fn request(
             }
             Sent::Done(outcome, delivered) => {
                 if let Err(e) = delivered {
-                    return dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), attempt)
-                        .await;
+                    return dead_letter(
+                        shared,
+                        msg,
+                        (PoisonReason::ReplyUndeliverable, e),
+                        attempt,
+                    )
+                    .await;
                 }
-                log_handled(msg, &to.correlation_id, started, attempt, outcome.as_ref().map(|n| *n));
+                log_handled(
+                    msg,
+                    &to.correlation_id,
+                    started,
+                    attempt,
+                    outcome.as_ref().map(|n| *n),
+                );
                 return;
             }
         }
@@ -173,7 +184,12 @@ enum Sent {
 }
 
 /// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
-fn call(shared: &Shared, pattern: &str, payload: &[u8], correlation_id: Option<&str>) -> RawReplies {
+fn call(
+    shared: &Shared,
+    pattern: &str,
+    payload: &[u8],
+    correlation_id: Option<&str>,
+) -> RawReplies {
     let incoming = Incoming {
         pattern: pattern.to_owned(),
         payload: payload.to_vec(),
