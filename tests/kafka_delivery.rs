@@ -205,27 +205,9 @@ async fn send_request(
     .1
 }
 
-/// The group's committed positions of `topic`'s partitions (-1: none).
+/// The committed positions of the server group `<group>-server` in `topic` (-1: none).
 fn committed(address: &str, group: &str, topic: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", address)
-        .set("group.id", format!("{group}-server"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let c = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    (0..PARTITIONS)
-        .map(|p| match c.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o,
-            _ => -1,
-        })
-        .collect()
+    raw::committed(address, &format!("{group}-server"), topic, PARTITIONS)
 }
 
 /// Polls `cond` every 50 ms for up to `within`; returns whether it held.

@@ -181,6 +181,41 @@ struct Outcome {
     sent: AtomicUsize,
 }
 
+/// `REQUESTS` creates named `r<n>` from `LANES` concurrent callers, recorded in `outcome`.
+fn load(client: &GraphServiceClient, outcome: &Arc<Outcome>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..LANES)
+        .map(|lane| {
+            let client = client.clone();
+            let outcome = outcome.clone();
+            tokio::spawn(async move {
+                for n in (lane..REQUESTS).step_by(LANES) {
+                    let name = format!("r{n}");
+                    outcome.sent.fetch_add(1, Ordering::SeqCst);
+                    let request = CreateProjectRequest {
+                        name: name.clone(),
+                        ..Default::default()
+                    };
+                    match client.create_project(&request).await {
+                        Ok(reply) => {
+                            let project = reply.project.unwrap_or_default();
+                            assert_eq!(project.name, name, "a reply to another request");
+                            outcome
+                                .answered_by
+                                .lock()
+                                .unwrap()
+                                .insert(name, project.description);
+                        }
+                        Err(e) if e.is(codes::DEADLINE_EXCEEDED) => {
+                            outcome.timed_out.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => outcome.other.lock().unwrap().push(format!("{name}: {e}")),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing() {
     if let Some(dir) = std::env::var_os(SERVER_ENV) {
@@ -205,38 +240,7 @@ async fn kill_9_under_load_loses_nothing() {
         .unwrap();
     let client = GraphServiceClient::new(kafka.client());
     let outcome = Arc::new(Outcome::default());
-    let mut lanes = Vec::new();
-    for lane in 0..LANES {
-        let client = client.clone();
-        let outcome = outcome.clone();
-        lanes.push(tokio::spawn(async move {
-            for n in (lane..REQUESTS).step_by(LANES) {
-                let name = format!("r{n}");
-                outcome.sent.fetch_add(1, Ordering::SeqCst);
-                let result = client
-                    .create_project(&CreateProjectRequest {
-                        name: name.clone(),
-                        ..Default::default()
-                    })
-                    .await;
-                match result {
-                    Ok(reply) => {
-                        let project = reply.project.unwrap_or_default();
-                        assert_eq!(project.name, name, "a reply to another request");
-                        outcome
-                            .answered_by
-                            .lock()
-                            .unwrap()
-                            .insert(name, project.description);
-                    }
-                    Err(e) if e.is(codes::DEADLINE_EXCEEDED) => {
-                        outcome.timed_out.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => outcome.other.lock().unwrap().push(format!("{name}: {e}")),
-                }
-            }
-        }));
-    }
+    let lanes = load(&client, &outcome);
 
     // Kill mid-load: a third of the requests answered, handlers in flight.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -597,33 +601,7 @@ async fn sigterm_in_a_rolling_deploy_drains_without_duplicates() {
         .unwrap();
     let client = GraphServiceClient::new(kafka.client());
     let outcome = Arc::new(Outcome::default());
-    let mut lanes = Vec::new();
-    for lane in 0..LANES {
-        let client = client.clone();
-        let outcome = outcome.clone();
-        lanes.push(tokio::spawn(async move {
-            for n in (lane..REQUESTS).step_by(LANES) {
-                let name = format!("r{n}");
-                outcome.sent.fetch_add(1, Ordering::SeqCst);
-                let request = CreateProjectRequest {
-                    name: name.clone(),
-                    ..Default::default()
-                };
-                match client.create_project(&request).await {
-                    Ok(reply) => {
-                        let project = reply.project.unwrap_or_default();
-                        assert_eq!(project.name, name, "a reply to another request");
-                        outcome
-                            .answered_by
-                            .lock()
-                            .unwrap()
-                            .insert(name, project.description);
-                    }
-                    Err(e) => outcome.other.lock().unwrap().push(format!("{name}: {e}")),
-                }
-            }
-        }));
-    }
+    let lanes = load(&client, &outcome);
     let answered = |outcome: &Outcome| outcome.answered_by.lock().unwrap().len();
     let deadline = Instant::now() + Duration::from_secs(120);
     while answered(&outcome) < REQUESTS / 4 && Instant::now() < deadline {
@@ -663,6 +641,11 @@ async fn sigterm_in_a_rolling_deploy_drains_without_duplicates() {
         duplicates.len()
     );
     assert!(other.is_empty(), "calls failed: {other:?}");
+    assert_eq!(
+        outcome.timed_out.load(Ordering::SeqCst),
+        0,
+        "calls timed out"
+    );
     assert_eq!(answered_by.len(), REQUESTS, "every call answered");
     assert!(by("1") > 0 && by("2") > 0, "both versions served");
     assert!(

@@ -15,12 +15,13 @@ mod support {
 #[allow(dead_code)]
 mod graph;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axion_runtime::codes;
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer};
+use axion_runtime::{codes, Handler, Incoming, RawReplies, ServiceContract};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{CreateProjectRequest, GRAPH_SERVICE_CONTRACT};
@@ -29,6 +30,25 @@ use support::broker::Broker;
 const CLIENTS: usize = 3;
 const REQUESTS_PER_CLIENT: usize = 60;
 const IN_FLIGHT_PER_CLIENT: usize = 4;
+
+/// Counts handler runs per request name (the example graph itself would hide a duplicate
+/// behind ALREADY_EXISTS), then hands the request to the real service.
+struct Counted<H> {
+    inner: H,
+    runs: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl<H: Handler> Handler for Counted<H> {
+    fn contract(&self) -> &'static ServiceContract {
+        self.inner.contract()
+    }
+    fn handle(&self, incoming: Incoming) -> RawReplies {
+        if let Ok(r) = axion_runtime::json::decode::<CreateProjectRequest>(&incoming.payload) {
+            *self.runs.lock().unwrap().entry(r.name).or_default() += 1;
+        }
+        self.inner.handle(incoming)
+    }
+}
 
 #[derive(Default)]
 struct Tally {
@@ -60,7 +80,12 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
 
     let service_a = GraphServiceServer::new(graph::Graph::default());
     let graph_a = service_a.service().clone();
-    let server_a = KafkaServer::start(&cfg(&broker, "server-a"), service_a)
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let counted = |inner| Counted {
+        inner,
+        runs: runs.clone(),
+    };
+    let server_a = KafkaServer::start(&cfg(&broker, "server-a"), counted(service_a))
         .await
         .unwrap();
     assert!(server_a.wait_assigned(Duration::from_secs(20)).await);
@@ -125,7 +150,7 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
     wait_until(1).await;
     let service_b = GraphServiceServer::new(graph::Graph::default());
     let graph_b = service_b.service().clone();
-    let server_b = KafkaServer::start(&cfg(&broker, "server-b"), service_b)
+    let server_b = KafkaServer::start(&cfg(&broker, "server-b"), counted(service_b))
         .await
         .unwrap();
     wait_until(2).await;
@@ -150,4 +175,10 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
     assert_eq!(other, 0);
     assert_eq!(timed_out, 0, "requests lost during the rebalance");
     assert_eq!(answered, total);
+    // A graceful join and leave hand partitions over after their running handlers finished
+    // and were committed: no request is handled twice.
+    let runs = runs.lock().unwrap().clone();
+    let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    assert_eq!(runs.len(), total, "every request handled");
 }
