@@ -101,7 +101,15 @@ fn on_assign(
     consumer: &BaseConsumer<ServerContext>,
     tpl: &mut TopicPartitionList,
 ) {
-    let committed = consumer.committed_offsets(tpl.clone(), CALL).ok();
+    // Without an answer we cannot tell "no committed offset" from "unknown": then librdkafka
+    // resolves the position itself, and the lane waits for its first message to be ready.
+    let committed = match consumer.committed_offsets(tpl.clone(), CALL) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read committed offsets; librdkafka resolves the positions");
+            None
+        }
+    };
     let mut starts: Vec<(Tp, Option<i64>, bool)> = Vec::new();
     let mut to_commit = TopicPartitionList::new();
     for e in tpl.elements() {
@@ -109,26 +117,28 @@ fn on_assign(
         let Some(tp) = shared.tp(&topic, partition) else {
             continue;
         };
-        let committed = committed
+        let known = committed
             .as_ref()
             .and_then(|c| c.find_partition(&topic, partition))
-            .and_then(|c| match c.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o),
-                _ => None,
-            });
-        let start = match committed {
-            Some(o) => Some((o, true)),
-            None => consumer
-                .fetch_watermarks(&topic, partition, CALL)
-                .ok()
-                .map(|(low, high)| {
-                    let o = match shared.settings.reset {
-                        OffsetReset::Latest => high,
-                        OffsetReset::Earliest => low,
-                    };
-                    (o, false)
-                }),
-        };
+            .filter(|c| c.error().is_ok())
+            .map(|c| c.offset());
+        let start =
+            match known {
+                // Unknown: leave it to librdkafka (committed offset, else auto.offset.reset).
+                None => None,
+                Some(Offset::Offset(o)) if o >= 0 => Some((o, true)),
+                Some(Offset::Invalid) => consumer
+                    .fetch_watermarks(&topic, partition, CALL)
+                    .ok()
+                    .map(|(low, high)| {
+                        let o = match shared.settings.reset {
+                            OffsetReset::Latest => high,
+                            OffsetReset::Earliest => low,
+                        };
+                        (o, false)
+                    }),
+                Some(_) => None,
+            };
         if let Some((o, false)) = start {
             let _ = to_commit.add_partition_offset(&topic, partition, Offset::Offset(o));
         }
