@@ -33,9 +33,8 @@ use contracts::axion::graph::v1::{
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Headers as _;
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message as _};
 use support::broker::Broker;
 use support::raw;
 
@@ -418,17 +417,7 @@ type Replies = Arc<Mutex<Vec<(String, Instant, Option<RpcError>)>>>;
 /// Collects replies of the create-project reply topic (partition 0) by correlation id.
 fn reply_reader(address: &str, topic: &str) -> Replies {
     let out = Arc::new(Mutex::new(Vec::new()));
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", address)
-        .set("group.id", format!("reader-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = raw::reader(address, topic, 1);
     let sink = out.clone();
     std::thread::spawn(move || {
         // Bounded: the tests end long before.

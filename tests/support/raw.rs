@@ -45,14 +45,9 @@ pub async fn send(
     (delivery.partition, delivery.offset)
 }
 
-/// Reads every partition of `topic` from the start until `want` records arrived (bounded).
-pub fn read_all(
-    address: &str,
-    topic: &str,
-    partitions: i32,
-    want: usize,
-    within: Duration,
-) -> Vec<OwnedMessage> {
+/// A consumer assigned (no group membership) to partitions `0..partitions` of `topic`, from
+/// the start.
+pub fn reader(address: &str, topic: &str, partitions: i32) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", address)
         .set("group.id", format!("reader-{topic}"))
@@ -66,6 +61,18 @@ pub fn read_all(
             .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Reads every partition of `topic` from the start until `want` records arrived (bounded).
+pub fn read_all(
+    address: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    within: Duration,
+) -> Vec<OwnedMessage> {
+    let consumer = reader(address, topic, partitions);
     let mut out = Vec::new();
     let deadline = Instant::now() + within;
     while out.len() < want && Instant::now() < deadline {

@@ -82,19 +82,7 @@ impl KafkaClient {
         config: &KafkaConfig,
         contracts: &[&ServiceContract],
     ) -> Result<Self, RpcError> {
-        let timeout_ms = config.request_timeout.as_millis().max(1000).to_string();
-        let mut producer_config = config.common();
-        producer_config
-            .set("client.id", config.client_group())
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("message.send.max.retries", config.send_retries.to_string())
-            .set(
-                "retry.backoff.ms",
-                config.retry_backoff.as_millis().to_string(),
-            )
-            .set("message.timeout.ms", &timeout_ms);
+        let producer_config = config.reliable_producer(&config.client_group());
         let mut events_config = producer_config.clone();
         events_config.set("linger.ms", EVENT_LINGER_MS);
         let producer = Arc::new(

@@ -435,6 +435,26 @@ impl KafkaConfig {
         format!("{}-client", self.client_id)
     }
 
+    /// An idempotent `acks=all` producer with bounded retries, as `client_id`: what clients and
+    /// servers both send with (each adds its own linger and size settings).
+    pub(crate) fn reliable_producer(&self, client_id: &str) -> rdkafka::ClientConfig {
+        let mut c = self.common();
+        c.set("client.id", client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.send.max.retries", self.send_retries.to_string())
+            .set(
+                "retry.backoff.ms",
+                self.retry_backoff.as_millis().to_string(),
+            )
+            .set(
+                "message.timeout.ms",
+                self.request_timeout.as_millis().max(1000).to_string(),
+            );
+        c
+    }
+
     /// librdkafka settings shared by producers, consumers and admin clients.
     pub(crate) fn common(&self) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();

@@ -24,8 +24,8 @@
 //! **Rebalances.** Server groups use `cooperative-sticky` assignment: a rebalance only takes
 //! the partitions that move. Queued messages of a revoked partition are dropped (the next
 //! owner reads them), running ones get `drain_timeout` (`KAFKA_DRAIN_TIMEOUT_MS`) to finish,
-//! their offsets are committed, and what still runs is cancelled, so a server stream is
-//! never answered by two owners at once. A partition with no committed offset starts at its end
+//! their offsets are committed, and what still runs is cancelled (its message is left to the
+//! next owner, uncommitted). A partition with no committed offset starts at its end
 //! (`KAFKA_AUTO_OFFSET_RESET`, default `latest` like NestJS), resolved and committed when it is
 //! assigned: [`ServerHandle::ready`] resolves only then, so a request sent after it is never
 //! skipped.
@@ -138,9 +138,13 @@ impl ServerBuilder {
     /// Joins the group and serves until the handle is shut down.
     pub async fn start(self) -> Result<ServerHandle, RpcError> {
         let config = self.config;
-        if config.retry.validate("retry").is_err() || config.handler_timeout.is_zero() {
+        // The builder's overrides bypass KafkaConfigBuilder's checks.
+        if let Err(e) = config.retry.validate("retry") {
+            return Err(RpcError::invalid_argument(e.to_string()));
+        }
+        if config.handler_timeout.is_zero() {
             return Err(RpcError::invalid_argument(
-                "invalid server settings: check the retry policy and the handler timeout",
+                "handler_timeout must be greater than zero",
             ));
         }
         if let Some(t) = config
@@ -230,7 +234,6 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     c.set("group.id", group)
         .set("client.id", group)
         .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
         .set(
             "auto.offset.reset",
             config.auto_offset_reset.librdkafka_name(),
@@ -255,27 +258,14 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
 }
 
 fn producer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
-    let mut c = config.common();
-    c.set("client.id", group)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "0")
-        .set("message.send.max.retries", config.send_retries.to_string())
-        .set(
-            "retry.backoff.ms",
-            config.retry_backoff.as_millis().to_string(),
-        )
-        .set(
-            "message.timeout.ms",
-            config.request_timeout.as_millis().max(1000).to_string(),
-        )
-        // Room for a dead-letter copy of an oversized message.
-        .set(
-            "message.max.bytes",
-            (config.max_message_bytes.saturating_mul(2) + 65_536)
-                .clamp(1_000_000, 1_000_000_000)
-                .to_string(),
-        );
+    let mut c = config.reliable_producer(group);
+    // Room for a dead-letter copy of an oversized message.
+    c.set(
+        "message.max.bytes",
+        (config.max_message_bytes.saturating_mul(2) + 65_536)
+            .clamp(1_000_000, 1_000_000_000)
+            .to_string(),
+    );
     c
 }
 

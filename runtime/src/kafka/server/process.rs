@@ -138,8 +138,9 @@ async fn request(
             Some(store) => {
                 // Store before replying: a redelivery after the reply went out finds it.
                 let all = collect(replies, shared.settings.handler_timeout).await;
-                if let Some(wait) = failed_first(&all).and_then(retry) {
-                    Sent::Retry(wait, failed_first(&all).cloned().expect("failed"))
+                let retry_after = failed_first(&all).and_then(|e| Some((retry(e)?, e.clone())));
+                if let Some((wait, e)) = retry_after {
+                    Sent::Retry(wait, e)
                 } else {
                     store.put(&key, &all);
                     let outcome = summarize(&all);
