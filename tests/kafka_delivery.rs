@@ -503,6 +503,59 @@ async fn a_stuck_handler_holds_up_only_its_partition_until_the_handler_timeout()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_get_their_error_reply_unless_request_retries_are_on() {
+    let broker = Broker::start();
+    let address = broker.address();
+    let config = cfg(&broker, "requests").build().unwrap();
+    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let replies = reply_reader(&address, CREATE_REPLY);
+    let producer = raw::producer(&address);
+    for retry_requests in [false, true] {
+        let name = format!("flaky-{retry_requests}");
+        let recorder = Recorder::with(&[(name.as_str(), Act::FailTimes(2))]);
+        let policy = RetryPolicy {
+            retry_requests,
+            ..fast_retries(3)
+        };
+        let server = KafkaServer::builder(&config, recorder.clone())
+            .retry(policy)
+            .start()
+            .await
+            .unwrap();
+        assert!(server.wait_assigned(Duration::from_secs(30)).await);
+        send_request(&producer, 0, &name, CREATE_REPLY).await;
+        assert!(
+            eventually(Duration::from_secs(15), || replies
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(id, _, _)| *id == name))
+            .await,
+            "{name} answered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got: Vec<Option<RpcError>> = replies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _, _)| *id == name)
+            .map(|(_, _, e)| e.clone())
+            .collect();
+        assert_eq!(got.len(), 1, "{name}: one reply");
+        if retry_requests {
+            assert!(got[0].is_none(), "retried until it succeeded: {got:?}");
+            assert_eq!(recorder.runs_of(&name), 3);
+        } else {
+            assert_eq!(got[0].as_ref().and_then(|e| e.code()), Some("UNAVAILABLE"));
+            assert_eq!(recorder.runs_of(&name), 1, "the caller decides: no retry");
+        }
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
     let broker = Broker::start();
     let address = broker.address();
