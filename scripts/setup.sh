@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: what is present is skipped.
-#   - tansu 0.6 (a Kafka-protocol broker, from crates.io; ~13 min the first time)
+#   - tansu 0.6 (a Kafka-protocol broker; vendor/tansu, patched; ~13 min the first time)
 #   - protoc (Debian protobuf-compiler) for ts-proto, libssl-dev/pkg-config for rdkafka
 #   - the NestJS peer in tests/nest (npm ci + build)
 #   - @asyncapi/parser in tests/asyncapi (npm ci) for tests/asyncapi.rs
@@ -23,9 +23,17 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
-if ! command -v tansu >/dev/null 2>&1; then
-  log "cargo install tansu 0.6.0 (first time only, ~13 min on 2 cores)"
-  cargo install tansu --version 0.6.0 --locked --features dynostore
+# tansu 0.6.0 with our group-coordinator fix (vendor/tansu/AXION-PATCH.md), built from the
+# vendored sources into ~/.cargo/bin (replacing an unpatched one). A stamp of the sources says
+# whether the installed binary is this build.
+tansu_stamp="$HOME/.cargo/bin/.tansu-axion-stamp"
+tansu_hash=$(cd vendor/tansu && find . -path ./target -prune -o -type f -print | LC_ALL=C sort \
+  | xargs sha256sum | sha256sum | cut -d' ' -f1)
+if ! command -v tansu >/dev/null 2>&1 || [ "$(cat "$tansu_stamp" 2>/dev/null)" != "$tansu_hash" ]; then
+  log "building the patched tansu 0.6.0 from vendor/tansu (first time only, ~13 min on 2 cores)"
+  cargo install --path vendor/tansu --locked --features dynostore --force \
+    --root "$HOME/.cargo" --target-dir "${XDG_CACHE_HOME:-$HOME/.cache}/axion-tansu-target"
+  echo "$tansu_hash" > "$tansu_stamp"
 fi
 
 if ! command -v traefik >/dev/null 2>&1; then

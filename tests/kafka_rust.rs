@@ -7,6 +7,8 @@
 mod contracts;
 mod support {
     pub mod broker;
+    #[allow(dead_code)]
+    pub mod raw;
 }
 #[path = "../examples/support/graph.rs"]
 mod graph;
@@ -14,6 +16,7 @@ mod graph;
 use std::time::{Duration, Instant};
 
 use axion_runtime::futures::StreamExt as _;
+use axion_runtime::kafka::dlq::DLQ_REASON;
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer};
 use axion_runtime::{codes, Call, Transport as _};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
@@ -22,7 +25,9 @@ use contracts::axion::graph::v1::{
     CreateProjectRequest, DeleteProjectRequest, GetProjectRequest, ListProjectsRequest,
     GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS, GRAPH_SERVICE_REPLY_TOPICS,
 };
+use rdkafka::Message as _;
 use support::broker::{config, Broker};
+use support::raw;
 
 fn create(name: &str) -> CreateProjectRequest {
     CreateProjectRequest {
@@ -147,7 +152,7 @@ async fn rust_client_and_rust_server_over_kafka() {
     assert_eq!(replies.len(), 1);
     let err = replies[0].clone().unwrap_err();
     assert!(err.is(codes::INVALID_ARGUMENT), "{err:?}");
-    // A garbage event is logged, not fatal.
+    // A garbage event is dead-lettered (consumed, copied with its reason), not fatal.
     kafka
         .emit(
             GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
@@ -155,6 +160,21 @@ async fn rust_client_and_rust_server_over_kafka() {
         )
         .await
         .unwrap();
+    let dlq = format!("{}.dlq", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED);
+    let dead = raw::read_settled(
+        &broker.address(),
+        &dlq,
+        3,
+        1,
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+    );
+    assert_eq!(dead.len(), 1, "one dead-letter copy of the garbage event");
+    assert_eq!(dead[0].payload(), Some(&b"\x00garbage"[..]));
+    assert_eq!(
+        raw::header(&dead[0], DLQ_REASON).as_deref(),
+        Some("undecodable")
+    );
     assert!(client.create_project(&create("gamma")).await.is_ok());
 
     handle.shutdown().await;

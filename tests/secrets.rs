@@ -19,6 +19,7 @@ mod graph;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axion_runtime::codes;
 use axion_runtime::kafka::{
     ensure_topics, KafkaClient, KafkaConfig, KafkaServer, SaslMechanism, Secret,
 };
@@ -96,46 +97,67 @@ async fn the_sasl_password_never_appears_in_logs_debug_output_or_errors() {
         .unwrap_err();
     seen.push(format!("{e} {e:?}"));
 
-    // A real broker, reached with SASL credentials: it refuses or ignores them; either way
-    // nothing on the way shows the password.
+    // A real broker, reached with SASL credentials. tansu without `--authentication` never
+    // completes a SASL handshake: every call fails with a timeout error (UNAVAILABLE or
+    // DEADLINE_EXCEEDED), and nothing on the way shows the password.
     let broker = Broker::start();
     let with_sasl = KafkaConfig {
         brokers: vec![broker.address()],
         request_timeout: Duration::from_secs(5),
         ..config.clone()
     };
-    match ensure_topics(&with_sasl, &[&GRAPH_SERVICE_CONTRACT]).await {
-        Ok(created) => seen.push(format!("{created:?}")),
-        Err(e) => seen.push(format!("{e} {e:?}")),
-    }
-    match KafkaServer::start(&with_sasl, GraphServiceServer::new(graph::Graph::default())).await {
-        Ok(server) => {
-            seen.push(format!("{server:?}"));
-            let _ = server.wait_assigned(Duration::from_secs(5)).await;
-            server.shutdown().await;
-        }
-        Err(e) => seen.push(format!("{e} {e:?}")),
-    }
+    let timed_out =
+        |e: &axion_runtime::RpcError| e.is(codes::UNAVAILABLE) || e.is(codes::DEADLINE_EXCEEDED);
+    let e = ensure_topics(&with_sasl, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap_err();
+    assert!(timed_out(&e), "{e:?}");
+    seen.push(format!("{e} {e:?}"));
+    let server = KafkaServer::start(&with_sasl, GraphServiceServer::new(graph::Graph::default()))
+        .await
+        .unwrap();
+    seen.push(format!("{server:?}"));
+    assert!(
+        !server.wait_assigned(Duration::from_secs(5)).await,
+        "a server joined a group without authenticating"
+    );
+    server.shutdown().await;
     match KafkaClient::connect(&with_sasl, &[&GRAPH_SERVICE_CONTRACT]).await {
         Ok(kafka) => {
             seen.push(format!("{kafka:?}"));
             let client = GraphServiceClient::new(kafka.client());
             seen.push(format!("{client:?}"));
-            let result = client
+            let e = client
                 .create_project(&CreateProjectRequest {
                     name: "secret".into(),
                     ..Default::default()
                 })
-                .await;
-            seen.push(format!("{result:?}"));
+                .await
+                .unwrap_err();
+            assert!(timed_out(&e), "{e:?}");
+            seen.push(format!("{e} {e:?}"));
         }
-        Err(e) => seen.push(format!("{e} {e:?}")),
+        Err(e) => {
+            assert!(timed_out(&e), "{e:?}");
+            seen.push(format!("{e} {e:?}"));
+        }
     }
 
     let logs: Vec<String> = capture.events().iter().map(|e| e.text()).collect();
     assert!(
         logs.iter().any(|l| l.contains("capture-works")),
         "the capture sees TRACE events"
+    );
+    let librdkafka: Vec<String> = capture
+        .events()
+        .iter()
+        // A `log` record arrives as a tracing event of target `log`, its own in `log.target`.
+        .filter(|e| e.target == "librdkafka" || e.field("log.target") == Some("librdkafka"))
+        .map(|e| e.text())
+        .collect();
+    assert!(
+        !librdkafka.is_empty(),
+        "librdkafka's own log records are captured too (so the check covers them)"
     );
     for text in seen.iter().chain(&logs) {
         assert!(!text.contains(PASSWORD), "the password leaked: {text}");
@@ -145,8 +167,9 @@ async fn the_sasl_password_never_appears_in_logs_debug_output_or_errors() {
         "the checked output really shows the SASL settings (user name)"
     );
     eprintln!(
-        "secrets: {} outputs and {} log events checked, no password",
+        "secrets: {} outputs and {} log events ({} from librdkafka) checked, no password",
         seen.len(),
-        logs.len()
+        logs.len(),
+        librdkafka.len()
     );
 }

@@ -871,3 +871,201 @@ impl<T: prost::Message + Default> Codec<T> for ProtoBytes {
         T::decode(bytes.as_slice()).map_err(de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `json` with codec `C` (JSON `null` is the default, as in a message field).
+    fn read<C: Codec<T>, T: Default>(json: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_str::<De<C, T>>(json).map(|d| d.0)
+    }
+
+    /// Writes `value` with codec `C`.
+    fn write<C: Codec<T>, T>(value: &T) -> String {
+        serde_json::to_string(&ser::<C, T>(value)).unwrap()
+    }
+
+    #[test]
+    fn integers_are_numbers_out_and_numbers_or_decimal_strings_in() {
+        assert_eq!(
+            write::<I64, i64>(&-9_007_199_254_740_993),
+            "-9007199254740993"
+        );
+        assert_eq!(read::<I64, i64>("\"-42\"").unwrap(), -42);
+        assert_eq!(read::<I64, i64>("42").unwrap(), 42);
+        assert_eq!(
+            read::<U64, u64>("\"18446744073709551615\"").unwrap(),
+            u64::MAX
+        );
+        assert_eq!(read::<I32, i32>("7.0").unwrap(), 7, "an integral float");
+        assert_eq!(read::<I32, i32>("null").unwrap(), 0, "null is the default");
+        for bad in ["7.5", "\"seven\"", "4294967296", "true"] {
+            assert!(read::<I32, i32>(bad).is_err(), "{bad} is not an int32");
+        }
+        assert!(read::<U32, u32>("-1").is_err(), "negative uint32");
+    }
+
+    #[test]
+    fn non_finite_floats_travel_as_strings() {
+        assert_eq!(write::<F64, f64>(&f64::NAN), "\"NaN\"");
+        assert_eq!(write::<F64, f64>(&f64::NEG_INFINITY), "\"-Infinity\"");
+        assert_eq!(write::<F32, f32>(&f32::INFINITY), "\"Infinity\"");
+        assert_eq!(write::<F64, f64>(&1.5), "1.5");
+        assert!(read::<F64, f64>("\"NaN\"").unwrap().is_nan());
+        assert_eq!(
+            read::<F64, f64>("\"-Infinity\"").unwrap(),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(read::<F32, f32>("\" 2.5 \"").unwrap(), 2.5);
+        assert_eq!(read::<F64, f64>("3").unwrap(), 3.0);
+        assert!(read::<F64, f64>("\"lots\"").is_err());
+    }
+
+    #[test]
+    fn bools_read_from_json_booleans_and_their_strings() {
+        assert!(read::<Bool, bool>("true").unwrap());
+        assert!(!read::<Bool, bool>("null").unwrap());
+        assert!(read::<Bool, bool>("\"yes\"").is_err());
+    }
+
+    #[test]
+    fn bytes_are_written_like_a_uint8array_and_read_in_every_shape_a_peer_sends() {
+        let bytes = vec![1u8, 2, 255];
+        assert_eq!(
+            write::<Bytes, Vec<u8>>(&bytes),
+            r#"{"0":1,"1":2,"2":255}"#,
+            "what JSON.stringify makes of a Uint8Array"
+        );
+        for json in [
+            r#"{"0":1,"1":2,"2":255}"#,
+            r#"{"2":255,"0":1,"1":2}"#,
+            r#"{"type":"Buffer","data":[1,2,255]}"#,
+            "[1,2,255]",
+            "\"AQL/\"",
+            "\"AQL_\"",
+        ] {
+            assert_eq!(read::<Bytes, Vec<u8>>(json).unwrap(), bytes, "{json}");
+        }
+        assert_eq!(read::<Bytes, Vec<u8>>("\"AQI=\"").unwrap(), vec![1, 2]);
+        assert_eq!(
+            read::<Bytes, Vec<u8>>("\"AQI\"").unwrap(),
+            vec![1, 2],
+            "unpadded"
+        );
+        assert!(read::<Bytes, Vec<u8>>("\"not base64!\"").is_err());
+        assert!(read::<Bytes, Vec<u8>>(r#"{"x":1}"#).is_err());
+        assert!(read::<Bytes, Vec<u8>>("[256]").is_err());
+        assert_eq!(write::<Bytes, Vec<u8>>(&Vec::new()), "{}");
+    }
+
+    #[test]
+    fn enums_are_numbers_out_and_numbers_or_names_in() {
+        type Null = Enum<prost_types::NullValue>;
+        assert_eq!(write::<Null, i32>(&0), "0");
+        assert_eq!(read::<Null, i32>("0").unwrap(), 0);
+        assert_eq!(read::<Null, i32>("\"NULL_VALUE\"").unwrap(), 0);
+        assert!(read::<Null, i32>("\"NO_SUCH_VALUE\"").is_err());
+    }
+
+    #[test]
+    fn optional_lists_and_maps() {
+        assert_eq!(write::<Opt<Str>, Option<String>>(&None), "null");
+        assert_eq!(read::<Opt<I32>, Option<i32>>("5").unwrap(), Some(5));
+        assert_eq!(read::<Opt<I32>, Option<i32>>("null").unwrap(), None);
+        let list = vec![1i64, 2];
+        assert_eq!(write::<List<I64>, Vec<i64>>(&list), "[1,2]");
+        assert_eq!(read::<List<I64>, Vec<i64>>("[\"1\",2]").unwrap(), list);
+        assert_eq!(
+            read::<List<I64>, Vec<i64>>("null").unwrap(),
+            Vec::<i64>::new()
+        );
+        let map: HashMap<i32, String> = read::<Map<I32, Str>, _>(r#"{"7":"seven"}"#).unwrap();
+        assert_eq!(map.get(&7).map(String::as_str), Some("seven"));
+        assert!(read::<Map<I32, Str>, HashMap<i32, String>>(r#"{"x":"y"}"#).is_err());
+        let out = write::<Map<I32, Str>, HashMap<i32, String>>(&map);
+        assert_eq!(out, r#"{"7":"seven"}"#, "map keys are strings in JSON");
+    }
+
+    #[test]
+    fn timestamps_and_durations() {
+        let t = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 500_000_000,
+        };
+        assert_eq!(
+            write::<Timestamp, prost_types::Timestamp>(&t),
+            r#"{"seconds":1700000000,"nanos":500000000}"#
+        );
+        let rfc3339 = write::<TimestampRfc3339, prost_types::Timestamp>(&t);
+        assert_eq!(rfc3339, "\"2023-11-14T22:13:20.500Z\"");
+        assert_eq!(
+            read::<Timestamp, prost_types::Timestamp>(&rfc3339).unwrap(),
+            t
+        );
+        let from_long = r#"{"seconds":"1700000000","nanos":500000000}"#;
+        assert_eq!(
+            read::<Timestamp, prost_types::Timestamp>(from_long).unwrap(),
+            t
+        );
+        assert!(read::<Timestamp, prost_types::Timestamp>("\"yesterday\"").is_err());
+        let d = read::<Duration, prost_types::Duration>("\"1.5s\"").unwrap();
+        assert_eq!((d.seconds, d.nanos), (1, 500_000_000));
+        assert_eq!(
+            write::<Duration, prost_types::Duration>(&d),
+            r#"{"seconds":1,"nanos":500000000}"#
+        );
+        assert!(read::<Duration, prost_types::Duration>("\"1.5 minutes\"").is_err());
+    }
+
+    #[test]
+    fn field_masks_structs_values_and_any() {
+        let mask = read::<FieldMask, prost_types::FieldMask>("\"a.b, c\"").unwrap();
+        assert_eq!(mask.paths, vec!["a.b", "c"]);
+        assert_eq!(
+            write::<FieldMask, prost_types::FieldMask>(&mask),
+            r#"["a.b","c"]"#
+        );
+        let empty = read::<FieldMask, prost_types::FieldMask>("\"\"").unwrap();
+        assert!(empty.paths.is_empty());
+        let json = r#"{"n":1.0,"list":[true,null,"x"]}"#;
+        let s = read::<Struct, prost_types::Struct>(json).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&write::<Struct, prost_types::Struct>(&s)).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
+        assert!(
+            read::<Struct, prost_types::Struct>("[1]").is_err(),
+            "not an object"
+        );
+        let any = prost_types::Any {
+            type_url: "type.googleapis.com/x.Y".into(),
+            value: vec![8, 1],
+        };
+        let text = write::<Any, prost_types::Any>(&any);
+        assert_eq!(
+            text,
+            r#"{"typeUrl":"type.googleapis.com/x.Y","value":{"0":8,"1":1}}"#
+        );
+        assert_eq!(read::<Any, prost_types::Any>(&text).unwrap(), any);
+        let canonical = r#"{"@type":"type.googleapis.com/x.Y","value":"CAE="}"#;
+        assert_eq!(read::<Any, prost_types::Any>(canonical).unwrap(), any);
+    }
+
+    #[test]
+    fn whole_payloads() {
+        assert_eq!(encode(&()).unwrap(), b"{}");
+        assert_eq!(decode::<()>(b"garbage, ignored").unwrap(), ());
+        assert_eq!(
+            decode::<String>(b"  \n").unwrap(),
+            "",
+            "empty is the default"
+        );
+        let e = decode::<i32>(b"{").unwrap_err();
+        assert!(e.is(crate::codes::INVALID_ARGUMENT), "{e:?}");
+        assert!(e.message.contains("cannot decode i32 from JSON"), "{e:?}");
+        assert_eq!(encode(&vec![1, 2]).unwrap(), b"[1,2]");
+    }
+}

@@ -1,5 +1,5 @@
 //! A real Kafka-protocol broker (tansu, in-memory storage) on 127.0.0.1, one per test, killed
-//! on drop. `TANSU_BIN` overrides where the binary is; else `PATH`, else `~/.cargo/bin`.
+//! on drop. The tansu is the patched build of `vendor/tansu` that `scripts/setup.sh` installs. `TANSU_BIN` overrides where the binary is; else `PATH`, else `~/.cargo/bin`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -55,19 +55,46 @@ impl Broker {
     }
 }
 
+/// The broker's log: `$TANSU_LOG_DIR/tansu-<port>.log` when that is set (with `RUST_LOG`, e.g.
+/// `tansu_broker=debug`, to see the group coordinator), else nowhere.
+fn log_to(port: u16) -> Stdio {
+    let Some(dir) = std::env::var_os("TANSU_LOG_DIR") else {
+        return Stdio::null();
+    };
+    let path = PathBuf::from(dir).join(format!("tansu-{port}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    match file {
+        Ok(file) => Stdio::from(file),
+        Err(e) => panic!("cannot write {}: {e}", path.display()),
+    }
+}
+
 /// Spawns tansu on `port`; `None` if it exits (port taken) or does not listen in `wait`.
 fn spawn_on(port: u16, wait: Duration) -> Option<Child> {
     let bin = tansu_bin();
     let url = format!("tcp://127.0.0.1:{port}");
     let mut child = Command::new(&bin)
-        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url"])
+        .args([
+            "broker",
+            "--storage-engine",
+            "memory://tansu/",
+            "--listener-url",
+        ])
         .arg(&url)
         .arg("--advertised-listener-url")
         .arg(&url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log_to(port))
+        .stderr(log_to(port))
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (install: cargo install tansu --version 0.6.0 --locked --features dynostore)", bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (install the patched build: bash scripts/setup.sh)",
+                bin.display()
+            )
+        });
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

@@ -169,6 +169,10 @@ pub struct KafkaConfig {
     /// rebalance, before they are cancelled (their messages are then handled again by the
     /// next owner).
     pub drain_timeout: Duration,
+    /// How long messages of a partition of a server's topics may wait while the group's
+    /// committed offset there stays put before the server warns that nobody consumes it
+    /// (unowned, or its owner stuck or never committing).
+    pub stall_warning: Duration,
     /// What a server does when a handler fails.
     pub retry: RetryPolicy,
     /// Topics a server may reply to besides its contract's `<pattern>.reply` topics. A request
@@ -202,6 +206,7 @@ impl Default for KafkaConfig {
             auto_offset_reset: OffsetReset::Latest,
             handler_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            stall_warning: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             allowed_reply_topics: Vec::new(),
             assignment_strategy: DEFAULT_ASSIGNMENT_STRATEGY.to_owned(),
@@ -252,6 +257,8 @@ pub mod env {
     pub const HANDLER_TIMEOUT_MS: &str = "KAFKA_HANDLER_TIMEOUT_MS";
     /// Grace for running handlers on shutdown and revocation, in ms (> 0; default 10000).
     pub const DRAIN_TIMEOUT_MS: &str = "KAFKA_DRAIN_TIMEOUT_MS";
+    /// Server: warn about a partition nobody consumes after this many ms.
+    pub const STALL_WARNING_MS: &str = "KAFKA_STALL_WARNING_MS";
     /// Attempts of a failed handler, the first included (1–1000; default 5).
     pub const RETRY_ATTEMPTS: &str = "KAFKA_RETRY_ATTEMPTS";
     /// First backoff between attempts, in ms (> 0; default 200).
@@ -382,6 +389,10 @@ impl KafkaConfig {
         if let Some(v) = get(env::DRAIN_TIMEOUT_MS) {
             b = b.drain_timeout_ms(parse_int(env::DRAIN_TIMEOUT_MS, &v)?);
             b.source.drain_timeout = env::DRAIN_TIMEOUT_MS;
+        }
+        if let Some(v) = get(env::STALL_WARNING_MS) {
+            b = b.stall_warning_ms(parse_int(env::STALL_WARNING_MS, &v)?);
+            b.source.stall_warning = env::STALL_WARNING_MS;
         }
         let mut retry = RetryPolicy::default();
         let mut retry_source = "retry";
@@ -521,6 +532,7 @@ struct Raw {
     auto_offset_reset: Option<OffsetReset>,
     handler_timeout_ms: Option<i64>,
     drain_timeout_ms: Option<i64>,
+    stall_warning_ms: Option<i64>,
     retry: Option<RetryPolicy>,
     allowed_reply_topics: Option<Vec<String>>,
     assignment_strategy: Option<String>,
@@ -539,6 +551,7 @@ struct Source {
     max_message_bytes: &'static str,
     handler_timeout: &'static str,
     drain_timeout: &'static str,
+    stall_warning: &'static str,
     retry: &'static str,
 }
 
@@ -556,6 +569,7 @@ impl Default for Source {
             max_message_bytes: "max_message_bytes",
             handler_timeout: "handler_timeout",
             drain_timeout: "drain_timeout",
+            stall_warning: "stall_warning",
             retry: "retry",
         }
     }
@@ -677,6 +691,10 @@ impl KafkaConfigBuilder {
         drain_timeout_ms, drain_timeout_ms, i64
     );
     setter!(
+        /// Warn about a partition nobody consumes after this many ms (must be > 0).
+        stall_warning_ms, stall_warning_ms, i64
+    );
+    setter!(
         /// What a server does when a handler fails.
         retry, retry, RetryPolicy
     );
@@ -784,6 +802,7 @@ impl KafkaConfigBuilder {
             auto_offset_reset: r.auto_offset_reset.unwrap_or_default(),
             handler_timeout: ms(s.handler_timeout, r.handler_timeout_ms, d.handler_timeout)?,
             drain_timeout: ms(s.drain_timeout, r.drain_timeout_ms, d.drain_timeout)?,
+            stall_warning: ms(s.stall_warning, r.stall_warning_ms, d.stall_warning)?,
             retry,
             allowed_reply_topics,
             assignment_strategy,
@@ -870,10 +889,12 @@ mod tests {
         );
         assert_eq!(c.retry, RetryPolicy::default());
         assert_eq!(c.assignment_strategy, "cooperative-sticky");
+        assert_eq!(c.stall_warning, Duration::from_secs(120));
         let c = from(&[
             ("KAFKA_AUTO_OFFSET_RESET", "Earliest"),
             ("KAFKA_HANDLER_TIMEOUT_MS", "1500"),
             ("KAFKA_DRAIN_TIMEOUT_MS", "2500"),
+            ("KAFKA_STALL_WARNING_MS", "30000"),
             ("KAFKA_RETRY_ATTEMPTS", "3"),
             ("KAFKA_RETRY_BACKOFF_MS", "50"),
             ("KAFKA_RETRY_MAX_BACKOFF_MS", "400"),
@@ -886,6 +907,7 @@ mod tests {
         assert_eq!(c.auto_offset_reset, OffsetReset::Earliest);
         assert_eq!(c.handler_timeout, Duration::from_millis(1500));
         assert_eq!(c.drain_timeout, Duration::from_millis(2500));
+        assert_eq!(c.stall_warning, Duration::from_secs(30));
         assert_eq!(c.retry.max_attempts, 3);
         assert_eq!(c.retry.initial_backoff, Duration::from_millis(50));
         assert_eq!(c.retry.max_backoff, Duration::from_millis(400));
@@ -900,6 +922,7 @@ mod tests {
             ("KAFKA_AUTO_OFFSET_RESET", "sometimes"),
             ("KAFKA_HANDLER_TIMEOUT_MS", "0"),
             ("KAFKA_DRAIN_TIMEOUT_MS", "-1"),
+            ("KAFKA_STALL_WARNING_MS", "0"),
             ("KAFKA_RETRY_ATTEMPTS", "0"),
             ("KAFKA_RETRY_BACKOFF_MS", "0"),
             ("KAFKA_RETRY_REQUESTS", "perhaps"),

@@ -53,17 +53,15 @@ where
     };
     for e in assigned.elements() {
         let (topic, partition) = (e.topic(), e.partition());
-        let ahead = offset_in(&positions, topic, partition)
-            .into_iter()
-            .chain(offset_in(&committed, topic, partition))
-            .max();
-        let Some(ahead) = ahead else {
-            continue;
-        };
+        let position = offset_in(&positions, topic, partition);
+        let committed = offset_in(&committed, topic, partition);
+        if position.is_none() && committed.is_none() {
+            continue; // nothing to compare: librdkafka resolves the start itself
+        }
         let Ok((_, end)) = consumer.fetch_watermarks(topic, partition, CALL) else {
             break; // the broker is not back yet (or the topic is not): next time
         };
-        if ahead > end {
+        if let Some(ahead) = past_end(position, committed, end) {
             tracing::warn!(
                 topic,
                 partition,
@@ -80,4 +78,35 @@ where
         }
     }
     rewound
+}
+
+/// Where a consumer stands in a partition that ends at `end`, when that is past the end: the
+/// furthest of its position and its committed offset. An offset equal to `end` is the next
+/// record to come, not past it.
+fn past_end(position: Option<i64>, committed: Option<i64>, end: i64) -> Option<i64> {
+    let ahead = position.into_iter().chain(committed).max()?;
+    (ahead > end).then_some(ahead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::past_end;
+
+    #[test]
+    fn a_partition_is_rewound_only_when_it_ends_before_where_we_stand() {
+        assert_eq!(
+            past_end(Some(10), None, 10),
+            None,
+            "at the end: the next record"
+        );
+        assert_eq!(past_end(Some(9), Some(8), 10), None);
+        assert_eq!(past_end(Some(11), None, 10), Some(11));
+        assert_eq!(
+            past_end(Some(0), Some(500), 3),
+            Some(500),
+            "a committed offset the new broker never had"
+        );
+        assert_eq!(past_end(None, Some(4), 0), Some(4), "a re-created topic");
+        assert_eq!(past_end(None, None, 0), None);
+    }
 }

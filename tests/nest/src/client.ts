@@ -1,6 +1,6 @@
 // A real NestJS ClientKafka caller of the GraphService contract.
 // Usage: node dist/client.js <scenario [name] | full | bench-seq N | bench-par N K |
-//                             send-raw <pattern> <json> | emit-raw <pattern> <json>>
+//                             load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>>
 // stdout: JSON lines only (see README.md).
 import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
 import { createKafkaClientOptions } from "./contracts/axion-kafka";
@@ -204,6 +204,37 @@ async function bench(call: Caller, n: number, k: number): Promise<boolean> {
   return errors === 0;
 }
 
+/** A call of `load` may wait through a rolling restart of the servers. */
+const LOAD_TIMEOUT_MS = 60_000;
+
+/**
+ * `load N K PREFIX`: N CreateProject calls named PREFIX0..PREFIX(N-1), K at a time, each with
+ * a long timeout. One JSON line per call: `{name, ok, description}` or `{name, ok, error}`.
+ */
+async function load(client: ClientKafka, n: number, k: number, prefix: string): Promise<boolean> {
+  let next = 0;
+  let failed = 0;
+  async function worker(): Promise<void> {
+    while (next < n) {
+      const name = `${prefix}${next++}`;
+      try {
+        const reply = await lastValueFrom(
+          client
+            .send<CreateProjectResponse>(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, { name, description: "", labels: {} })
+            .pipe(timeout(LOAD_TIMEOUT_MS)),
+        );
+        line({ name, ok: true, description: reply.project?.description ?? "" });
+      } catch (err) {
+        failed++;
+        line({ name, ok: false, error: errorValue(err) });
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(k, n)) }, () => worker()));
+  line({ done: true, sent: n, failed });
+  return failed === 0;
+}
+
 function positiveInt(raw: string | undefined, what: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer, got ${raw}`);
@@ -221,10 +252,10 @@ function parsePayload(raw: string | undefined): unknown {
 }
 
 const USAGE =
-  "usage: node dist/client.js scenario [name] | full | bench-seq N | bench-par N K | send-raw <pattern> <json> | emit-raw <pattern> <json>";
+  "usage: node dist/client.js scenario [name] | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
 
 async function main(): Promise<number> {
-  const [command, a1, a2] = process.argv.slice(2);
+  const [command, a1, a2, a3] = process.argv.slice(2);
   if (!command) throw new Error(USAGE);
 
   const logger = new StderrLogger();
@@ -254,6 +285,9 @@ async function main(): Promise<number> {
         return (await bench(call, positiveInt(a1, "N"), 1)) ? 0 : 1;
       case "bench-par":
         return (await bench(call, positiveInt(a1, "N"), positiveInt(a2, "K"))) ? 0 : 1;
+      case "load":
+        if (!a3) throw new Error(USAGE);
+        return (await load(client, positiveInt(a1, "N"), positiveInt(a2, "K"), a3)) ? 0 : 1;
       case "send-raw": {
         if (!a1) throw new Error(USAGE);
         try {

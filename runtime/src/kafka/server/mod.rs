@@ -30,6 +30,11 @@
 //! assigned: [`ServerHandle::ready`] resolves only then, so a request sent after it is never
 //! skipped.
 //!
+//! **Stalls.** Each server also watches every partition of its topics: messages that wait while
+//! the group's committed offset stays put for `stall_warning` (`KAFKA_STALL_WARNING_MS`) are
+//! logged as a warning and listed by [`ServerHandle::stalled_partitions`] (see
+//! `watchdog.rs`): a partition no member owns, or whose owner is stuck.
+//!
 //! **Broker trouble.** Consumer errors are logged and retried; afterwards a partition that
 //! ends before our position is read from the start (a broker that lost its state), and the
 //! reply producer is rebuilt when its sends time out.
@@ -39,6 +44,7 @@ mod lanes;
 mod offsets;
 mod process;
 mod reply;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -206,6 +212,7 @@ impl ServerBuilder {
                 assigned: AtomicUsize::new(0),
                 assignments: AtomicU64::new(0),
                 revocations: AtomicU64::new(0),
+                stalled: Arc::default(),
             },
         });
         let consumer: BaseConsumer<consumer::ServerContext> = consumer_config(&config, &group)
@@ -219,6 +226,14 @@ impl ServerBuilder {
         let (done_tx, done) = oneshot::channel();
         consumer::spawn(consumer, shared.clone(), stop.clone(), done_tx, &group)
             .map_err(|e| unavailable("cannot start the consumer thread", e))?;
+        watchdog::spawn(
+            &config,
+            &group,
+            shared.topics.clone(),
+            shared.stats.stalled.clone(),
+            stop.clone(),
+        )
+        .map_err(|e| unavailable("cannot start the watchdog thread", e))?;
         tracing::info!(group = %group, patterns = ?shared.topics, "serving");
         Ok(ServerHandle {
             stop,
@@ -303,6 +318,8 @@ struct Stats {
     assigned: AtomicUsize,
     assignments: AtomicU64,
     revocations: AtomicU64,
+    /// Partitions of our topics that nobody consumes (the watchdog's last check).
+    stalled: Arc<Mutex<Vec<watchdog::Partition>>>,
 }
 
 impl Shared {
@@ -373,6 +390,14 @@ impl ServerHandle {
     /// How many times partitions were taken from this server (rebalances, lost membership).
     pub fn revocations(&self) -> u64 {
         self.shared.stats.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Partitions of this server's topics where messages wait while the group's committed
+    /// offset has not moved for `stall_warning`: no member owns them, or their owner is stuck
+    /// or does not commit. Each new stall is also logged as a warning.
+    pub fn stalled_partitions(&self) -> Vec<(String, i32)> {
+        let stalled = self.shared.stats.stalled.lock();
+        stalled.unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Handlers running right now.
