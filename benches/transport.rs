@@ -11,7 +11,8 @@
 //! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first); `scripts/bench.sh`
 //! runs it with the codegen and build benchmarks. Env: `BENCH_ROUNDS` (3), `BENCH_SEQ` (300),
 //! `BENCH_PAR` (3000), `BENCH_EVENTS` (20000), `BENCH_FETCH_WAIT_MS` (1), `BENCH_JSON` (a
-//! path: also write every figure there as JSON).
+//! path: also write every figure there as JSON), `BENCH_SERVER_WRAPPER` (a profiler command
+//! the Rust servers run under, e.g. `heaptrack -o /tmp/{mode}`).
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]

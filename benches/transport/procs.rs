@@ -80,6 +80,18 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // SIGINT first, so a profiler wrapping the server (BENCH_SERVER_WRAPPER) writes its
+        // data; SIGKILL if it is still there after a moment.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -113,8 +125,23 @@ pub fn self_cpu_seconds() -> f64 {
 }
 
 /// This bench binary again, as a server (`serve-generated` / `serve-raw`).
+///
+/// `BENCH_SERVER_WRAPPER` (e.g. `heaptrack -o /tmp/{mode}`, `{mode}` replaced by the mode) runs
+/// it under a profiler; its CPU figures are then the wrapper's.
 pub fn self_server(mode: &str, broker: &str, fetch_wait: usize, group: &str) -> ServerProcess {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    let exe = std::env::current_exe().expect("current exe");
+    let wrapper = std::env::var("BENCH_SERVER_WRAPPER")
+        .unwrap_or_default()
+        .replace("{mode}", mode);
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args([mode, broker, &fetch_wait.to_string(), group]);
     ServerProcess::spawn(cmd, mode)
 }

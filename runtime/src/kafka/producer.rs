@@ -65,6 +65,30 @@ impl Renewable {
         watcher.await.unwrap_or(Err(KafkaError::Canceled))
     }
 
+    /// Like [`Renewable::send`], awaited in place (no task per send): for callers that always
+    /// wait for the delivery report (a server's replies and dead letters; a cancelled job may
+    /// skip the check, and the next failed send through the same producer makes it).
+    pub(crate) async fn send_awaited<K, P>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+    ) -> Result<(), KafkaError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        let producer = self.get();
+        let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        let result = match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        };
+        if let Err(e) = &result {
+            self.failed(&producer, e);
+        }
+        result
+    }
+
     /// Called with the error of a failed send through `used`: replaces the producer if the
     /// failure says it may be stuck.
     fn failed(&self, used: &FutureProducer, error: &KafkaError) {

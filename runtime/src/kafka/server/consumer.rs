@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::super::recovery;
-use super::lanes::{Job, Pushed, Tp};
+use super::lanes::{Job, Tp};
 use super::process::process;
 use super::Shared;
 use crate::kafka::OffsetReset;
@@ -287,12 +287,13 @@ pub(super) fn spawn(
 
 fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &AtomicBool) {
     let mut last_commit = Instant::now();
+    let mut jobs = Vec::new();
     // After consumer errors: check now and then that no partition ends before our position.
     let mut troubled_until: Option<Instant> = None;
     let mut last_check = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(POLL) {
-            Some(Ok(m)) => dispatch(shared, m.detach()),
+            Some(Ok(m)) => dispatch(shared, m.detach(), &mut jobs),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error");
                 troubled_until = Some(Instant::now() + recovery::WINDOW);
@@ -339,14 +340,15 @@ fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
     consumer.unsubscribe();
 }
 
-fn dispatch(shared: &Arc<Shared>, msg: OwnedMessage) {
+/// Hands `msg` to its lane; `jobs` is the consumer thread's reused buffer of jobs to start.
+fn dispatch(shared: &Arc<Shared>, msg: OwnedMessage, jobs: &mut Vec<Job<OwnedMessage>>) {
     let Some(tp) = shared.tp(msg.topic(), msg.partition()) else {
         return;
     };
-    let pushed = shared.lanes().push(tp, msg.offset(), msg);
+    let pushed = shared.lanes().push_into(tp, msg.offset(), msg, jobs);
     match pushed {
-        Pushed::Queued(jobs) => start(shared, jobs),
-        Pushed::NotAssigned(msg) => tracing::debug!(
+        Ok(()) => start(shared, jobs.drain(..)),
+        Err(msg) => tracing::debug!(
             pattern = msg.topic(),
             partition = msg.partition(),
             offset = msg.offset(),
@@ -378,7 +380,7 @@ fn apply_flow(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
 }
 
 /// Spawns the handler tasks of `jobs`.
-fn start(shared: &Arc<Shared>, jobs: Vec<Job<OwnedMessage>>) {
+fn start(shared: &Arc<Shared>, jobs: impl IntoIterator<Item = Job<OwnedMessage>>) {
     for job in jobs {
         let task_shared = shared.clone();
         shared.runtime.spawn(run_job(task_shared, job));

@@ -69,6 +69,7 @@ struct Lane<M> {
 
 /// What [`Lanes::push`] did with a message.
 #[derive(Debug)]
+#[cfg(test)]
 pub(crate) enum Pushed<M> {
     /// Queued; these jobs start now.
     Queued(Vec<Job<M>>),
@@ -128,24 +129,40 @@ impl<M> Lanes<M> {
     }
 
     /// A message arrived.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, tp: Tp, offset: i64, msg: M) -> Pushed<M> {
+        let mut jobs = Vec::new();
+        match self.push_into(tp, offset, msg, &mut jobs) {
+            Ok(()) => Pushed::Queued(jobs),
+            Err(msg) => Pushed::NotAssigned(msg),
+        }
+    }
+
+    /// [`Lanes::push`], adding the jobs that start now to `jobs` (a buffer the consumer
+    /// thread reuses: no allocation per message). `Err` gives back a message that is not ours.
+    pub(crate) fn push_into(
+        &mut self,
+        tp: Tp,
+        offset: i64,
+        msg: M,
+        jobs: &mut Vec<Job<M>>,
+    ) -> Result<(), M> {
         let Some(lane) = self.lanes.get_mut(&tp).filter(|l| !l.revoking) else {
-            return Pushed::NotAssigned(msg);
+            return Err(msg);
         };
         if self.stopping {
-            return Pushed::NotAssigned(msg);
+            return Err(msg);
         }
         lane.offsets.received(offset);
         lane.queue.push_back((offset, msg));
-        let mut jobs = Vec::new();
-        self.fill(tp, &mut jobs);
+        self.fill(tp, jobs);
         let lane = self.lanes.get_mut(&tp).expect("lane");
         if !lane.paused && lane.queue.len() >= self.limits.lane_queue {
             lane.paused = true;
             self.paused.insert(tp);
             self.to_pause.push(tp);
         }
-        Pushed::Queued(jobs)
+        Ok(())
     }
 
     /// A job ended. `done`: its outcome is final (replied, dead-lettered), so its offset may

@@ -110,9 +110,14 @@ async fn request(
     to: &ReplyTo,
     started: Instant,
 ) {
-    let key = dedup::key(msg.topic(), &to.correlation_id);
-    if let Some(store) = &shared.settings.dedup {
-        if let Some(stored) = store.get(&key) {
+    // Only with de-duplication on: the key costs an allocation per request.
+    let key = shared
+        .settings
+        .dedup
+        .as_ref()
+        .map(|_| dedup::key(msg.topic(), &to.correlation_id));
+    if let (Some(store), Some(key)) = (&shared.settings.dedup, &key) {
+        if let Some(stored) = store.get(key) {
             tracing::info!(
                 pattern = msg.topic(),
                 correlation_id = %to.correlation_id,
@@ -134,20 +139,20 @@ async fn request(
             Verdict::RetryAfter(wait) => Some(wait),
             Verdict::GiveUp => None,
         };
-        let sent = match &shared.settings.dedup {
-            Some(store) => {
+        let sent = match (&shared.settings.dedup, &key) {
+            (Some(store), Some(key)) => {
                 // Store before replying: a redelivery after the reply went out finds it.
                 let all = collect(replies, shared.settings.handler_timeout).await;
                 let retry_after = failed_first(&all).and_then(|e| Some((retry(e)?, e.clone())));
                 if let Some((wait, e)) = retry_after {
                     Sent::Retry(wait, e)
                 } else {
-                    store.put(&key, &all);
+                    store.put(key, &all);
                     let outcome = summarize(&all);
                     Sent::Done(outcome, send_all(shared, to, all).await)
                 }
             }
-            None => stream_replies(shared, to, replies, retry).await,
+            _ => stream_replies(shared, to, replies, retry).await,
         };
         match sent {
             Sent::Retry(wait, e) => {
@@ -308,14 +313,15 @@ fn log_handled(
     attempts: u32,
     outcome: Result<usize, &RpcError>,
 ) {
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Field values are only computed when the event is enabled: no clock read otherwise.
+    let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(replies) => tracing::info!(
             pattern = msg.topic(),
             correlation_id,
             partition = msg.partition(),
             offset = msg.offset(),
-            latency_ms,
+            latency_ms = latency_ms(),
             attempts,
             replies,
             outcome = "ok",
@@ -326,7 +332,7 @@ fn log_handled(
             correlation_id,
             partition = msg.partition(),
             offset = msg.offset(),
-            latency_ms,
+            latency_ms = latency_ms(),
             attempts,
             outcome = "error",
             error = %e,

@@ -42,7 +42,7 @@ pub(super) async fn send_reply(
     }
     shared
         .producer
-        .send(record)
+        .send_awaited(record)
         .await
         .map_err(|e| format!("reply to {} not delivered: {e}", to.topic))
 }
@@ -89,7 +89,7 @@ pub(super) async fn dead_letter(
         if let Some(payload) = msg.payload() {
             record = record.payload(payload);
         }
-        match shared.producer.send(record).await {
+        match shared.producer.send_awaited(record).await {
             Ok(()) => {
                 tracing::warn!(
                     pattern = msg.topic(),
