@@ -314,7 +314,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`client failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // A rejection may be a plain object (a Nest error reply): print it, not "[object Object]".
+    const text = err instanceof Error ? (err.stack ?? err.message) : JSON.stringify(err);
+    process.stderr.write(`client failed: ${text}\n`);
     process.exit(2);
   },
 );
