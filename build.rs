@@ -11,6 +11,8 @@ mod builder;
 mod docs;
 #[path = "src/emit/mod.rs"]
 mod emit;
+#[path = "src/envelope.rs"]
+mod envelope;
 #[path = "src/error.rs"]
 mod error;
 #[path = "src/load.rs"]

@@ -27,6 +27,7 @@ pub mod breaking;
 pub mod builder;
 pub mod docs;
 pub mod emit;
+mod envelope;
 pub mod error;
 pub mod load;
 pub mod model;

@@ -407,6 +407,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
     }
     validate(&packages, &mut errors);
     check_rust_names(loaded, &packages, &mut errors);
+    warnings.extend(crate::envelope::warnings(loaded));
     // A file-wide problem (a bad topic prefix) is found once per service: report it once.
     let mut seen = std::collections::HashSet::new();
     errors.retain(|e| seen.insert(e.to_string()));
@@ -863,13 +864,13 @@ fn str_list(msg: &DynamicMessage, field: &str) -> Vec<String> {
 }
 
 /// Comments and spans of one file, by descriptor path.
-struct Comments {
+pub(crate) struct Comments {
     by_path: HashMap<Vec<i32>, prost_types::source_code_info::Location>,
     display: String,
 }
 
 impl Comments {
-    fn new(file: &FileDescriptorProto, display: &str) -> Self {
+    pub(crate) fn new(file: &FileDescriptorProto, display: &str) -> Self {
         let by_path = file
             .source_code_info
             .iter()
@@ -882,7 +883,7 @@ impl Comments {
         }
     }
 
-    fn location(&self, path: &[i32]) -> Location {
+    pub(crate) fn location(&self, path: &[i32]) -> Location {
         self.span(path)
             .unwrap_or_else(|| Location::file(self.display.clone()))
     }

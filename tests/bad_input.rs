@@ -852,3 +852,45 @@ async fn rpcs_named_like_arc_methods_reach_the_trait() {
     assert_eq!(client.to_owned(&req).await.unwrap().r#match, "to_owned");
     assert_eq!(client.self_(&req).await.unwrap().r#match, "self");
 }
+
+/// A request or event message with a top-level `key` or `value` field: a NestJS caller's
+/// `send`/`emit` would take it as a Kafka envelope. Generation succeeds with one warning per
+/// message (not per rpc), at the field; other messages are not named.
+#[test]
+fn envelope_shaped_messages_are_warned_about_once_at_the_field() {
+    let case = Case::new(&[
+        (
+            "labels.proto",
+            "syntax = \"proto3\";\npackage labels;\nmessage Label {\n  string name = 1;\n  string value = 2;\n}\nmessage Outer {\n  message Keyed {\n    bytes key = 1;\n  }\n}\nmessage Plain {\n  string keys = 1;\n  string my_value = 2;\n}\n",
+        ),
+        (
+            "svc.proto",
+            "syntax = \"proto3\";\npackage svc;\nimport \"labels.proto\";\nservice Tags {\n  rpc Set(labels.Label) returns (labels.Plain);\n  rpc Again(labels.Label) returns (labels.Plain);\n  rpc Keyed(labels.Outer.Keyed) returns (labels.Label);\n  rpc Fine(labels.Plain) returns (labels.Label);\n}\n",
+        ),
+    ]);
+    let out = case.run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "exit code; stderr:\n{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "one per message:\n{stderr}");
+    let label = format!(
+        "{}:5:3: warning: message labels.Label",
+        case.shown("labels.proto")
+    );
+    assert!(warnings[0].starts_with(&label), "{stderr}");
+    assert!(
+        warnings[0].contains("`value`") && warnings[0].contains("Tags.Set"),
+        "{stderr}"
+    );
+    let keyed = format!(
+        "{}:9:5: warning: message labels.Outer.Keyed",
+        case.shown("labels.proto")
+    );
+    assert!(warnings[1].starts_with(&keyed), "{stderr}");
+    assert!(warnings[1].contains("`key`"), "{stderr}");
+    assert!(
+        !stderr.contains("labels.Plain"),
+        "a plain message is not named:\n{stderr}"
+    );
+    assert!(case.out().join("mod.rs").is_file(), "generated anyway");
+}
