@@ -14,6 +14,7 @@ mod contracts;
 mod support {
     #[allow(dead_code)]
     pub mod broker;
+    pub mod procs;
     #[allow(dead_code)]
     pub mod raw;
 }
@@ -40,6 +41,7 @@ use contracts::axion::graph::v1::{
 use rdkafka::message::Headers as _;
 use rdkafka::Message as _;
 use support::broker::Broker;
+use support::procs::{terminate, wait_for, Killer};
 use support::raw;
 
 const SERVER_ENV: &str = "AXION_FAULT_SERVER";
@@ -140,17 +142,6 @@ fn spawn_server(dir: &Path, address: &str, generation: u32) -> Child {
         .unwrap()
 }
 
-fn wait_for(path: &Path, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    path.exists()
-}
-
 fn ran(dir: &Path, generation: u32) -> Vec<String> {
     std::fs::read_to_string(dir.join(format!("ran-{generation}")))
         .unwrap_or_default()
@@ -158,18 +149,6 @@ fn ran(dir: &Path, generation: u32) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Kills the child if the test fails before it does.
-struct Killer(Option<Child>);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[derive(Default)]
@@ -567,15 +546,6 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
         AFTER_BLOCK + 2,
         "block and fresh replied once each"
     );
-}
-
-/// Sends SIGTERM to a child process.
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// A rolling deploy: a second server process joins mid-load, then the first gets SIGTERM

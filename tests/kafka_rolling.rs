@@ -20,12 +20,13 @@ mod support {
     pub mod broker;
     #[allow(dead_code)]
     pub mod nest;
+    pub mod procs;
 }
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ use contracts::axion::graph::v1::{
 };
 use support::broker::Broker;
 use support::nest;
+use support::procs::{terminate, wait_for, Killer};
 
 const SERVER_ENV: &str = "AXION_ROLLING_SERVER";
 /// Rust create-project calls, from `LANES` concurrent callers.
@@ -171,26 +173,6 @@ fn spawn_server(dir: &Path, address: &str, generation: u32) -> Killer {
         .spawn()
         .unwrap();
     Killer(Some(child))
-}
-
-/// Kills the child if the test fails before it is stopped.
-struct Killer(Option<Child>);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn wait_for(path: &Path, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline && !path.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    path.exists()
 }
 
 /// Handler runs: key (`c <name>` / `s <correlation id>`) -> generations that ran it.
@@ -480,13 +462,4 @@ async fn rolling_deploy_with_sigterm_and_sigkill_answers_every_call() {
             );
         }
     }
-}
-
-/// Sends SIGTERM to a child process.
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

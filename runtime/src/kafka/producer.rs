@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::ClientConfig;
 
 /// The youngest producer that may be replaced.
@@ -51,17 +51,7 @@ impl Renewable {
         let producer = self.get();
         let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
         let this = self.clone();
-        let watcher = tokio::spawn(async move {
-            let result = match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((e, _))) => Err(e),
-                Err(_) => Err(KafkaError::Canceled),
-            };
-            if let Err(e) = &result {
-                this.failed(&producer, e);
-            }
-            result
-        });
+        let watcher = tokio::spawn(async move { this.settle(&producer, delivery).await });
         watcher.await.unwrap_or(Err(KafkaError::Canceled))
     }
 
@@ -78,13 +68,22 @@ impl Renewable {
     {
         let producer = self.get();
         let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+        self.settle(&producer, delivery).await
+    }
+
+    /// Waits for the delivery report of a send through `producer`; a failure may renew it.
+    async fn settle(
+        &self,
+        producer: &FutureProducer,
+        delivery: DeliveryFuture,
+    ) -> Result<(), KafkaError> {
         let result = match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(e),
             Err(_) => Err(KafkaError::Canceled),
         };
         if let Err(e) = &result {
-            self.failed(&producer, e);
+            self.failed(producer, e);
         }
         result
     }
