@@ -460,27 +460,36 @@ pub trait CodegenService: ::core::marker::Send + ::core::marker::Sync + 'static 
     /// Pattern `axion.codegen-service.start-job` (request-reply).
     fn start_job(
         &self,
-        request: StartJobRequest,
+        request: ::axion_runtime::Request<StartJobRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<Job, ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<Job>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
     /// Lists jobs, one page at a time.
     ///
     /// Pattern `axion.codegen-service.list-jobs` (request-reply).
     fn list_jobs(
         &self,
-        request: ListJobsRequest,
+        request: ::axion_runtime::Request<ListJobsRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<ListJobsResponse, ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<ListJobsResponse>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
     /// Cancels a running job; unknown ids are ignored.
     ///
     /// Pattern `axion.codegen-service.cancel` (request-reply).
     fn cancel_job(
         &self,
-        request: CancelJobRequest,
+        request: ::axion_runtime::Request<CancelJobRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<Job, ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<Job>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
 }
 /// The typed client of `axion.codegen.v1.CodegenService`.
@@ -525,6 +534,24 @@ pub mod codegen_service_client {
                 .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[0usize], request)
                 .await
         }
+        /// [`Self::start_job`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn start_job_with(
+            &self,
+            request: &super::StartJobRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<super::Job>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::CODEGEN_SERVICE_CONTRACT.methods[0usize],
+                    request,
+                    options,
+                )
+                .await
+        }
         /// Lists jobs, one page at a time.
         ///
         /// Sends to `axion.codegen-service.list-jobs`.
@@ -536,6 +563,24 @@ pub mod codegen_service_client {
                 .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[1usize], request)
                 .await
         }
+        /// [`Self::list_jobs`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn list_jobs_with(
+            &self,
+            request: &super::ListJobsRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<super::ListJobsResponse>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::CODEGEN_SERVICE_CONTRACT.methods[1usize],
+                    request,
+                    options,
+                )
+                .await
+        }
         /// Cancels a running job; unknown ids are ignored.
         ///
         /// Sends to `axion.codegen-service.cancel`.
@@ -545,6 +590,24 @@ pub mod codegen_service_client {
         ) -> ::core::result::Result<super::Job, ::axion_runtime::RpcError> {
             self.inner
                 .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[2usize], request)
+                .await
+        }
+        /// [`Self::cancel_job`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn cancel_job_with(
+            &self,
+            request: &super::CancelJobRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<super::Job>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::CODEGEN_SERVICE_CONTRACT.methods[2usize],
+                    request,
+                    options,
+                )
                 .await
         }
     }
@@ -594,32 +657,31 @@ pub mod codegen_service_server {
             match incoming.pattern.as_str() {
                 super::CODEGEN_SERVICE_PATTERNS::START_JOB => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::StartJobRequest| async move {
+                        incoming,
+                        move |request: ::axion_runtime::Request<super::StartJobRequest>| async move {
                             super::CodegenService::start_job(&*service, request).await
                         },
                     )
                 }
                 super::CODEGEN_SERVICE_PATTERNS::LIST_JOBS => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::ListJobsRequest| async move {
+                        incoming,
+                        move |request: ::axion_runtime::Request<super::ListJobsRequest>| async move {
                             super::CodegenService::list_jobs(&*service, request).await
                         },
                     )
                 }
                 super::CODEGEN_SERVICE_PATTERNS::CANCEL_JOB => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::CancelJobRequest| async move {
+                        incoming,
+                        move |
+                            request: ::axion_runtime::Request<super::CancelJobRequest>|
+                        async move {
                             super::CodegenService::cancel_job(&*service, request).await
                         },
                     )
                 }
-                _ => ::axion_runtime::server::no_handler(&incoming.pattern),
+                _ => ::axion_runtime::server::no_handler(incoming),
             }
         }
     }

@@ -693,28 +693,34 @@ pub trait GraphService: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Pattern `axion.graph-service.create-project` (request-reply).
     fn create_project(
         &self,
-        request: CreateProjectRequest,
+        request: ::axion_runtime::Request<CreateProjectRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<CreateProjectResponse, ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<CreateProjectResponse>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
     /// Returns one project. Fails with NOT_FOUND for an unknown id.
     ///
     /// Pattern `axion.graph-service.get-project` (request-reply).
     fn get_project(
         &self,
-        request: GetProjectRequest,
+        request: ::axion_runtime::Request<GetProjectRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<Project, ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<Project>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
     /// Streams every stored project, oldest first.
     ///
     /// Pattern `axion.graph-service.list-projects` (server-streaming).
     fn list_projects(
         &self,
-        request: ListProjectsRequest,
+        request: ::axion_runtime::Request<ListProjectsRequest>,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<
-            ::axion_runtime::ResponseStream<Project>,
+            ::axion_runtime::Response<::axion_runtime::ResponseStream<Project>>,
             ::axion_runtime::RpcError,
         >,
     > + ::core::marker::Send;
@@ -723,16 +729,19 @@ pub trait GraphService: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Pattern `axion.graph-service.delete-project` (request-reply).
     fn delete_project(
         &self,
-        request: DeleteProjectRequest,
+        request: ::axion_runtime::Request<DeleteProjectRequest>,
     ) -> impl ::core::future::Future<
-        Output = ::core::result::Result<(), ::axion_runtime::RpcError>,
+        Output = ::core::result::Result<
+            ::axion_runtime::Response<()>,
+            ::axion_runtime::RpcError,
+        >,
     > + ::core::marker::Send;
     /// Announces that a project was created.
     ///
     /// Pattern `axion.graph-service.project-created` (event).
     fn project_created(
         &self,
-        event: ProjectCreatedEvent,
+        event: ::axion_runtime::Request<ProjectCreatedEvent>,
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<(), ::axion_runtime::RpcError>,
     > + ::core::marker::Send;
@@ -782,6 +791,24 @@ pub mod graph_service_client {
                 .unary(&super::GRAPH_SERVICE_CONTRACT.methods[0usize], request)
                 .await
         }
+        /// [`Self::create_project`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn create_project_with(
+            &self,
+            request: &super::CreateProjectRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<super::CreateProjectResponse>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::GRAPH_SERVICE_CONTRACT.methods[0usize],
+                    request,
+                    options,
+                )
+                .await
+        }
         /// Returns one project. Fails with NOT_FOUND for an unknown id.
         ///
         /// Sends to `axion.graph-service.get-project`.
@@ -791,6 +818,24 @@ pub mod graph_service_client {
         ) -> ::core::result::Result<super::Project, ::axion_runtime::RpcError> {
             self.inner
                 .unary(&super::GRAPH_SERVICE_CONTRACT.methods[1usize], request)
+                .await
+        }
+        /// [`Self::get_project`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn get_project_with(
+            &self,
+            request: &super::GetProjectRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<super::Project>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::GRAPH_SERVICE_CONTRACT.methods[1usize],
+                    request,
+                    options,
+                )
                 .await
         }
         /// Streams every stored project, oldest first.
@@ -810,6 +855,23 @@ pub mod graph_service_client {
                 )
                 .await
         }
+        /// [`Self::list_projects`] with per-call options (record key, headers, timeout).
+        pub async fn list_projects_with(
+            &self,
+            request: &super::ListProjectsRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::ResponseStream<super::Project>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .server_streaming_with(
+                    &super::GRAPH_SERVICE_CONTRACT.methods[2usize],
+                    request,
+                    options,
+                )
+                .await
+        }
         /// Deletes a project. Fails with NOT_FOUND for an unknown id.
         ///
         /// Sends to `axion.graph-service.delete-project`.
@@ -821,6 +883,24 @@ pub mod graph_service_client {
                 .unary(&super::GRAPH_SERVICE_CONTRACT.methods[3usize], request)
                 .await
         }
+        /// [`Self::delete_project`] with per-call options (record key, headers, timeout).
+        /// The reply comes with its headers.
+        pub async fn delete_project_with(
+            &self,
+            request: &super::DeleteProjectRequest,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<
+            ::axion_runtime::Response<()>,
+            ::axion_runtime::RpcError,
+        > {
+            self.inner
+                .unary_with(
+                    &super::GRAPH_SERVICE_CONTRACT.methods[3usize],
+                    request,
+                    options,
+                )
+                .await
+        }
         /// Announces that a project was created.
         ///
         /// Emits on `axion.graph-service.project-created`.
@@ -829,6 +909,20 @@ pub mod graph_service_client {
             event: &super::ProjectCreatedEvent,
         ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
             self.inner.emit(&super::GRAPH_SERVICE_CONTRACT.methods[4usize], event).await
+        }
+        /// [`Self::project_created`] with per-call options (record key, headers, timeout).
+        pub async fn project_created_with(
+            &self,
+            event: &super::ProjectCreatedEvent,
+            options: ::axion_runtime::CallOptions,
+        ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
+            self.inner
+                .emit_with(
+                    &super::GRAPH_SERVICE_CONTRACT.methods[4usize],
+                    event,
+                    options,
+                )
+                .await
         }
     }
     impl ::core::convert::From<::axion_runtime::Client> for GraphServiceClient {
@@ -877,50 +971,61 @@ pub mod graph_service_server {
             match incoming.pattern.as_str() {
                 super::GRAPH_SERVICE_PATTERNS::CREATE_PROJECT => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::CreateProjectRequest| async move {
+                        incoming,
+                        move |
+                            request: ::axion_runtime::Request<
+                                super::CreateProjectRequest,
+                            >|
+                        async move {
                             super::GraphService::create_project(&*service, request).await
                         },
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::GET_PROJECT => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::GetProjectRequest| async move {
+                        incoming,
+                        move |
+                            request: ::axion_runtime::Request<super::GetProjectRequest>|
+                        async move {
                             super::GraphService::get_project(&*service, request).await
                         },
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::LIST_PROJECTS => {
                     ::axion_runtime::server::server_streaming(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::ListProjectsRequest| async move {
+                        incoming,
+                        move |
+                            request: ::axion_runtime::Request<
+                                super::ListProjectsRequest,
+                            >|
+                        async move {
                             super::GraphService::list_projects(&*service, request).await
                         },
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::DELETE_PROJECT => {
                     ::axion_runtime::server::unary(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |request: super::DeleteProjectRequest| async move {
+                        incoming,
+                        move |
+                            request: ::axion_runtime::Request<
+                                super::DeleteProjectRequest,
+                            >|
+                        async move {
                             super::GraphService::delete_project(&*service, request).await
                         },
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::PROJECT_CREATED => {
                     ::axion_runtime::server::event(
-                        &incoming.pattern,
-                        &incoming.payload,
-                        move |event: super::ProjectCreatedEvent| async move {
+                        incoming,
+                        move |
+                            event: ::axion_runtime::Request<super::ProjectCreatedEvent>|
+                        async move {
                             super::GraphService::project_created(&*service, event).await
                         },
                     )
                 }
-                _ => ::axion_runtime::server::no_handler(&incoming.pattern),
+                _ => ::axion_runtime::server::no_handler(incoming),
             }
         }
     }

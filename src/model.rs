@@ -229,6 +229,8 @@ pub struct Method {
     pub key: String,
     /// `create_project`.
     pub rust_ident: String,
+    /// `create_project_with`: the client method with per-call options.
+    pub options_ident: String,
     /// The pattern (= request topic).
     pub pattern: String,
     /// `<pattern>.reply`.
@@ -1100,6 +1102,7 @@ fn build_service(
             proto_name: m.name().to_owned(),
             key: names::pattern_key(m.name()),
             rust_ident: names::rust_snake(m.name()),
+            options_ident: names::options_method(&names::rust_snake(m.name())),
             dlq_topic: names::dlq_topic(&pattern),
             pattern,
             reply_topic,
@@ -1286,6 +1289,23 @@ fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
                 }
                 if let Some((other_svc, other)) = patterns.insert(&m.pattern, (svc, m)) {
                     collisions.push((svc, m, other_svc, other));
+                }
+            }
+            // Each rpc also gets `<method>_with` (per-call options) on the client.
+            for base in &svc.methods {
+                let with = &base.options_ident;
+                let taken = svc
+                    .methods
+                    .iter()
+                    .find(|m| m.rust_ident.trim_start_matches("r#") == with.as_str());
+                if let Some(m) = taken {
+                    errors.push(Error::at(
+                        m.location.clone(),
+                        format!(
+                            "rpc {} becomes the Rust method `{}`, which the generated {} already has for rpc {} (at {}) with per-call options; rename the rpc",
+                            m.proto_name, with, svc.client_ident, base.proto_name, base.location
+                        ),
+                    ));
                 }
             }
         }

@@ -131,6 +131,13 @@ pub fn json_name(field: &str) -> String {
     out
 }
 
+/// The client method of rpc method `rust_ident` with per-call options: `create_project_with`
+/// (`self_with` for the keyword-escaped `self_`, `type_with` for `r#type`).
+pub fn options_method(rust_ident: &str) -> String {
+    let base = rust_ident.trim_start_matches("r#").trim_end_matches('_');
+    format!("{base}_with")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +181,13 @@ mod tests {
         assert_eq!(enum_variant("Color", "COLORFUL"), "Colorful");
         assert_eq!(enum_variant("Kind", "KIND_SELF"), "Self_");
         assert_eq!(enum_variant("Kind", "KIND_1"), "Kind1");
+    }
+
+    #[test]
+    fn per_call_options_methods() {
+        assert_eq!(options_method("create_project"), "create_project_with");
+        assert_eq!(options_method(&rust_snake("self")), "self_with");
+        assert_eq!(options_method(&rust_snake("type")), "type_with");
     }
 
     #[test]

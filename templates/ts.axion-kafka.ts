@@ -249,3 +249,35 @@ export function contractTopics(...contracts: readonly ServiceContract[]): string
   }
   return [...topics].sort();
 }
+
+/** Header carrying a request's deadline: Unix epoch milliseconds, ASCII decimal. A Rust server
+ *  that dequeues a request past it does not run the handler and replies `DEADLINE_EXCEEDED`;
+ *  calls its handler makes inherit it. NestJS servers ignore it. */
+export const DEADLINE_HEADER = "axion-deadline";
+
+/** What `ClientKafka.send`/`emit` take as a Kafka message instead of a bare payload. */
+export interface KafkaEnvelope<T> {
+  key?: string | Buffer | null;
+  value: T;
+  headers: Record<string, string>;
+}
+
+/** A request with a deadline `timeoutMs` from now, optionally keyed and with more headers:
+ *  `client.send(PATTERN, withDeadline(request, 5_000, { key: project.id })).pipe(timeout(5_000))`. */
+export function withDeadline<T>(
+  value: T,
+  timeoutMs: number,
+  extra: { key?: string | Buffer | null; headers?: Record<string, string> } = {},
+  now: number = Date.now(),
+): KafkaEnvelope<T> {
+  const headers = { ...(extra.headers ?? {}), [DEADLINE_HEADER]: String(Math.ceil(now + timeoutMs)) };
+  return extra.key === undefined ? { value, headers } : { key: extra.key, value, headers };
+}
+
+/** The deadline of a received message (`KafkaContext.getMessage().headers`), in epoch ms;
+ *  `undefined` when absent or not a plain number. */
+export function deadlineOf(headers: Readonly<Record<string, unknown>> | undefined): number | undefined {
+  const raw = headers?.[DEADLINE_HEADER];
+  const text = Buffer.isBuffer(raw) ? raw.toString("latin1") : typeof raw === "string" ? raw : undefined;
+  return text !== undefined && /^[0-9]{1,16}$/.test(text) ? Number(text) : undefined;
+}

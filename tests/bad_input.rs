@@ -810,24 +810,25 @@ fn rpc_named_like_a_client_method() {
 // over `Clone::clone` and friends.
 #[tokio::test]
 async fn rpcs_named_like_arc_methods_reach_the_trait() {
+    use axion_runtime::{Request as Req, Response as Resp, RpcError};
     use edge_generated::edge::r#type::v1 as k;
 
     struct Echo;
     impl k::Service for Echo {
-        async fn self_(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
-            Ok(tagged(r, "self"))
+        async fn self_(&self, r: Req<k::Self_>) -> Result<Resp<k::Self_>, RpcError> {
+            Ok(tagged(r.into_inner(), "self").into())
         }
-        async fn clone(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
-            Ok(tagged(r, "clone"))
+        async fn clone(&self, r: Req<k::Self_>) -> Result<Resp<k::Self_>, RpcError> {
+            Ok(tagged(r.into_inner(), "clone").into())
         }
-        async fn into(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
-            Ok(tagged(r, "into"))
+        async fn into(&self, r: Req<k::Self_>) -> Result<Resp<k::Self_>, RpcError> {
+            Ok(tagged(r.into_inner(), "into").into())
         }
-        async fn as_ref(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
-            Ok(tagged(r, "as_ref"))
+        async fn as_ref(&self, r: Req<k::Self_>) -> Result<Resp<k::Self_>, RpcError> {
+            Ok(tagged(r.into_inner(), "as_ref").into())
         }
-        async fn to_owned(&self, r: k::Self_) -> Result<k::Self_, axion_runtime::RpcError> {
-            Ok(tagged(r, "to_owned"))
+        async fn to_owned(&self, r: Req<k::Self_>) -> Result<Resp<k::Self_>, RpcError> {
+            Ok(tagged(r.into_inner(), "to_owned").into())
         }
     }
     fn tagged(mut r: k::Self_, tag: &str) -> k::Self_ {
@@ -851,6 +852,8 @@ async fn rpcs_named_like_arc_methods_reach_the_trait() {
     assert_eq!(client.as_ref(&req).await.unwrap().r#match, "as_ref");
     assert_eq!(client.to_owned(&req).await.unwrap().r#match, "to_owned");
     assert_eq!(client.self_(&req).await.unwrap().r#match, "self");
+    let with = client.self_with(&req, Default::default()).await.unwrap();
+    assert_eq!(with.into_inner().r#match, "self");
 }
 
 /// A request or event message with a top-level `key` or `value` field: a NestJS caller's
@@ -893,4 +896,22 @@ fn envelope_shaped_messages_are_warned_about_once_at_the_field() {
         "a plain message is not named:\n{stderr}"
     );
     assert!(case.out().join("mod.rs").is_file(), "generated anyway");
+}
+
+#[test]
+fn rpc_named_like_another_rpcs_per_call_options_method() {
+    // `GetWith` becomes `get_with`, the name of `Get`'s form with per-call options.
+    let case = Case::new(&[(
+        "a.proto",
+        "syntax = \"proto3\";\npackage a;\nmessage M {}\nservice S {\n  rpc Get(M) returns (M);\n  rpc GetWith(M) returns (M);\n}\n",
+    )]);
+    case.fails(
+        &[],
+        &[
+            &at(&case, "a.proto", 6),
+            "rpc GetWith",
+            "`get_with`",
+            "for rpc Get (at",
+        ],
+    );
 }

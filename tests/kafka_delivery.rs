@@ -152,11 +152,12 @@ impl Handler for Recorder {
             };
             outcome.map(|()| {
                 successes.lock().unwrap().push(name.clone());
-                if request {
+                let payload = if request {
                     serde_json::to_vec(&serde_json::json!({"project": {"name": name}})).unwrap()
                 } else {
                     Vec::new()
-                }
+                };
+                payload.into()
             })
         }));
         if request {
@@ -553,6 +554,72 @@ async fn requests_get_their_error_reply_unless_request_retries_are_on() {
         }
         server.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_not_retried_past_its_deadline() {
+    let broker = Broker::start();
+    let address = broker.address();
+    let config = cfg(&broker, "deadline-retries").build().unwrap();
+    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let replies = reply_reader(&address, CREATE_REPLY);
+    let producer = raw::producer(&address);
+    let name = "doomed";
+    let recorder = Recorder::with(&[(name, Act::FailAlways)]);
+    let policy = RetryPolicy {
+        retry_requests: true,
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_millis(300),
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    };
+    let server = KafkaServer::builder(&config, recorder.clone())
+        .retry(policy)
+        .start()
+        .await
+        .unwrap();
+    assert!(server.wait_assigned(Duration::from_secs(30)).await);
+    // The caller waits 1 s: at most 4 attempts 300 ms apart fit (10 without the deadline).
+    let deadline =
+        axion_runtime::deadline::format(std::time::SystemTime::now() + Duration::from_millis(1000));
+    let headers: [(&str, &[u8]); 4] = [
+        (CORRELATION_ID, name.as_bytes()),
+        (REPLY_TOPIC, CREATE_REPLY.as_bytes()),
+        (REPLY_PARTITION, b"0"),
+        (axion_runtime::deadline::HEADER, deadline.as_bytes()),
+    ];
+    raw::send(
+        &producer,
+        CREATE,
+        Some(0),
+        &headers,
+        Some(&request_payload(name)),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(15), || replies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, _, _)| id == name))
+        .await,
+        "answered"
+    );
+    let runs = recorder.runs_of(name);
+    assert!((1..=4).contains(&runs), "{runs} attempts");
+    let got: Vec<Option<RpcError>> = replies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, _, _)| id == name)
+        .map(|(_, _, e)| e.clone())
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].as_ref().and_then(|e| e.code()), Some("UNAVAILABLE"));
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,7 @@ impl Handler for Recording {
                     ..Default::default()
                 }),
             })
+            .map(Into::into)
         }))
     }
 }
@@ -367,6 +368,7 @@ impl Handler for Blocking {
                     ..Default::default()
                 }),
             })
+            .map(Into::into)
         }))
     }
 }

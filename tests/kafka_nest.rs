@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use axion_runtime::futures::StreamExt as _;
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaServer};
-use axion_runtime::{codes, INTERNAL_SERVER_ERROR_MESSAGE};
+use axion_runtime::{
+    codes, CallOptions, Handler, Incoming, RawReplies, ServiceContract,
+    INTERNAL_SERVER_ERROR_MESSAGE,
+};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
@@ -75,6 +78,85 @@ async fn nest_client_calls_the_rust_server() {
     assert_eq!(events.len(), 1, "{events:?}");
     let p = events[0].project.clone().expect("event carries a project");
     assert_full_project(&p);
+    handle.shutdown().await;
+}
+
+/// A record as it arrived: payload, key, header `x-tenant`, header `axion-deadline`.
+type Arrived = (String, Option<String>, Option<String>, Option<String>);
+
+/// The generated dispatcher, recording the key and headers each record arrived with.
+struct Recording<H> {
+    inner: H,
+    seen: std::sync::Mutex<Vec<Arrived>>,
+}
+
+impl<H: Handler> Handler for Recording<H> {
+    fn contract(&self) -> &'static ServiceContract {
+        self.inner.contract()
+    }
+    fn handle(&self, incoming: Incoming) -> RawReplies {
+        let text = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
+        self.seen.lock().unwrap().push((
+            String::from_utf8_lossy(&incoming.payload).into_owned(),
+            text(incoming.key.as_deref()),
+            text(incoming.headers.get("x-tenant")),
+            text(incoming.headers.get("axion-deadline")),
+        ));
+        self.inner.handle(incoming)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nest_callers_key_headers_and_deadline_reach_the_rust_handler() {
+    let broker = Broker::start();
+    let cfg = config(&broker, "it-nest-context");
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let server = GraphServiceServer::new(graph::Graph::default());
+    let svc = server.service().clone();
+    let recording = std::sync::Arc::new(Recording {
+        inner: server,
+        seen: Default::default(),
+    });
+    let handle = KafkaServer::start(&cfg, recording.clone()).await.unwrap();
+    assert!(handle.wait_assigned(Duration::from_secs(20)).await);
+
+    let address = broker.address();
+    let sent_at = std::time::SystemTime::now();
+    let (lines, status) = tokio::task::spawn_blocking(move || {
+        support::nest::run_client(
+            &address,
+            &["context", "ctx"],
+            "nest-context",
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(0), "{lines:#?}");
+    let keyed = lines.iter().find(|l| l["step"] == "keyed").unwrap();
+    assert_eq!(keyed["reply"]["project"]["name"], "ctx", "{keyed}");
+    // The request whose deadline had passed got NestJS's error shape, and no handler ran.
+    let late = lines.iter().find(|l| l["step"] == "late").unwrap();
+    assert_eq!(late["error"]["status"], "error", "{late}");
+    assert_eq!(late["error"]["code"], "DEADLINE_EXCEEDED", "{late}");
+    assert_eq!(svc.project_count(), 1, "the late request ran its handler");
+
+    let seen = recording.seen.lock().unwrap().clone();
+    let (_, key, tenant, deadline) = seen
+        .iter()
+        .find(|(payload, ..)| payload.contains(r#""ctx""#))
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    assert_eq!(key.as_deref(), Some("key-ctx"));
+    assert_eq!(tenant.as_deref(), Some("acme"));
+    let deadline = axion_runtime::deadline::parse(deadline.as_deref().unwrap().as_bytes()).unwrap();
+    let ahead = deadline.duration_since(sent_at).unwrap();
+    // Stamped 5 s after the send, which came after the Node process started.
+    assert!(
+        ahead >= Duration::from_secs(5) && ahead <= Duration::from_secs(60),
+        "{ahead:?}"
+    );
     handle.shutdown().await;
 }
 
@@ -207,4 +289,51 @@ async fn rust_client_calls_the_nest_server() {
         })
         .await
         .unwrap();
+
+    // Per-call options reach the Nest handler's KafkaContext: key, headers and the deadline.
+    let before = std::time::SystemTime::now();
+    let options = CallOptions::new()
+        .key("key-gamma")
+        .header("x-tenant", "acme")
+        .timeout(Duration::from_secs(12));
+    client
+        .create_project_with(
+            &CreateProjectRequest {
+                name: "gamma".into(),
+                ..Default::default()
+            },
+            options,
+        )
+        .await
+        .unwrap();
+    let handled = nest
+        .wait_for(Duration::from_secs(15), |v| {
+            v["handled"] == "axion.graph-service.create-project" && v["name"] == "gamma"
+        })
+        .expect("the NestJS server handled gamma");
+    assert_eq!(handled["key"], "key-gamma", "{handled}");
+    assert_eq!(handled["tenant"], "acme", "{handled}");
+    let deadline_ms = handled["deadline"].as_u64().expect("a deadline") as u128;
+    let before_ms = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(
+        (before_ms + 11_000..=before_ms + 13_000).contains(&deadline_ms),
+        "now + 12 s: {deadline_ms} vs {before_ms}"
+    );
+    // The simple form sends no key or tenant, and still a deadline.
+    client
+        .create_project(&CreateProjectRequest {
+            name: "delta".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let plain = nest
+        .wait_for(Duration::from_secs(15), |v| v["name"] == "delta")
+        .expect("delta's line");
+    assert_eq!(plain["key"], serde_json::Value::Null, "{plain}");
+    assert_eq!(plain["tenant"], serde_json::Value::Null, "{plain}");
+    assert!(plain["deadline"].is_u64(), "{plain}");
 }

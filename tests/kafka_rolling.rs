@@ -108,6 +108,7 @@ impl Handler for Recording {
                             name,
                             ..Default::default()
                         })
+                        .map(Into::into)
                     }
                 })
                 .boxed();
@@ -126,6 +127,7 @@ impl Handler for Recording {
                     ..Default::default()
                 }),
             })
+            .map(Into::into)
         }))
     }
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use axion_runtime::futures::StreamExt as _;
 use axion_runtime::kafka::dlq::DLQ_REASON;
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer};
-use axion_runtime::{codes, Call, Transport as _};
+use axion_runtime::{
+    codes, Call, CallOptions, Emit, Handler, Incoming, RawReplies, ServiceContract, Transport as _,
+};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
@@ -144,6 +146,8 @@ async fn rust_client_and_rust_server_over_kafka() {
             pattern: GRAPH_SERVICE_PATTERNS::CREATE_PROJECT,
             reply_topic: GRAPH_SERVICE_REPLY_TOPICS::CREATE_PROJECT,
             payload: b"{\"name\": 42".to_vec(),
+            key: None,
+            headers: Default::default(),
             timeout: Duration::from_secs(10),
         })
         .await
@@ -154,10 +158,12 @@ async fn rust_client_and_rust_server_over_kafka() {
     assert!(err.is(codes::INVALID_ARGUMENT), "{err:?}");
     // A garbage event is dead-lettered (consumed, copied with its reason), not fatal.
     kafka
-        .emit(
-            GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
-            b"\x00garbage".to_vec(),
-        )
+        .emit(Emit {
+            pattern: GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+            payload: b"\x00garbage".to_vec(),
+            key: None,
+            headers: Default::default(),
+        })
         .await
         .unwrap();
     let dlq = format!("{}.dlq", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED);
@@ -177,6 +183,81 @@ async fn rust_client_and_rust_server_over_kafka() {
     );
     assert!(client.create_project(&create("gamma")).await.is_ok());
 
+    handle.shutdown().await;
+}
+
+/// The generated dispatcher, recording each request's key and `x-tenant` header, and adding
+/// headers to every reply: one of its own, and a forged correlation id the transport must
+/// not send (the caller would never match the reply).
+struct Stamping<H> {
+    inner: H,
+    /// Key and `x-tenant` of each request.
+    seen: std::sync::Mutex<Vec<KeyAndTenant>>,
+}
+
+type KeyAndTenant = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl<H: Handler> Handler for Stamping<H> {
+    fn contract(&self) -> &'static ServiceContract {
+        self.inner.contract()
+    }
+    fn handle(&self, incoming: Incoming) -> RawReplies {
+        self.seen.lock().unwrap().push((
+            incoming.key.clone(),
+            incoming.headers.get("x-tenant").map(<[u8]>::to_vec),
+        ));
+        Box::pin(self.inner.handle(incoming).map(|item| {
+            item.map(|mut reply| {
+                reply.headers.append("x-served-by", "stamping");
+                reply.headers.append("kafka_correlationId", "forged");
+                reply
+            })
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_headers_and_reply_headers_travel_over_kafka() {
+    let broker = Broker::start();
+    let cfg = config(&broker, "it-rust-options");
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let client = GraphServiceClient::new(kafka.client());
+    let server = std::sync::Arc::new(Stamping {
+        inner: GraphServiceServer::new(graph::Graph::emitting_to(client.clone())),
+        seen: Default::default(),
+    });
+    let handle = KafkaServer::start(&cfg, server.clone()).await.unwrap();
+    assert!(handle.wait_assigned(Duration::from_secs(20)).await);
+
+    let options = CallOptions::new().key("k-1").header("x-tenant", "acme");
+    let reply = client
+        .create_project_with(&create("keyed"), options)
+        .await
+        .unwrap();
+    assert_eq!(reply.headers().get_str("x-served-by"), Some("stamping"));
+    let project = reply.into_inner().project.unwrap();
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        (Some(b"k-1".to_vec()), Some(b"acme".to_vec())),
+        "{seen:?}"
+    );
+
+    // The example keys ProjectCreated by project id (one project's events in order).
+    let events = raw::read_all(
+        &broker.address(),
+        GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+        3,
+        1,
+        Duration::from_secs(15),
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].key(), Some(project.id.as_bytes()));
     handle.shutdown().await;
 }
 

@@ -84,6 +84,7 @@ impl Handler for Slow {
                     ..Default::default()
                 }),
             })
+            .map(Into::into)
         }))
     }
 }

@@ -40,7 +40,7 @@ impl Handler for Quick {
 
     fn handle(&self, _incoming: Incoming) -> RawReplies {
         Box::pin(axion_runtime::futures::stream::once(async {
-            Ok(b"{}".to_vec())
+            Ok(b"{}".to_vec().into())
         }))
     }
 }

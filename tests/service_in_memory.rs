@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axion_runtime::futures::StreamExt as _;
-use axion_runtime::{codes, Handler as _, MemoryTransport, RpcError};
+use axion_runtime::{
+    codes, CallOptions, Handler as _, Incoming, MemoryTransport, Request, Response, RpcError,
+};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
@@ -20,20 +22,75 @@ use contracts::axion::graph::v1::{
     GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_NAME, GRAPH_SERVICE_PATTERNS, GRAPH_SERVICE_REPLY_TOPICS,
 };
 
+/// What a handler saw of a request's context.
+#[derive(Clone, Debug)]
+struct Seen {
+    pattern: String,
+    key: Option<String>,
+    tenant: Option<String>,
+    correlation_id: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    has_timestamp: bool,
+    remaining: Option<Duration>,
+    /// What a call made from inside the handler did.
+    nested: Option<Result<(), RpcError>>,
+}
+
+impl Seen {
+    fn of(context: &axion_runtime::Context) -> Seen {
+        Seen {
+            pattern: context.pattern().to_owned(),
+            key: context.key_str().map(str::to_owned),
+            tenant: context.headers().get_str("x-tenant").map(str::to_owned),
+            correlation_id: context.correlation_id().map(str::to_owned),
+            partition: context.partition(),
+            offset: context.offset(),
+            has_timestamp: context.timestamp().is_some(),
+            remaining: context.remaining(),
+            nested: None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Graph {
     projects: Mutex<Vec<Project>>,
     events: Mutex<Vec<String>>,
+    seen: Mutex<Vec<Seen>>,
+    /// For handlers that call the service again (deadline inheritance).
+    client: std::sync::OnceLock<GraphServiceClient>,
+}
+
+impl Graph {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 impl GraphService for Graph {
     async fn create_project(
         &self,
-        request: CreateProjectRequest,
-    ) -> Result<CreateProjectResponse, RpcError> {
+        request: Request<CreateProjectRequest>,
+    ) -> Result<Response<CreateProjectResponse>, RpcError> {
+        let (context, request) = request.into_parts();
+        let mut seen = Seen::of(&context);
         if request.name == "panic" {
             panic!("handler bug");
         }
+        if let Some(wait) = request.name.strip_prefix("nested-after-ms:") {
+            // Calls GetProject after sleeping `wait` ms: inside the deadline, the call's own
+            // deadline is the handler's; past it, the call is not made.
+            tokio::time::sleep(Duration::from_millis(wait.parse().unwrap())).await;
+            let client = self.client.get().expect("client");
+            let nested = client
+                .get_project(&GetProjectRequest { id: "x".into() })
+                .await;
+            seen.nested = Some(nested.map(|_| ()));
+            self.seen.lock().unwrap().push(seen);
+            return Err(RpcError::not_found("nested call made"));
+        }
+        self.seen.lock().unwrap().push(seen);
         let mut projects = self.projects.lock().unwrap();
         if projects.iter().any(|p| p.name == request.name) {
             return Err(RpcError::already_exists(format!(
@@ -53,25 +110,32 @@ impl GraphService for Graph {
             ..Default::default()
         };
         projects.push(project.clone());
-        Ok(CreateProjectResponse {
+        let reply = CreateProjectResponse {
             project: Some(project),
-        })
+        };
+        Ok(Response::new(reply).with_header("x-created-by", "graph"))
     }
 
-    async fn get_project(&self, request: GetProjectRequest) -> Result<Project, RpcError> {
+    async fn get_project(
+        &self,
+        request: Request<GetProjectRequest>,
+    ) -> Result<Response<Project>, RpcError> {
+        self.seen.lock().unwrap().push(Seen::of(request.context()));
+        let request = request.into_inner();
         self.projects
             .lock()
             .unwrap()
             .iter()
             .find(|p| p.id == request.id)
             .cloned()
+            .map(Response::new)
             .ok_or_else(|| RpcError::not_found(format!("no project {}", request.id)))
     }
 
     async fn list_projects(
         &self,
-        _request: ListProjectsRequest,
-    ) -> Result<axion_runtime::ResponseStream<Project>, RpcError> {
+        _request: Request<ListProjectsRequest>,
+    ) -> Result<Response<axion_runtime::ResponseStream<Project>>, RpcError> {
         let items: Vec<Result<Project, RpcError>> = self
             .projects
             .lock()
@@ -80,23 +144,31 @@ impl GraphService for Graph {
             .cloned()
             .map(Ok)
             .collect();
-        Ok(axion_runtime::response_stream(
-            axion_runtime::futures::stream::iter(items),
-        ))
+        let stream = axion_runtime::response_stream(axion_runtime::futures::stream::iter(items));
+        Ok(stream.into())
     }
 
-    async fn delete_project(&self, request: DeleteProjectRequest) -> Result<(), RpcError> {
+    async fn delete_project(
+        &self,
+        request: Request<DeleteProjectRequest>,
+    ) -> Result<Response<()>, RpcError> {
+        let request = request.into_inner();
         let mut projects = self.projects.lock().unwrap();
         let before = projects.len();
         projects.retain(|p| p.id != request.id);
         if projects.len() == before {
             return Err(RpcError::not_found(format!("no project {}", request.id)));
         }
-        Ok(())
+        Ok(().into())
     }
 
-    async fn project_created(&self, event: ProjectCreatedEvent) -> Result<(), RpcError> {
-        let name = event.project.map(|p| p.name).unwrap_or_default();
+    async fn project_created(&self, event: Request<ProjectCreatedEvent>) -> Result<(), RpcError> {
+        self.seen.lock().unwrap().push(Seen::of(event.context()));
+        let name = event
+            .into_inner()
+            .project
+            .map(|p| p.name)
+            .unwrap_or_default();
         self.events.lock().unwrap().push(name);
         Ok(())
     }
@@ -109,6 +181,7 @@ fn setup() -> (std::sync::Arc<Graph>, GraphServiceClient, MemoryTransport) {
         .serve(GraphServiceServer::from_arc(graph.clone()))
         .unwrap();
     let client = GraphServiceClient::new(transport.client()).with_timeout(Duration::from_secs(5));
+    graph.client.set(client.clone()).unwrap();
     (graph, client, transport)
 }
 
@@ -238,21 +311,179 @@ async fn a_panicking_handler_is_an_internal_error_and_the_server_keeps_serving()
 #[tokio::test]
 async fn dispatcher_answers_bad_json_and_unknown_patterns_like_nest() {
     let server = GraphServiceServer::new(Graph::default());
-    let mut replies = server.handle(axion_runtime::Incoming {
-        pattern: GRAPH_SERVICE_PATTERNS::GET_PROJECT.into(),
-        payload: br#"{"id": 12"#.to_vec(),
-        correlation_id: Some("c1".into()),
-    });
+    let mut replies = server.handle(Incoming::request(
+        GRAPH_SERVICE_PATTERNS::GET_PROJECT,
+        br#"{"id": 12"#.to_vec(),
+        "c1",
+    ));
     let err = replies.next().await.unwrap().unwrap_err();
     assert!(err.is(codes::INVALID_ARGUMENT), "{err:?}");
 
-    let mut replies = server.handle(axion_runtime::Incoming {
-        pattern: "axion.graph-service.nope".into(),
-        payload: b"{}".to_vec(),
-        correlation_id: Some("c2".into()),
-    });
+    let mut replies = server.handle(Incoming::request(
+        "axion.graph-service.nope",
+        b"{}".to_vec(),
+        "c2",
+    ));
     let err = replies.next().await.unwrap().unwrap_err();
     assert_eq!(err.message, axion_runtime::NO_HANDLER_MESSAGE);
+}
+
+#[tokio::test]
+async fn handlers_see_key_headers_deadline_and_where_the_message_was_read() {
+    let (graph, client, _t) = setup();
+    let options = CallOptions::new()
+        .key("p-1")
+        .header("x-tenant", "acme")
+        // Transport headers are the transport's: these are not sent.
+        .header("kafka_replyTopic", "axion.graph-service.project-created")
+        .header("axion-deadline", "1")
+        .timeout(Duration::from_millis(1500));
+    let reply = client
+        .create_project_with(
+            &CreateProjectRequest {
+                name: "alpha".into(),
+                ..Default::default()
+            },
+            options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.headers().get_str("x-created-by"), Some("graph"));
+    assert_eq!(reply.get_ref().project.as_ref().unwrap().name, "alpha");
+    client
+        .create_project(&CreateProjectRequest {
+            name: "beta".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seen = graph.seen();
+    let first = &seen[0];
+    assert_eq!(first.pattern, GRAPH_SERVICE_PATTERNS::CREATE_PROJECT);
+    assert_eq!(first.key.as_deref(), Some("p-1"));
+    assert_eq!(first.tenant.as_deref(), Some("acme"));
+    assert!(first.correlation_id.is_some());
+    assert_eq!((first.partition, first.offset), (Some(0), Some(0)));
+    assert!(first.has_timestamp);
+    let left = first.remaining.expect("a deadline");
+    assert!(
+        left <= Duration::from_millis(1501) && left > Duration::from_millis(500),
+        "the call's own timeout, not the header it tried to set: {left:?}"
+    );
+    // The simple form: no key or tenant, the client's 5 s timeout, the next offset.
+    let second = &seen[1];
+    assert_eq!(
+        (second.key.as_deref(), second.tenant.as_deref()),
+        (None, None)
+    );
+    assert_eq!(second.offset, Some(1));
+    assert!(second.remaining.unwrap() > Duration::from_secs(3));
+
+    client
+        .project_created_with(
+            &ProjectCreatedEvent::default(),
+            CallOptions::new().key("p-9").header("x-tenant", "acme"),
+        )
+        .await
+        .unwrap();
+    let event = wait_for_seen(&graph, 3).await.pop().unwrap();
+    assert_eq!(event.pattern, GRAPH_SERVICE_PATTERNS::PROJECT_CREATED);
+    assert_eq!(event.key.as_deref(), Some("p-9"));
+    assert_eq!(event.tenant.as_deref(), Some("acme"));
+    assert_eq!(event.correlation_id, None, "an event has no correlation id");
+    assert_eq!(event.remaining, None, "an event has no deadline");
+}
+
+async fn wait_for_seen(graph: &Graph, n: usize) -> Vec<Seen> {
+    for _ in 0..200 {
+        if graph.seen().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = graph.seen();
+    assert!(seen.len() >= n, "{seen:?}");
+    seen
+}
+
+#[tokio::test]
+async fn calls_made_by_a_handler_inherit_its_deadline() {
+    let (graph, client, _t) = setup();
+    let options = || CallOptions::new().timeout(Duration::from_millis(400));
+    let request = |name: &str| CreateProjectRequest {
+        name: name.into(),
+        ..Default::default()
+    };
+    // Inside the deadline: the nested call is made with what is left, not its client's 5 s.
+    let err = client
+        .create_project_with(&request("nested-after-ms:0"), options())
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::NOT_FOUND), "{err:?}");
+    let seen = wait_for_seen(&graph, 2).await;
+    // The nested call is recorded first: the outer handler records when it is done.
+    let (inner, outer) = (&seen[0], &seen[1]);
+    assert_eq!(inner.pattern, GRAPH_SERVICE_PATTERNS::GET_PROJECT);
+    let (outer_left, inner_left) = (outer.remaining.unwrap(), inner.remaining.unwrap());
+    assert!(
+        inner_left <= outer_left && inner_left <= Duration::from_millis(400),
+        "outer {outer_left:?}, inner {inner_left:?}"
+    );
+    assert!(matches!(&outer.nested, Some(Err(e)) if e.is(codes::NOT_FOUND)));
+
+    // Past the deadline: the handler's call fails at once and nothing is sent.
+    let err = client
+        .create_project_with(&request("nested-after-ms:600"), options())
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::DEADLINE_EXCEEDED), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let seen = graph.seen();
+    assert_eq!(seen.len(), 3, "no GetProject after the deadline: {seen:?}");
+    let nested = seen[2].nested.clone().expect("the handler finished");
+    let e = nested.unwrap_err();
+    assert!(
+        e.is(codes::DEADLINE_EXCEEDED) && e.message.contains("not called"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_dequeued_past_its_deadline_is_refused_without_running_the_handler() {
+    let graph = std::sync::Arc::new(Graph::default());
+    let server = GraphServiceServer::from_arc(graph.clone());
+    let past = std::time::SystemTime::now() - Duration::from_millis(250);
+    let mut incoming = Incoming::request(
+        GRAPH_SERVICE_PATTERNS::CREATE_PROJECT,
+        br#"{"name": "late"}"#.to_vec(),
+        "c-late",
+    );
+    incoming
+        .headers
+        .append("axion-deadline", axion_runtime::deadline::format(past));
+    let err = server.handle(incoming).next().await.unwrap().unwrap_err();
+    assert!(err.is(codes::DEADLINE_EXCEEDED), "{err:?}");
+    assert!(err.message.contains("before the handler ran"), "{err:?}");
+    assert!(graph.seen().is_empty(), "the handler ran");
+
+    // A deadline header that is not a number is no deadline: the handler runs.
+    let mut incoming = Incoming::request(
+        GRAPH_SERVICE_PATTERNS::CREATE_PROJECT,
+        br#"{"name": "hostile"}"#.to_vec(),
+        "c-hostile",
+    );
+    incoming.headers.append("axion-deadline", "-1; drop table");
+    let reply = server.handle(incoming).next().await.unwrap().unwrap();
+    assert_eq!(reply.headers.get_str("x-created-by"), Some("graph"));
+    assert_eq!(graph.seen()[0].remaining, None);
+
+    // An event is never refused for a deadline (nobody waits; dropping it would lose it).
+    let mut incoming = Incoming::event(GRAPH_SERVICE_PATTERNS::PROJECT_CREATED, b"{}".to_vec());
+    incoming
+        .headers
+        .append("axion-deadline", axion_runtime::deadline::format(past));
+    assert!(server.handle(incoming).next().await.is_none());
+    assert_eq!(graph.events.lock().unwrap().len(), 1);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use axion_runtime::RpcError;
+use axion_runtime::{CallOptions, Request, Response, ResponseStream, RpcError};
 
 use crate::contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use crate::contracts::axion::graph::v1::{
@@ -43,8 +43,9 @@ impl Graph {
 impl GraphService for Graph {
     async fn create_project(
         &self,
-        request: CreateProjectRequest,
-    ) -> Result<CreateProjectResponse, RpcError> {
+        request: Request<CreateProjectRequest>,
+    ) -> Result<Response<CreateProjectResponse>, RpcError> {
+        let request = request.into_inner();
         if request.name.is_empty() {
             return Err(RpcError::invalid_argument("name must not be empty"));
         }
@@ -75,29 +76,38 @@ impl GraphService for Graph {
             let event = ProjectCreatedEvent {
                 project: Some(project.clone()),
             };
-            if let Err(e) = events.project_created(&event).await {
+            // Keyed by project: one project's events stay in order on one partition.
+            let options = CallOptions::new().key(project.id.as_str());
+            if let Err(e) = events.project_created_with(&event, options).await {
                 tracing::warn!(error = %e, "ProjectCreated not emitted");
             }
         }
-        Ok(CreateProjectResponse {
+        let reply = CreateProjectResponse {
             project: Some(project),
-        })
+        };
+        Ok(reply.into())
     }
 
-    async fn get_project(&self, request: GetProjectRequest) -> Result<Project, RpcError> {
+    async fn get_project(
+        &self,
+        request: Request<GetProjectRequest>,
+    ) -> Result<Response<Project>, RpcError> {
+        let request = request.into_inner();
         self.projects
             .lock()
             .expect("projects")
             .iter()
             .find(|p| p.id == request.id)
             .cloned()
+            .map(Response::new)
             .ok_or_else(|| RpcError::not_found(format!("project {} not found", request.id)))
     }
 
     async fn list_projects(
         &self,
-        request: ListProjectsRequest,
-    ) -> Result<axion_runtime::ResponseStream<Project>, RpcError> {
+        request: Request<ListProjectsRequest>,
+    ) -> Result<Response<ResponseStream<Project>>, RpcError> {
+        let request = request.into_inner();
         let projects: Vec<Result<Project, RpcError>> = self
             .projects
             .lock()
@@ -107,12 +117,15 @@ impl GraphService for Graph {
             .cloned()
             .map(Ok)
             .collect();
-        Ok(axion_runtime::response_stream(
-            axion_runtime::futures::stream::iter(projects),
-        ))
+        let stream = axion_runtime::response_stream(axion_runtime::futures::stream::iter(projects));
+        Ok(stream.into())
     }
 
-    async fn delete_project(&self, request: DeleteProjectRequest) -> Result<(), RpcError> {
+    async fn delete_project(
+        &self,
+        request: Request<DeleteProjectRequest>,
+    ) -> Result<Response<()>, RpcError> {
+        let request = request.into_inner();
         let mut projects = self.projects.lock().expect("projects");
         let before = projects.len();
         projects.retain(|p| p.id != request.id);
@@ -122,11 +135,14 @@ impl GraphService for Graph {
                 request.id
             )));
         }
-        Ok(())
+        Ok(().into())
     }
 
-    async fn project_created(&self, event: ProjectCreatedEvent) -> Result<(), RpcError> {
-        self.received.lock().expect("received").push(event);
+    async fn project_created(&self, event: Request<ProjectCreatedEvent>) -> Result<(), RpcError> {
+        self.received
+            .lock()
+            .expect("received")
+            .push(event.into_inner());
         Ok(())
     }
 }

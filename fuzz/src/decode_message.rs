@@ -17,7 +17,9 @@ use axion_runtime::kafka::{dlq, headers};
 use axion_runtime::prost::Message;
 use axion_runtime::serde::de::DeserializeOwned;
 use axion_runtime::serde::Serialize;
-use axion_runtime::{json, Call, Handler as _, Incoming, RpcError, Transport as _};
+use axion_runtime::{
+    json, Call, Handler as _, Incoming, Request, Response, ResponseStream, RpcError, Transport as _,
+};
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::Value;
 
@@ -25,12 +27,14 @@ use crate::edge_generated::edge::everything::v1 as e;
 use crate::edge_generated::edge::legacy as l;
 use crate::edge_generated::edge::r#type::v1 as k;
 
-const NEST_HEADERS: [&str; 5] = [
+const NEST_HEADERS: [&str; 7] = [
     headers::CORRELATION_ID,
     headers::REPLY_TOPIC,
     headers::REPLY_PARTITION,
     headers::NEST_ERR,
     headers::NEST_IS_DISPOSED,
+    axion_runtime::deadline::HEADER,
+    "traceparent",
 ];
 
 /// Runs one input; panics when an invariant breaks.
@@ -53,10 +57,22 @@ pub fn run(data: &[u8]) {
     let Some(correlation_id) = check_poison(&owned, payload) else {
         return;
     };
+    let metadata = headers::metadata(Some(&owned));
+    let expected: Vec<(&str, &[u8])> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        metadata.iter().collect::<Vec<_>>(),
+        expected,
+        "every header, in order"
+    );
     let incoming = Incoming {
         pattern: pattern.map_or(garbage_pattern, str::to_owned),
         payload: payload.to_vec(),
         correlation_id,
+        headers: metadata,
+        ..Incoming::default()
     };
     runtime().block_on(dispatch(pattern, incoming));
 }
@@ -74,42 +90,58 @@ fn fail_if(text: &str) -> Result<(), RpcError> {
 }
 
 impl e::EverythingService for Echo {
-    async fn nested(&self, request: e::outer::middle::Inner) -> Result<e::outer::Middle, RpcError> {
-        Ok(e::outer::Middle {
+    async fn nested(
+        &self,
+        request: Request<e::outer::middle::Inner>,
+    ) -> Result<Response<e::outer::Middle>, RpcError> {
+        let request = request.into_inner();
+        let reply = e::outer::Middle {
             inner: Some(Box::new(request.clone())),
             inners: vec![request],
-        })
+        };
+        Ok(reply.into())
     }
     async fn grow(
         &self,
-        request: e::Tree,
-    ) -> Result<axion_runtime::ResponseStream<e::Tree>, RpcError> {
+        request: Request<e::Tree>,
+    ) -> Result<Response<ResponseStream<e::Tree>>, RpcError> {
+        let request = request.into_inner();
         fail_if(&request.name)?;
         let items = vec![Ok(request.clone()), Ok(e::Tree::default()), Ok(request)];
-        Ok(axion_runtime::response_stream(
-            axion_runtime::futures::stream::iter(items),
-        ))
+        let stream = axion_runtime::response_stream(axion_runtime::futures::stream::iter(items));
+        Ok(stream.into())
     }
-    async fn shape(&self, _request: e::Shapes) -> Result<e::Maps, RpcError> {
-        Ok(e::Maps::default())
+    async fn shape(&self, _request: Request<e::Shapes>) -> Result<Response<e::Maps>, RpcError> {
+        Ok(e::Maps::default().into())
     }
-    async fn known(&self, request: e::WellKnown) -> Result<e::WellKnown, RpcError> {
-        Ok(request)
+    async fn known(
+        &self,
+        request: Request<e::WellKnown>,
+    ) -> Result<Response<e::WellKnown>, RpcError> {
+        Ok(request.into_inner().into())
     }
-    async fn arrange(&self, request: e::Layout) -> Result<e::Layout, RpcError> {
-        Ok(request)
+    async fn arrange(&self, request: Request<e::Layout>) -> Result<Response<e::Layout>, RpcError> {
+        // Fuzzed headers come back on the reply (the transport drops its own names).
+        let headers = request.headers().clone();
+        Ok(Response::from_parts(headers, request.into_inner()))
     }
-    async fn legacy(&self, request: l::Legacy) -> Result<l::legacy::Extra, RpcError> {
+    async fn legacy(
+        &self,
+        request: Request<l::Legacy>,
+    ) -> Result<Response<l::legacy::Extra>, RpcError> {
+        let request = request.into_inner();
         fail_if(&request.name)?;
-        Ok(request.extra.unwrap_or_default())
+        Ok(request.extra.unwrap_or_default().into())
     }
-    async fn keywords(&self, request: k::Self_) -> Result<k::Result, RpcError> {
+    async fn keywords(&self, request: Request<k::Self_>) -> Result<Response<k::Result>, RpcError> {
+        let request = request.into_inner();
         fail_if(&request.r#type)?;
-        Ok(k::Result {
+        let reply = k::Result {
             r#type: Some(k::result::Type::String(request.self_)),
-        })
+        };
+        Ok(reply.into())
     }
-    async fn deprecated(&self, _request: e::Old) -> Result<(), RpcError> {
+    async fn deprecated(&self, _request: Request<e::Old>) -> Result<Response<()>, RpcError> {
         Err(RpcError::failed_precondition("deprecated"))
     }
 }
@@ -125,6 +157,8 @@ async fn dispatch(pattern: Option<&'static str>, incoming: Incoming) {
                 pattern,
                 reply_topic: "unused.reply",
                 payload: incoming.payload,
+                key: None,
+                headers: incoming.headers,
                 timeout: Duration::from_secs(5),
             };
             let replies = transport.send(call).await.expect("a served pattern");
@@ -138,8 +172,8 @@ async fn dispatch(pattern: Option<&'static str>, incoming: Incoming) {
                 match item {
                     // The dispatcher does not know requests from events: an event of a
                     // request-reply pattern yields a reply, which the Kafka server drops.
-                    Ok(bytes) => {
-                        serde_json::from_slice::<Value>(bytes)
+                    Ok(reply) => {
+                        serde_json::from_slice::<Value>(&reply.payload)
                             .unwrap_or_else(|e| panic!("a reply on {shown} is not JSON: {e}"));
                     }
                     Err(e) => check_error(e),
@@ -162,7 +196,7 @@ async fn check_replies(pattern: &str, mut replies: axion_runtime::RawReplies) {
         count += 1;
         assert!(count <= 8, "too many replies on {pattern}");
         match item {
-            Ok(bytes) => check_reply(pattern, &bytes),
+            Ok(reply) => check_reply(pattern, &reply.payload),
             Err(e) => {
                 check_error(&e);
                 assert!(replies.next().await.is_none(), "a reply after an error");

@@ -1,16 +1,21 @@
 //! The typed caller that generated `*Client` types wrap.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::transport::{Call, RawReplies, ResponseStream, Transport};
-use crate::{json, MethodContract, RpcError};
+use crate::metadata::user_headers;
+use crate::transport::{Call, Emit, RawReplies, Reply, ResponseStream, Transport};
+use crate::{deadline, json, scope, CallOptions, MethodContract, Response, RpcError};
 
 /// Calls patterns over a [`Transport`] with JSON payloads and a per-call timeout.
+///
+/// Every request carries its deadline (`axion-deadline`: now + the timeout). Inside a
+/// handler, calls wait no longer than the handler's own deadline, and one made after it
+/// passed fails at once with `DEADLINE_EXCEEDED`.
 ///
 /// Cheap to clone: clones share the transport.
 #[derive(Clone)]
@@ -25,6 +30,12 @@ impl std::fmt::Debug for Client {
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// A request ready to go: its wait and headers.
+struct Prepared {
+    timeout: Duration,
+    call: Call,
 }
 
 impl Client {
@@ -62,20 +73,50 @@ impl Client {
         &self.transport
     }
 
-    async fn replies<Req: Serialize + 'static>(
+    /// The call's wait (its own or the client's timeout, capped by an inherited deadline) and
+    /// its record.
+    fn prepare<Req: Serialize + 'static>(
         &self,
         method: &'static MethodContract,
         request: &Req,
-    ) -> Result<RawReplies, RpcError> {
+        options: CallOptions,
+    ) -> Result<Prepared, RpcError> {
+        let mut timeout = options.timeout.unwrap_or(self.timeout);
+        if let Some(inherited) = scope::current().and_then(|s| s.deadline) {
+            let left = deadline::remaining(inherited);
+            if left.is_zero() {
+                return Err(RpcError::deadline_exceeded(format!(
+                    "the handler's deadline passed; {} not called",
+                    method.pattern
+                )));
+            }
+            timeout = timeout.min(left);
+        }
+        let mut headers = user_headers(&options.headers);
+        headers.append(
+            deadline::HEADER,
+            deadline::format(SystemTime::now() + timeout),
+        );
         let call = Call {
             pattern: method.pattern,
             reply_topic: method.reply_topic,
             payload: json::encode(request)?,
-            timeout: self.timeout,
+            key: options.key,
+            headers,
+            timeout,
         };
-        match tokio::time::timeout(self.timeout, self.transport.send(call)).await {
-            Ok(sent) => sent,
-            Err(_) => Err(deadline(method.pattern, self.timeout)),
+        Ok(Prepared { timeout, call })
+    }
+
+    async fn replies(
+        &self,
+        pattern: &'static str,
+        prepared: Prepared,
+    ) -> Result<(RawReplies, Duration), RpcError> {
+        let timeout = prepared.timeout;
+        match tokio::time::timeout(timeout, self.transport.send(prepared.call)).await {
+            Ok(sent) => Ok((sent?, timeout)),
+            Err(_) => Err(deadline_error(pattern, timeout)),
         }
     }
 
@@ -91,17 +132,35 @@ impl Client {
         Req: Serialize + 'static,
         Resp: DeserializeOwned + Default + 'static,
     {
-        let mut replies = self.replies(method, request).await?;
-        let mut last: Option<Vec<u8>> = None;
+        self.unary_with(method, request, CallOptions::default())
+            .await
+            .map(Response::into_inner)
+    }
+
+    /// Request/reply with per-call options; the reply comes with its record's headers.
+    pub async fn unary_with<Req, Resp>(
+        &self,
+        method: &'static MethodContract,
+        request: &Req,
+        options: CallOptions,
+    ) -> Result<Response<Resp>, RpcError>
+    where
+        Req: Serialize + 'static,
+        Resp: DeserializeOwned + Default + 'static,
+    {
+        let prepared = self.prepare(method, request, options)?;
+        let (mut replies, timeout) = self.replies(method.pattern, prepared).await?;
+        let mut last: Option<Reply> = None;
         loop {
-            match tokio::time::timeout(self.timeout, replies.next()).await {
-                Err(_) => return Err(deadline(method.pattern, self.timeout)),
+            match tokio::time::timeout(timeout, replies.next()).await {
+                Err(_) => return Err(deadline_error(method.pattern, timeout)),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(e),
-                Ok(Some(Ok(payload))) => last = Some(payload),
+                Ok(Some(Ok(reply))) => last = Some(reply),
             }
         }
-        json::decode(last.as_deref().unwrap_or_default())
+        let Reply { payload, headers } = last.unwrap_or_default();
+        Ok(Response::from_parts(headers, json::decode(&payload)?))
     }
 
     /// Server streaming: sends `request` and yields each reply as it arrives. The stream
@@ -116,16 +175,31 @@ impl Client {
         Req: Serialize + 'static,
         Resp: DeserializeOwned + Default + Send + 'static,
     {
-        let replies = self.replies(method, request).await?;
-        let timeout = self.timeout;
+        self.server_streaming_with(method, request, CallOptions::default())
+            .await
+    }
+
+    /// Server streaming with per-call options (the timeout bounds each wait for a reply).
+    pub async fn server_streaming_with<Req, Resp>(
+        &self,
+        method: &'static MethodContract,
+        request: &Req,
+        options: CallOptions,
+    ) -> Result<ResponseStream<Resp>, RpcError>
+    where
+        Req: Serialize + 'static,
+        Resp: DeserializeOwned + Default + Send + 'static,
+    {
+        let prepared = self.prepare(method, request, options)?;
+        let (replies, timeout) = self.replies(method.pattern, prepared).await?;
         let pattern = method.pattern;
         let stream = futures_util::stream::unfold(Some(replies), move |state| async move {
             let mut replies = state?;
             match tokio::time::timeout(timeout, replies.next()).await {
-                Err(_) => Some((Err(deadline(pattern, timeout)), None)),
+                Err(_) => Some((Err(deadline_error(pattern, timeout)), None)),
                 Ok(None) => None,
                 Ok(Some(Err(e))) => Some((Err(e), None)),
-                Ok(Some(Ok(payload))) => Some((json::decode::<Resp>(&payload), Some(replies))),
+                Ok(Some(Ok(reply))) => Some((json::decode::<Resp>(&reply.payload), Some(replies))),
             }
         });
         Ok(Box::pin(stream))
@@ -137,16 +211,31 @@ impl Client {
         method: &'static MethodContract,
         event: &Ev,
     ) -> Result<(), RpcError> {
-        let payload = json::encode(event)?;
-        match tokio::time::timeout(self.timeout, self.transport.emit(method.pattern, payload)).await
-        {
+        self.emit_with(method, event, CallOptions::default()).await
+    }
+
+    /// Event with per-call options (key, headers; the timeout bounds the wait for the bus).
+    pub async fn emit_with<Ev: Serialize + 'static>(
+        &self,
+        method: &'static MethodContract,
+        event: &Ev,
+        options: CallOptions,
+    ) -> Result<(), RpcError> {
+        let timeout = options.timeout.unwrap_or(self.timeout);
+        let emit = Emit {
+            pattern: method.pattern,
+            payload: json::encode(event)?,
+            key: options.key,
+            headers: user_headers(&options.headers),
+        };
+        match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
             Ok(result) => result,
-            Err(_) => Err(deadline(method.pattern, self.timeout)),
+            Err(_) => Err(deadline_error(method.pattern, timeout)),
         }
     }
 }
 
-fn deadline(pattern: &str, timeout: Duration) -> RpcError {
+fn deadline_error(pattern: &str, timeout: Duration) -> RpcError {
     RpcError::deadline_exceeded(format!(
         "no reply on {pattern} within {} ms",
         timeout.as_millis()

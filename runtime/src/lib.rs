@@ -12,8 +12,10 @@
 //! (checked-in output).
 #![warn(missing_docs)]
 
+mod call_options;
 pub mod client;
 pub mod contract;
+pub mod deadline;
 #[cfg(feature = "edge")]
 pub mod edge;
 pub mod error;
@@ -21,18 +23,27 @@ pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+mod metadata;
+mod request;
+mod response;
+mod scope;
 pub mod server;
 mod signal;
 pub mod transport;
 mod wkt;
 
+pub use call_options::CallOptions;
 pub use client::Client;
 pub use contract::{MethodContract, MethodKind, ServiceContract};
 pub use error::{codes, RpcError, INTERNAL_SERVER_ERROR_MESSAGE, NO_HANDLER_MESSAGE};
 pub use memory::MemoryTransport;
+pub use metadata::Metadata;
+pub use request::{Context, Request};
+pub use response::Response;
 pub use signal::shutdown_signal;
 pub use transport::{
-    BoxFuture, BoxStream, Call, Handler, Incoming, RawReplies, ResponseStream, Transport,
+    BoxFuture, BoxStream, Call, Emit, Handler, Incoming, RawReplies, Reply, ResponseStream,
+    Transport,
 };
 
 /// The `Stream` trait, for server-streaming rpcs.

@@ -4,22 +4,55 @@
 //! test of a service over [`MemoryTransport`] exercises everything but the broker.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_stream_shim::ReceiverStream;
 
-use crate::transport::{BoxFuture, Call, Handler, Incoming, RawReplies, Transport};
+use crate::transport::{BoxFuture, Call, Emit, Handler, Incoming, RawReplies, Transport};
 use crate::{Client, RpcError};
 
 /// Routes calls to handlers served in the same process.
 ///
+/// A handler sees the context Kafka would give it: the caller's key and headers (deadline
+/// included), partition 0, an offset counting the pattern's messages, the send time.
 /// Differences from Kafka, by design: a request for a pattern nobody serves fails at once
 /// with `UNAVAILABLE` (instead of timing out), and an event nobody serves is dropped.
 #[derive(Clone, Default)]
 pub struct MemoryTransport {
-    routes: Arc<RwLock<HashMap<&'static str, Arc<dyn Handler>>>>,
+    routes: Arc<RwLock<HashMap<&'static str, Route>>>,
+}
+
+#[derive(Clone)]
+struct Route {
+    handler: Arc<dyn Handler>,
+    /// The next offset of the pattern's single partition.
+    offsets: Arc<AtomicI64>,
+}
+
+impl Route {
+    fn incoming(
+        &self,
+        pattern: &str,
+        payload: Vec<u8>,
+        key: Option<Vec<u8>>,
+        headers: crate::Metadata,
+        correlation_id: Option<String>,
+    ) -> Incoming {
+        Incoming {
+            pattern: pattern.to_owned(),
+            payload,
+            correlation_id,
+            headers,
+            key,
+            partition: Some(0),
+            offset: Some(self.offsets.fetch_add(1, Ordering::Relaxed)),
+            timestamp: Some(SystemTime::now()),
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryTransport {
@@ -51,7 +84,11 @@ impl MemoryTransport {
             )));
         }
         for pattern in contract.request_topics() {
-            routes.insert(pattern, handler.clone());
+            let route = Route {
+                handler: handler.clone(),
+                offsets: Arc::default(),
+            };
+            routes.insert(pattern, route);
         }
         Ok(())
     }
@@ -61,7 +98,7 @@ impl MemoryTransport {
         Client::new(Arc::new(self.clone()))
     }
 
-    fn route(&self, pattern: &str) -> Option<Arc<dyn Handler>> {
+    fn route(&self, pattern: &str) -> Option<Route> {
         self.routes
             .read()
             .expect("routes lock poisoned")
@@ -73,14 +110,17 @@ impl MemoryTransport {
 impl Transport for MemoryTransport {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>> {
         Box::pin(async move {
-            let handler = self.route(call.pattern).ok_or_else(|| {
+            let route = self.route(call.pattern).ok_or_else(|| {
                 RpcError::unavailable(format!("no server subscribed to {}", call.pattern))
             })?;
-            let incoming = Incoming {
-                pattern: call.pattern.to_owned(),
-                payload: call.payload,
-                correlation_id: Some(next_correlation_id()),
-            };
+            let incoming = route.incoming(
+                call.pattern,
+                call.payload,
+                call.key,
+                call.headers,
+                Some(next_correlation_id()),
+            );
+            let handler = route.handler;
             // Run the handler on its own task, like a server would, and stream its replies.
             let (tx, rx) = mpsc::channel(16);
             tokio::spawn(async move {
@@ -95,17 +135,15 @@ impl Transport for MemoryTransport {
         })
     }
 
-    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>> {
+    fn emit(&self, event: Emit) -> BoxFuture<'_, Result<(), RpcError>> {
         Box::pin(async move {
-            let Some(handler) = self.route(pattern) else {
+            let pattern = event.pattern;
+            let Some(route) = self.route(pattern) else {
                 tracing::debug!(pattern, "event dropped: nobody serves it in memory");
                 return Ok(());
             };
-            let incoming = Incoming {
-                pattern: pattern.to_owned(),
-                payload,
-                correlation_id: None,
-            };
+            let incoming = route.incoming(pattern, event.payload, event.key, event.headers, None);
+            let handler = route.handler;
             tokio::spawn(async move {
                 let mut outcome = handler.handle(incoming);
                 while let Some(item) = outcome.next().await {

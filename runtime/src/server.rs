@@ -1,17 +1,25 @@
-//! Helpers the generated dispatchers (`*Server::handle`) call: decode, run the handler,
-//! encode, and turn failures (including panics) into NestJS-shaped errors.
+//! Helpers the generated dispatchers (`*Server::handle`) call: decode, build the request's
+//! context, refuse a request whose deadline passed, run the handler in its span (panics
+//! caught), encode, and turn failures into NestJS-shaped errors.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::SystemTime;
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument as _;
 
-use crate::transport::{RawReplies, ResponseStream};
-use crate::{json, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
+use crate::request::{Context, Request};
+use crate::response::Response;
+use crate::scope::{self, Scope, Scoped};
+use crate::transport::{Incoming, RawReplies, Reply, ResponseStream};
+use crate::{deadline, json, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
 
-fn once(result: Result<Vec<u8>, RpcError>) -> RawReplies {
+type Item = Result<Reply, RpcError>;
+
+fn once(result: Item) -> RawReplies {
     Box::pin(futures_util::stream::once(async move { result }))
 }
 
@@ -20,51 +28,118 @@ fn panicked(pattern: &str) -> RpcError {
     RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE)
 }
 
+/// Decodes `incoming` into a typed request with its context and span, or the error reply:
+/// the payload does not decode, or the caller's deadline passed before the handler ran.
+fn prepare<T: DeserializeOwned + Default + 'static>(
+    mut incoming: Incoming,
+) -> Result<(Request<T>, Scope, tracing::Span), RpcError> {
+    let message = json::decode::<T>(&incoming.payload)?;
+    let mut context = Context::of(&mut incoming);
+    if let Some(at) = context.deadline {
+        if let Ok(late) = SystemTime::now().duration_since(at) {
+            tracing::info!(
+                pattern = context.pattern(),
+                correlation_id = context.correlation_id(),
+                late_ms = late.as_millis() as u64,
+                "deadline passed before the handler ran; not running it"
+            );
+            return Err(RpcError::deadline_exceeded(format!(
+                "the caller's deadline ({} {}) passed {} ms before the handler ran",
+                deadline::HEADER,
+                deadline::format(at),
+                late.as_millis()
+            )));
+        }
+    }
+    let span = process_span(&context);
+    context.span = Some(span.clone());
+    let scope = Scope {
+        deadline: context.deadline,
+    };
+    Ok((Request::from_parts(context, message), scope, span))
+}
+
+/// The processing span, named and attributed after OpenTelemetry's messaging conventions.
+fn process_span(context: &Context) -> tracing::Span {
+    tracing::info_span!(
+        "process",
+        "otel.name" = format_args!("process {}", context.pattern()),
+        "otel.kind" = "consumer",
+        "messaging.system" = "kafka",
+        "messaging.operation.type" = "process",
+        "messaging.destination.name" = context.pattern(),
+        "messaging.destination.partition.id" = context.partition(),
+        "messaging.kafka.offset" = context.offset(),
+        "messaging.message.conversation_id" = context.correlation_id(),
+    )
+}
+
+fn reply<T: Serialize + 'static>(response: Response<T>) -> Item {
+    let (headers, message) = response.into_parts();
+    Ok(Reply {
+        payload: json::encode(&message)?,
+        headers,
+    })
+}
+
 /// Request/reply: decodes the request, runs `handler`, encodes its reply.
-pub fn unary<Req, Resp, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
+pub fn unary<Req, Resp, F, Fut>(incoming: Incoming, handler: F) -> RawReplies
 where
     Req: DeserializeOwned + Default + 'static,
     Resp: Serialize + 'static,
-    F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = Result<Resp, RpcError>> + Send + 'static,
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<Resp>, RpcError>> + Send + 'static,
 {
-    let request = match json::decode::<Req>(payload) {
-        Ok(r) => r,
+    let (request, scope, span) = match prepare::<Req>(incoming) {
+        Ok(prepared) => prepared,
         Err(e) => return once(Err(e)),
     };
-    let pattern = pattern.to_owned();
-    let fut = AssertUnwindSafe(handler(request)).catch_unwind();
+    let pattern = request.context().pattern().to_owned();
+    let fut = AssertUnwindSafe(scope::run(scope, handler(request)).instrument(span)).catch_unwind();
     Box::pin(futures_util::stream::once(async move {
         match fut.await {
-            Ok(Ok(reply)) => json::encode(&reply),
+            Ok(Ok(response)) => reply(response),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(panicked(&pattern)),
         }
     }))
 }
 
-/// Server streaming: decodes the request, runs `handler`, encodes each item it streams.
-pub fn server_streaming<Req, Resp, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
+/// Server streaming: decodes the request, runs `handler`, encodes each item it streams (the
+/// response's headers go with every reply).
+pub fn server_streaming<Req, Resp, F, Fut>(incoming: Incoming, handler: F) -> RawReplies
 where
     Req: DeserializeOwned + Default + 'static,
     Resp: Serialize + 'static,
-    F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = Result<ResponseStream<Resp>, RpcError>> + Send + 'static,
+    F: FnOnce(Request<Req>) -> Fut,
+    Fut: Future<Output = Result<Response<ResponseStream<Resp>>, RpcError>> + Send + 'static,
 {
-    let request = match json::decode::<Req>(payload) {
-        Ok(r) => r,
+    let (request, scope, span) = match prepare::<Req>(incoming) {
+        Ok(prepared) => prepared,
         Err(e) => return once(Err(e)),
     };
-    let pattern = pattern.to_owned();
-    let fut = AssertUnwindSafe(handler(request)).catch_unwind();
+    let pattern = request.context().pattern().to_owned();
+    let fut = AssertUnwindSafe(scope::run(scope, handler(request)).instrument(span.clone()))
+        .catch_unwind();
     let stream = async move {
         match fut.await {
-            Ok(Ok(items)) => {
+            Ok(Ok(response)) => {
+                let (headers, items) = response.into_parts();
                 let p = pattern.clone();
-                AssertUnwindSafe(items.map(|item| item.and_then(|v| json::encode(&v))))
-                    .catch_unwind()
-                    .map(move |r| r.unwrap_or_else(|_| Err(panicked(&p))))
-                    .boxed()
+                let items = Scoped {
+                    scope,
+                    stream: Box::pin(items.instrument_each(span)),
+                };
+                AssertUnwindSafe(items.map(move |item| {
+                    let payload = json::encode(&item?)?;
+                    Ok(Reply {
+                        payload,
+                        headers: headers.clone(),
+                    })
+                }))
+                .catch_unwind()
+                .map(move |r| r.unwrap_or_else(|_| Err(panicked(&p))))
+                .boxed()
             }
             Ok(Err(e)) => futures_util::stream::once(async move { Err(e) }).boxed(),
             Err(_) => {
@@ -80,18 +155,18 @@ where
 
 /// Event: decodes the event and runs `handler`; the stream yields nothing, or the error
 /// to log.
-pub fn event<Ev, F, Fut>(pattern: &str, payload: &[u8], handler: F) -> RawReplies
+pub fn event<Ev, F, Fut>(incoming: Incoming, handler: F) -> RawReplies
 where
     Ev: DeserializeOwned + Default + 'static,
-    F: FnOnce(Ev) -> Fut,
+    F: FnOnce(Request<Ev>) -> Fut,
     Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
 {
-    let event = match json::decode::<Ev>(payload) {
-        Ok(r) => r,
+    let (event, scope, span) = match prepare::<Ev>(incoming) {
+        Ok(prepared) => prepared,
         Err(e) => return once(Err(e)),
     };
-    let pattern = pattern.to_owned();
-    let fut = AssertUnwindSafe(handler(event)).catch_unwind();
+    let pattern = event.context().pattern().to_owned();
+    let fut = AssertUnwindSafe(scope::run(scope, handler(event)).instrument(span)).catch_unwind();
     Box::pin(
         async move {
             match fut.await {
@@ -106,14 +181,40 @@ where
 }
 
 /// The reply to a pattern the service does not handle (NestJS's wording).
-pub fn no_handler(pattern: &str) -> RawReplies {
-    tracing::warn!(pattern, "no handler for pattern");
+pub fn no_handler(incoming: Incoming) -> RawReplies {
+    tracing::warn!(pattern = incoming.pattern, "no handler for pattern");
     once(Err(RpcError::no_handler()))
 }
 
+/// Polls each item of a stream inside a span.
+trait InstrumentEach: futures_core::Stream + Sized {
+    fn instrument_each(self, span: tracing::Span) -> InSpan<Self> {
+        InSpan { span, stream: self }
+    }
+}
+
+impl<S: futures_core::Stream> InstrumentEach for S {}
+
+struct InSpan<S> {
+    span: tracing::Span,
+    stream: S,
+}
+
+impl<S: futures_core::Stream + Unpin> futures_core::Stream for InSpan<S> {
+    type Item = S::Item;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        std::pin::Pin::new(&mut this.stream).poll_next(cx)
+    }
+}
+
 fn stop_after_error(
-    stream: impl futures_core::Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static,
-) -> impl futures_core::Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static {
+    stream: impl futures_core::Stream<Item = Item> + Send + 'static,
+) -> impl futures_core::Stream<Item = Item> + Send + 'static {
     futures_util::stream::unfold((Box::pin(stream), false), |(mut s, done)| async move {
         if done {
             return None;

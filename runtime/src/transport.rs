@@ -6,11 +6,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_core::Stream;
 
-use crate::{RpcError, ServiceContract};
+use crate::{Metadata, RpcError, ServiceContract};
 
 /// A boxed, `Send` future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -18,9 +18,27 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A boxed, `Send`, `'static` stream.
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
 
-/// Raw reply payloads of one request, in order; the stream ends after the last one
-/// (NestJS's `kafka_nest-is-disposed`). An `Err` item is the remote error and ends the stream.
-pub type RawReplies = BoxStream<Result<Vec<u8>, RpcError>>;
+/// One raw reply: its JSON payload and headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// JSON payload.
+    pub payload: Vec<u8>,
+    /// Headers: on a server, the ones the handler added; on a caller, the reply record's.
+    pub headers: Metadata,
+}
+
+impl From<Vec<u8>> for Reply {
+    fn from(payload: Vec<u8>) -> Self {
+        Reply {
+            payload,
+            headers: Metadata::new(),
+        }
+    }
+}
+
+/// Raw replies of one request, in order; the stream ends after the last one (NestJS's
+/// `kafka_nest-is-disposed`). An `Err` item is the remote error and ends the stream.
+pub type RawReplies = BoxStream<Result<Reply, RpcError>>;
 
 /// Typed replies of a server-streaming rpc.
 pub type ResponseStream<T> = BoxStream<Result<T, RpcError>>;
@@ -34,8 +52,26 @@ pub struct Call {
     pub reply_topic: &'static str,
     /// JSON payload.
     pub payload: Vec<u8>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Headers to send (the caller's, `axion-deadline` included); the transport adds its own
+    /// routing headers.
+    pub headers: Metadata,
     /// How long to wait for the first reply, and between replies of a stream.
     pub timeout: Duration,
+}
+
+/// One event as a caller hands it to a transport.
+#[derive(Clone, Debug)]
+pub struct Emit {
+    /// Pattern (event topic).
+    pub pattern: &'static str,
+    /// JSON payload.
+    pub payload: Vec<u8>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Headers to send.
+    pub headers: Metadata,
 }
 
 /// The caller's side of a bus.
@@ -45,11 +81,11 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>>;
 
     /// Publishes an event (no reply). Resolves when the bus accepted it.
-    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>>;
+    fn emit(&self, event: Emit) -> BoxFuture<'_, Result<(), RpcError>>;
 }
 
 /// What a server received.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Incoming {
     /// The pattern (topic) it arrived on.
     pub pattern: String,
@@ -57,9 +93,38 @@ pub struct Incoming {
     pub payload: Vec<u8>,
     /// Correlation id of a request; `None` for an event.
     pub correlation_id: Option<String>,
+    /// Every header of the record.
+    pub headers: Metadata,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Partition it was read from.
+    pub partition: Option<i32>,
+    /// Offset in that partition.
+    pub offset: Option<i64>,
+    /// Record timestamp.
+    pub timestamp: Option<SystemTime>,
 }
 
 impl Incoming {
+    /// A request on `pattern` (what a test feeds a `*Server` directly).
+    pub fn request(pattern: &str, payload: Vec<u8>, correlation_id: &str) -> Self {
+        Incoming {
+            pattern: pattern.to_owned(),
+            payload,
+            correlation_id: Some(correlation_id.to_owned()),
+            ..Incoming::default()
+        }
+    }
+
+    /// An event on `pattern`.
+    pub fn event(pattern: &str, payload: Vec<u8>) -> Self {
+        Incoming {
+            pattern: pattern.to_owned(),
+            payload,
+            ..Incoming::default()
+        }
+    }
+
     /// Whether the sender waits for a reply.
     pub fn is_request(&self) -> bool {
         self.correlation_id.is_some()

@@ -195,10 +195,12 @@ fn service_trait(svc: &Service) -> TokenStream {
         lines.push(format!("Pattern `{}` ({}).", m.pattern, m.kind.as_str()));
         let method_docs = docs(&lines);
         let (arg, ret) = match m.kind {
-            MethodKind::RequestReply => (quote!(request), quote!(#output)),
+            MethodKind::RequestReply => {
+                (quote!(request), quote!(::axion_runtime::Response<#output>))
+            }
             MethodKind::ServerStreaming => (
                 quote!(request),
-                quote!(::axion_runtime::ResponseStream<#output>),
+                quote!(::axion_runtime::Response<::axion_runtime::ResponseStream<#output>>),
             ),
             MethodKind::Event => (quote!(event), quote!(())),
         };
@@ -206,7 +208,7 @@ fn service_trait(svc: &Service) -> TokenStream {
             #method_docs
             fn #method(
                 &self,
-                #arg: #input,
+                #arg: ::axion_runtime::Request<#input>,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<#ret, ::axion_runtime::RpcError>,
             > + ::core::marker::Send;
@@ -244,6 +246,9 @@ fn client(svc: &Service) -> TokenStream {
         };
         lines.push(format!("{how} `{}`.", m.pattern));
         let method_docs = docs(&lines);
+        let method_with = ident(&m.options_ident);
+        let with_docs =
+            format!(" [`Self::{method}`] with per-call options (record key, headers, timeout).");
         match m.kind {
             MethodKind::RequestReply => quote! {
                 #method_docs
@@ -252,6 +257,19 @@ fn client(svc: &Service) -> TokenStream {
                     request: &#input,
                 ) -> ::core::result::Result<#output, ::axion_runtime::RpcError> {
                     self.inner.unary(&super::#contract.methods[#index], request).await
+                }
+
+                #[doc = #with_docs]
+                /// The reply comes with its headers.
+                pub async fn #method_with(
+                    &self,
+                    request: &#input,
+                    options: ::axion_runtime::CallOptions,
+                ) -> ::core::result::Result<
+                    ::axion_runtime::Response<#output>,
+                    ::axion_runtime::RpcError,
+                > {
+                    self.inner.unary_with(&super::#contract.methods[#index], request, options).await
                 }
             },
             MethodKind::ServerStreaming => quote! {
@@ -265,6 +283,20 @@ fn client(svc: &Service) -> TokenStream {
                 > {
                     self.inner.server_streaming(&super::#contract.methods[#index], request).await
                 }
+
+                #[doc = #with_docs]
+                pub async fn #method_with(
+                    &self,
+                    request: &#input,
+                    options: ::axion_runtime::CallOptions,
+                ) -> ::core::result::Result<
+                    ::axion_runtime::ResponseStream<#output>,
+                    ::axion_runtime::RpcError,
+                > {
+                    self.inner
+                        .server_streaming_with(&super::#contract.methods[#index], request, options)
+                        .await
+                }
             },
             MethodKind::Event => quote! {
                 #method_docs
@@ -273,6 +305,15 @@ fn client(svc: &Service) -> TokenStream {
                     event: &#input,
                 ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
                     self.inner.emit(&super::#contract.methods[#index], event).await
+                }
+
+                #[doc = #with_docs]
+                pub async fn #method_with(
+                    &self,
+                    event: &#input,
+                    options: ::axion_runtime::CallOptions,
+                ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
+                    self.inner.emit_with(&super::#contract.methods[#index], event, options).await
                 }
             },
         }
@@ -342,23 +383,26 @@ fn server(svc: &Service) -> TokenStream {
         match m.kind {
             MethodKind::RequestReply => quote! {
                 super::#patterns::#key => ::axion_runtime::server::unary(
-                    &incoming.pattern,
-                    &incoming.payload,
-                    move |request: #input| async move { super::#service_trait::#method(&*service, request).await },
+                    incoming,
+                    move |request: ::axion_runtime::Request<#input>| async move {
+                        super::#service_trait::#method(&*service, request).await
+                    },
                 ),
             },
             MethodKind::ServerStreaming => quote! {
                 super::#patterns::#key => ::axion_runtime::server::server_streaming(
-                    &incoming.pattern,
-                    &incoming.payload,
-                    move |request: #input| async move { super::#service_trait::#method(&*service, request).await },
+                    incoming,
+                    move |request: ::axion_runtime::Request<#input>| async move {
+                        super::#service_trait::#method(&*service, request).await
+                    },
                 ),
             },
             MethodKind::Event => quote! {
                 super::#patterns::#key => ::axion_runtime::server::event(
-                    &incoming.pattern,
-                    &incoming.payload,
-                    move |event: #input| async move { super::#service_trait::#method(&*service, event).await },
+                    incoming,
+                    move |event: ::axion_runtime::Request<#input>| async move {
+                        super::#service_trait::#method(&*service, event).await
+                    },
                 ),
             },
         }
@@ -412,7 +456,7 @@ fn server(svc: &Service) -> TokenStream {
                     #clone_service
                     match incoming.pattern.as_str() {
                         #(#arms)*
-                        _ => ::axion_runtime::server::no_handler(&incoming.pattern),
+                        _ => ::axion_runtime::server::no_handler(incoming),
                     }
                 }
             }

@@ -6,18 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::{headers, unavailable, KafkaConfig};
-use crate::transport::{BoxFuture, Call, RawReplies, Transport};
+use crate::transport::{BoxFuture, Call, Emit, RawReplies, Reply, Transport};
 use crate::{Client, RpcError, ServiceContract};
 
 /// Pending calls by the sequence number of their correlation id (the instance part is checked
 /// when a reply arrives): no string per call.
-type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Result<Vec<u8>, RpcError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Result<Reply, RpcError>>>>>;
 
 /// A connection to the bus for callers: implements [`Transport`], so generated clients run
 /// over it (`GraphServiceClient::new(kafka.client())`).
@@ -233,12 +233,12 @@ impl Drop for PendingGuard {
 }
 
 struct Replies {
-    rx: UnboundedStream<Result<Vec<u8>, RpcError>>,
+    rx: UnboundedStream<Result<Reply, RpcError>>,
     _guard: PendingGuard,
 }
 
 impl futures_core::Stream for Replies {
-    type Item = Result<Vec<u8>, RpcError>;
+    type Item = Result<Reply, RpcError>;
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -263,12 +263,16 @@ impl Transport for KafkaClient {
                 id: seq,
             };
             let partition_text = headers::StackText::<12>::format(format_args!("{partition}"));
-            let hdrs = headers::with(OwnedHeaders::new(), headers::CORRELATION_ID, id.as_bytes());
+            let hdrs = headers::owned(&call.headers, 3);
+            let hdrs = headers::with(hdrs, headers::CORRELATION_ID, id.as_bytes());
             let hdrs = headers::with(hdrs, headers::REPLY_TOPIC, call.reply_topic.as_bytes());
             let hdrs = headers::with(hdrs, headers::REPLY_PARTITION, partition_text.as_bytes());
-            let record = FutureRecord::<(), _>::to(call.pattern)
+            let mut record = FutureRecord::<[u8], _>::to(call.pattern)
                 .payload(&call.payload)
                 .headers(hdrs);
+            if let Some(key) = &call.key {
+                record = record.key(key.as_slice());
+            }
             self.inner
                 .producer
                 .send(record)
@@ -281,9 +285,16 @@ impl Transport for KafkaClient {
         })
     }
 
-    fn emit(&self, pattern: &'static str, payload: Vec<u8>) -> BoxFuture<'_, Result<(), RpcError>> {
+    fn emit(&self, event: Emit) -> BoxFuture<'_, Result<(), RpcError>> {
         Box::pin(async move {
-            let record = FutureRecord::<(), _>::to(pattern).payload(&payload);
+            let pattern = event.pattern;
+            let mut record = FutureRecord::<[u8], _>::to(pattern).payload(&event.payload);
+            if !event.headers.is_empty() {
+                record = record.headers(headers::owned(&event.headers, 0));
+            }
+            if let Some(key) = &event.key {
+                record = record.key(key.as_slice());
+            }
             self.events()?
                 .send(record)
                 .await
@@ -337,12 +348,16 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
         let Some(tx) = map.get(&id) else {
             continue;
         };
+        let reply = |payload: &[u8]| Reply {
+            payload: payload.to_vec(),
+            headers: headers::metadata(hdrs),
+        };
         let delivered = match (err, msg.payload()) {
             (Some(e), _) => tx.send(Err(e)).is_ok(),
-            (None, Some(value)) => tx.send(Ok(value.to_vec())).is_ok(),
+            (None, Some(value)) => tx.send(Ok(reply(value))).is_ok(),
             // A disposed marker without a value ends the stream without an item.
             (None, None) if disposed => true,
-            (None, None) => tx.send(Ok(Vec::new())).is_ok(),
+            (None, None) => tx.send(Ok(reply(&[]))).is_ok(),
         };
         if disposed || !delivered {
             map.remove(&id);

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::RpcError;
+use crate::{Reply, RpcError};
 
 /// The replies of one finished request, in order; an `Err` is the last one.
-pub type StoredReplies = Vec<Result<Vec<u8>, RpcError>>;
+pub type StoredReplies = Vec<Result<Reply, RpcError>>;
 
 /// Where a server remembers the replies of finished requests.
 pub trait DedupStore: Send + Sync + 'static {
@@ -118,7 +118,10 @@ struct Line {
 
 #[derive(Serialize, Deserialize)]
 enum StoredReply {
+    /// A reply without headers: its base64 payload.
     Ok(String),
+    /// A reply with headers: base64 payload, then (name, base64 value) pairs.
+    WithHeaders(String, Vec<(String, String)>),
     Err(RpcError),
 }
 
@@ -148,11 +151,20 @@ impl FileDedup {
                 let replies = line
                     .replies
                     .into_iter()
-                    .map(|r| match r {
-                        StoredReply::Ok(b64) => Ok(base64::engine::general_purpose::STANDARD
-                            .decode(b64)
-                            .unwrap_or_default()),
-                        StoredReply::Err(e) => Err(e),
+                    .map(|r| {
+                        let bytes = |b64: String| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(b64)
+                                .unwrap_or_default()
+                        };
+                        match r {
+                            StoredReply::Ok(b64) => Ok(Reply::from(bytes(b64))),
+                            StoredReply::WithHeaders(b64, headers) => Ok(Reply {
+                                payload: bytes(b64),
+                                headers: headers.into_iter().map(|(k, v)| (k, bytes(v))).collect(),
+                            }),
+                            StoredReply::Err(e) => Err(e),
+                        }
                     })
                     .collect();
                 entries.insert(line.key, replies);
@@ -198,11 +210,23 @@ impl DedupStore for FileDedup {
             key: key.to_owned(),
             replies: replies
                 .iter()
-                .map(|r| match r {
-                    Ok(bytes) => {
-                        StoredReply::Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+                .map(|r| {
+                    let b64 =
+                        |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+                    match r {
+                        Ok(reply) if reply.headers.is_empty() => {
+                            StoredReply::Ok(b64(&reply.payload))
+                        }
+                        Ok(reply) => StoredReply::WithHeaders(
+                            b64(&reply.payload),
+                            reply
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.to_owned(), b64(v)))
+                                .collect(),
+                        ),
+                        Err(e) => StoredReply::Err(e.clone()),
                     }
-                    Err(e) => StoredReply::Err(e.clone()),
                 })
                 .collect(),
         };
@@ -232,14 +256,14 @@ mod tests {
     #[test]
     fn memory_store_is_bounded_and_expires() {
         let store = MemoryDedup::new(2, Duration::from_secs(60));
-        store.put("a", &vec![Ok(b"1".to_vec())]);
+        store.put("a", &vec![Ok(Reply::from(b"1".to_vec()))]);
         store.put("b", &vec![Err(RpcError::not_found("x"))]);
         store.put("c", &vec![]);
         assert_eq!(store.len(), 2);
         assert!(store.get("a").is_none(), "oldest evicted");
         assert_eq!(store.get("b"), Some(vec![Err(RpcError::not_found("x"))]));
         let short = MemoryDedup::new(10, Duration::from_millis(1));
-        short.put("a", &vec![Ok(vec![])]);
+        short.put("a", &vec![Ok(Reply::default())]);
         std::thread::sleep(Duration::from_millis(5));
         assert!(short.get("a").is_none(), "expired");
     }
@@ -252,7 +276,13 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         {
             let store = FileDedup::open(&path).unwrap();
-            store.put("p/1", &vec![Ok(b"{\"a\":1}".to_vec()), Ok(vec![0, 255])]);
+            store.put(
+                "p/1",
+                &vec![
+                    Ok(Reply::from(b"{\"a\":1}".to_vec())),
+                    Ok(Reply::from(vec![0, 255])),
+                ],
+            );
             store.put("p/2", &vec![Err(RpcError::already_exists("dup"))]);
         }
         std::fs::OpenOptions::new()
@@ -265,17 +295,28 @@ mod tests {
         assert_eq!(store.len(), 2);
         assert_eq!(
             store.get("p/1"),
-            Some(vec![Ok(b"{\"a\":1}".to_vec()), Ok(vec![0, 255])])
+            Some(vec![
+                Ok(Reply::from(b"{\"a\":1}".to_vec())),
+                Ok(Reply::from(vec![0, 255]))
+            ])
         );
         assert_eq!(
             store.get("p/2"),
             Some(vec![Err(RpcError::already_exists("dup"))])
         );
         assert!(store.get("p/3").is_none());
-        store.put("p/4", &vec![Ok(b"4".to_vec())]);
+        store.put("p/4", &vec![Ok(Reply::from(b"4".to_vec()))]);
+        let with_headers = Reply {
+            payload: b"5".to_vec(),
+            headers: [("x-a", &b"1"[..]), ("x-b", &[0xff][..])]
+                .into_iter()
+                .collect(),
+        };
+        store.put("p/5", &vec![Ok(with_headers.clone())]);
         drop(store);
         let store = FileDedup::open(&path).unwrap();
-        assert_eq!(store.get("p/4"), Some(vec![Ok(b"4".to_vec())]));
+        assert_eq!(store.get("p/4"), Some(vec![Ok(Reply::from(b"4".to_vec()))]));
+        assert_eq!(store.get("p/5"), Some(vec![Ok(with_headers)]));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

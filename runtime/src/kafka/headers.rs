@@ -2,7 +2,7 @@
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
-use crate::RpcError;
+use crate::{Metadata, RpcError};
 
 /// Correlates a reply with its request.
 pub const CORRELATION_ID: &str = "kafka_correlationId";
@@ -40,6 +40,25 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
     } else {
         e.to_json().into_bytes()
     }
+}
+
+/// Every header of a record (a null value reads as empty).
+pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
+    let mut m = Metadata::new();
+    if let Some(headers) = headers {
+        for h in headers.iter() {
+            m.append(h.key, h.value.unwrap_or_default());
+        }
+    }
+    m
+}
+
+/// `headers` as a record's headers, with room for `more`.
+pub fn owned(headers: &Metadata, more: usize) -> OwnedHeaders {
+    headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len() + more),
+        |h, (key, value)| with(h, key, value),
+    )
 }
 
 /// Appends a header.

@@ -1,9 +1,9 @@
 // A real NestJS ClientKafka caller of the GraphService contract.
-// Usage: node dist/client.js <scenario [name] | full | bench-seq N | bench-par N K |
+// Usage: node dist/client.js <scenario [name] | context NAME | full | bench-seq N | bench-par N K |
 //                             load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>>
 // stdout: JSON lines only (see README.md).
 import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
-import { createKafkaClientOptions } from "./contracts/axion-kafka";
+import { createKafkaClientOptions, withDeadline } from "./contracts/axion-kafka";
 import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
 
 import "reflect-metadata";
@@ -251,8 +251,31 @@ function parsePayload(raw: string | undefined): unknown {
   }
 }
 
+/** Per-call key, headers and deadlines (`withDeadline`): a keyed create with a header and a
+ *  5 s deadline, then one whose deadline passed a second ago. One line per step. */
+async function context(client: ClientKafka, name: string): Promise<boolean> {
+  const create = (value: unknown): Promise<CreateProjectResponse> =>
+    lastValueFrom(client.send<CreateProjectResponse>(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, value).pipe(timeout(SEND_TIMEOUT_MS)));
+  let good = true;
+  try {
+    const reply = await create(withDeadline({ name }, 5_000, { key: `key-${name}`, headers: { "x-tenant": "acme" } }));
+    line({ step: "keyed", ok: true, reply });
+  } catch (err) {
+    good = false;
+    line({ step: "keyed", ok: false, error: errorValue(err) });
+  }
+  try {
+    const reply = await create(withDeadline({ name: `${name}-late` }, -1_000));
+    good = false;
+    line({ step: "late", ok: true, reply });
+  } catch (err) {
+    line({ step: "late", ok: false, error: errorValue(err) });
+  }
+  return good;
+}
+
 const USAGE =
-  "usage: node dist/client.js scenario [name] | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
+  "usage: node dist/client.js scenario [name] | context NAME | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
 
 async function main(): Promise<number> {
   const [command, a1, a2, a3] = process.argv.slice(2);
@@ -273,6 +296,9 @@ async function main(): Promise<number> {
     switch (command) {
       case "scenario":
         return (await scenario(call, a1 ?? "alpha")) ? 0 : 1;
+      case "context":
+        if (!a1) throw new Error(USAGE);
+        return (await context(client, a1)) ? 0 : 1;
       case "full":
         try {
           line(await call.getProject({ id: "full" }));

@@ -1,13 +1,13 @@
 // A real NestJS GraphService peer on the Kafka transport.
 // stdout: one JSON line per handled message, and {"ready":true} once it consumes.
 import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
-import { createKafkaServerOptions } from "./contracts/axion-kafka";
+import { createKafkaServerOptions, deadlineOf } from "./contracts/axion-kafka";
 import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
 
 import "reflect-metadata";
 import { Controller, Logger, Module } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
-import { EventPattern, MessagePattern, Payload, RpcException, ServerKafka } from "@nestjs/microservices";
+import { Ctx, EventPattern, KafkaContext, MessagePattern, Payload, RpcException, ServerKafka } from "@nestjs/microservices";
 import { from, Observable } from "rxjs";
 import { Empty } from "./gen/google/protobuf/empty";
 import {
@@ -32,16 +32,25 @@ function now(): { seconds: number; nanos: number } {
 }
 
 // ts-proto types an Empty result as void; a void Nest handler replies with an empty (null) Kafka
-// value. This peer returns Empty ({}) explicitly, like the Rust example service.
+// value. This peer returns Empty ({}) explicitly, like the Rust example service. createProject
+// also takes the KafkaContext (ts-proto's controller interface has the payload only).
 @Controller()
-class GraphController implements Omit<GraphServiceController, "deleteProject"> {
+class GraphController implements Omit<GraphServiceController, "deleteProject" | "createProject"> {
   /** Insertion-ordered, so listing is oldest first. */
   private readonly projects = new Map<string, Project>();
   private nextId = 1;
 
   @MessagePattern(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT)
-  createProject(@Payload() req: CreateProjectRequest): CreateProjectResponse {
-    line({ handled: GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, name: req.name, request: req });
+  createProject(@Payload() req: CreateProjectRequest, @Ctx() ctx: KafkaContext): CreateProjectResponse {
+    const message = ctx.getMessage();
+    line({
+      handled: GRAPH_SERVICE_PATTERNS.CREATE_PROJECT,
+      name: req.name,
+      request: req,
+      key: message.key?.toString() ?? null,
+      tenant: message.headers?.["x-tenant"]?.toString() ?? null,
+      deadline: deadlineOf(message.headers) ?? null,
+    });
     if (req.name === "boom") throw new Error("boom");
     for (const p of this.projects.values()) {
       if (p.name === req.name) throw rpcError("ALREADY_EXISTS", `project ${req.name} already exists`);

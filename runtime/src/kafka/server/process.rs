@@ -3,20 +3,21 @@
 //! so its offset may be committed.
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use rdkafka::message::{Message as _, OwnedMessage};
 
 use super::super::dedup::{self, StoredReplies};
 use super::super::dlq::{self, PoisonReason, ReplyTo};
+use super::super::headers;
 use super::super::retry::Verdict;
 use super::reply::{dead_letter, send_all, send_reply};
 use super::Shared;
-use crate::transport::{Incoming, RawReplies};
-use crate::{codes, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
+use crate::transport::{Incoming, RawReplies, Reply};
+use crate::{codes, deadline, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
 
-type Item = Result<Vec<u8>, RpcError>;
+type Item = Result<Reply, RpcError>;
 
 /// Handles `msg` to its final outcome.
 pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
@@ -69,7 +70,7 @@ pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
 async fn event(shared: &Shared, msg: &OwnedMessage, payload: &[u8], started: Instant) {
     let policy = &shared.settings.retry;
     for attempt in 1u32.. {
-        let mut replies = call(shared, msg.topic(), payload, None);
+        let mut replies = call(shared, msg, payload, None);
         let mut failure = None;
         while let Some(item) = next(&mut replies, shared.settings.handler_timeout).await {
             if let Err(e) = item {
@@ -133,11 +134,17 @@ async fn request(
         }
     }
     let policy = &shared.settings.retry;
+    // No attempt after the caller's deadline: it stopped waiting.
+    let deadline = headers::get(msg.headers(), deadline::HEADER).and_then(deadline::parse);
     for attempt in 1u32.. {
-        let replies = call(shared, msg.topic(), payload, Some(&to.correlation_id));
+        let replies = call(shared, msg, payload, Some(&to.correlation_id));
         let retry = |e: &RpcError| match policy.verdict(e, attempt, true) {
-            Verdict::RetryAfter(wait) => Some(wait),
-            Verdict::GiveUp => None,
+            Verdict::RetryAfter(wait)
+                if deadline.is_none_or(|at| SystemTime::now() + wait < at) =>
+            {
+                Some(wait)
+            }
+            _ => None,
         };
         let sent = match (&shared.settings.dedup, &key) {
             (Some(store), Some(key)) => {
@@ -192,14 +199,23 @@ enum Sent {
 /// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
 fn call(
     shared: &Shared,
-    pattern: &str,
+    msg: &OwnedMessage,
     payload: &[u8],
     correlation_id: Option<&str>,
 ) -> RawReplies {
+    let pattern = msg.topic();
     let incoming = Incoming {
         pattern: pattern.to_owned(),
         payload: payload.to_vec(),
         correlation_id: correlation_id.map(str::to_owned),
+        headers: headers::metadata(msg.headers()),
+        key: msg.key().map(<[u8]>::to_vec),
+        partition: Some(msg.partition()),
+        offset: Some(msg.offset()),
+        timestamp: msg
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms.try_into().ok()?))),
     };
     match std::panic::catch_unwind(AssertUnwindSafe(|| shared.handler.handle(incoming))) {
         Ok(replies) => replies,

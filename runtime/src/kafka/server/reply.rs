@@ -8,22 +8,28 @@ use rdkafka::producer::FutureRecord;
 use super::super::dlq::{self, Poison, ReplyTo};
 use super::super::headers;
 use super::Shared;
-use crate::RpcError;
+use crate::metadata::is_transport_header;
+use crate::{Reply, RpcError};
 
-/// Sends one reply; `disposed` marks the last one of the request (an error always is).
+/// Sends one reply (with the headers its handler added); `disposed` marks the last one of
+/// the request (an error always is).
 pub(super) async fn send_reply(
     shared: &Shared,
     to: &ReplyTo,
-    item: Option<Result<Vec<u8>, RpcError>>,
+    item: Option<Result<Reply, RpcError>>,
     disposed: bool,
 ) -> Result<(), String> {
-    let mut hdrs = headers::with(
-        OwnedHeaders::new(),
-        headers::CORRELATION_ID,
-        to.correlation_id.as_bytes(),
-    );
+    let mut hdrs = OwnedHeaders::new();
+    if let Some(Ok(reply)) = &item {
+        for (key, value) in reply.headers.iter() {
+            if !is_transport_header(key) {
+                hdrs = headers::with(hdrs, key, value);
+            }
+        }
+    }
+    hdrs = headers::with(hdrs, headers::CORRELATION_ID, to.correlation_id.as_bytes());
     let payload = match &item {
-        Some(Ok(bytes)) => Some(bytes.as_slice()),
+        Some(Ok(reply)) => Some(reply.payload.as_slice()),
         Some(Err(e)) => {
             hdrs = headers::with(hdrs, headers::NEST_ERR, &headers::error_value(e));
             None
@@ -51,7 +57,7 @@ pub(super) async fn send_reply(
 pub(super) async fn send_all(
     shared: &Shared,
     to: &ReplyTo,
-    all: Vec<Result<Vec<u8>, RpcError>>,
+    all: Vec<Result<Reply, RpcError>>,
 ) -> Result<(), String> {
     let count = all.len();
     if count == 0 {

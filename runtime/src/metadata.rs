@@ -1,0 +1,192 @@
+//! Message headers: an ordered multi-map of header names to byte values, as Kafka has them.
+
+use std::fmt;
+
+/// The headers of one message, in order, keys repeatable (Kafka allows several values per
+/// name). Values are bytes; [`Metadata::get_str`] is the UTF-8 view. Where a name repeats,
+/// [`Metadata::get`] returns the last value, as kafkajs (and so NestJS) does.
+///
+/// Stored in one buffer: reading a record's headers costs two allocations however many there
+/// are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    bytes: Vec<u8>,
+    /// Per header: where its key starts, where its value starts (= key end), where it ends.
+    spans: Vec<[u32; 3]>,
+}
+
+impl Metadata {
+    /// No headers.
+    pub const fn new() -> Self {
+        Metadata {
+            bytes: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    /// Number of headers (a repeated name counts each time).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Adds a header after the others, keeping any with the same name.
+    ///
+    /// # Panics
+    /// If the headers grow past 4 GiB.
+    pub fn append(&mut self, key: &str, value: impl AsRef<[u8]>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key.as_bytes());
+        let mid = self.bytes.len();
+        self.bytes.extend_from_slice(value.as_ref());
+        let end = self.bytes.len();
+        let offset = |n: usize| u32::try_from(n).expect("headers larger than 4 GiB");
+        self.spans.push([offset(start), offset(mid), offset(end)]);
+    }
+
+    /// Sets a header: removes every header named `key`, then appends this one.
+    pub fn insert(&mut self, key: &str, value: impl AsRef<[u8]>) {
+        self.remove(key);
+        self.append(key, value);
+    }
+
+    /// Removes every header named `key`; returns how many there were.
+    pub fn remove(&mut self, key: &str) -> usize {
+        let count = self.iter().filter(|(k, _)| *k == key).count();
+        if count > 0 {
+            let kept: Vec<(String, Vec<u8>)> = self
+                .iter()
+                .filter(|(k, _)| *k != key)
+                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .collect();
+            self.bytes.clear();
+            self.spans.clear();
+            for (k, v) in kept {
+                self.append(&k, v);
+            }
+        }
+        count
+    }
+
+    /// The last value of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .last()
+    }
+
+    /// The last value of `key` as text; `None` if absent or not UTF-8.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter().filter(move |(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Whether a header named `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.iter().any(|(k, _)| k == key)
+    }
+
+    /// Every header, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.spans.iter().map(|&[start, mid, end]| {
+            let key = &self.bytes[start as usize..mid as usize];
+            // Keys only ever come in as `&str`.
+            let key = std::str::from_utf8(key).unwrap_or_default();
+            (key, &self.bytes[mid as usize..end as usize])
+        })
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (k, v) in self.iter() {
+            match std::str::from_utf8(v) {
+                Ok(text) => map.entry(&k, &text),
+                Err(_) => map.entry(&k, &v),
+            };
+        }
+        map.finish()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> FromIterator<(K, V)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut m = Metadata::new();
+        m.extend(iter);
+        m
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> Extend<(K, V)> for Metadata {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.append(k.as_ref(), v);
+        }
+    }
+}
+
+/// Whether the transport sets header `name` itself (routing, deadline, trace context), so a
+/// caller's or handler's own value is not sent.
+pub(crate) fn is_transport_header(name: &str) -> bool {
+    name.starts_with("kafka_")
+        || name == crate::deadline::HEADER
+        || name == "traceparent"
+        || name == "tracestate"
+}
+
+/// `headers` without the ones the transport sets itself.
+pub(crate) fn user_headers(headers: &Metadata) -> Metadata {
+    if !headers.iter().any(|(k, _)| is_transport_header(k)) {
+        return headers.clone();
+    }
+    headers
+        .iter()
+        .filter(|(k, _)| !is_transport_header(k))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metadata;
+
+    #[test]
+    fn repeated_names_keep_order_and_the_last_value_wins() {
+        let mut m = Metadata::new();
+        m.append("a", "1");
+        m.append("b", [0xff, 0x00]);
+        m.append("a", "2");
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.get("a"), Some(&b"2"[..]));
+        assert_eq!(m.get_all("a").collect::<Vec<_>>(), [b"1", b"2"]);
+        assert_eq!(m.get_str("b"), None, "not UTF-8");
+        assert_eq!(m.get("b"), Some(&[0xff, 0x00][..]));
+        assert_eq!(m.get("c"), None);
+        assert_eq!(format!("{m:?}"), r#"{"a": "1", "b": [255, 0], "a": "2"}"#);
+    }
+
+    #[test]
+    fn insert_replaces_every_value_and_remove_counts() {
+        let mut m: Metadata = [("x", "1"), ("y", "2"), ("x", "3")].into_iter().collect();
+        m.insert("x", "4");
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            [("y", &b"2"[..]), ("x", &b"4"[..])]
+        );
+        assert_eq!(m.remove("x"), 1);
+        assert_eq!(m.remove("x"), 0);
+        assert_eq!(m.len(), 1);
+        assert!(m.contains_key("y"));
+        m.append("", "");
+        assert_eq!(m.get(""), Some(&b""[..]));
+    }
+}
