@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
 cargo test --workspace --locked
+# The runtime's own tests with its default features (the workspace run has `otel` on).
+cargo test -p axion-runtime --locked

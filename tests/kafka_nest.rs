@@ -292,9 +292,11 @@ async fn rust_client_calls_the_nest_server() {
 
     // Per-call options reach the Nest handler's KafkaContext: key, headers and the deadline.
     let before = std::time::SystemTime::now();
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let options = CallOptions::new()
         .key("key-gamma")
         .header("x-tenant", "acme")
+        .header("traceparent", parent)
         .timeout(Duration::from_secs(12));
     client
         .create_project_with(
@@ -313,6 +315,10 @@ async fn rust_client_calls_the_nest_server() {
         .expect("the NestJS server handled gamma");
     assert_eq!(handled["key"], "key-gamma", "{handled}");
     assert_eq!(handled["tenant"], "acme", "{handled}");
+    assert_eq!(
+        handled["traceparent"], parent,
+        "one traceparent, the given parent"
+    );
     let deadline_ms = handled["deadline"].as_u64().expect("a deadline") as u128;
     let before_ms = before
         .duration_since(std::time::UNIX_EPOCH)
@@ -336,4 +342,10 @@ async fn rust_client_calls_the_nest_server() {
     assert_eq!(plain["key"], serde_json::Value::Null, "{plain}");
     assert_eq!(plain["tenant"], serde_json::Value::Null, "{plain}");
     assert!(plain["deadline"].is_u64(), "{plain}");
+    // Outside a handler and without an otel layer, a call starts its own trace.
+    let started = plain["traceparent"].as_str().expect("a traceparent");
+    assert!(
+        started.len() == 55 && started.starts_with("00-") && !started.contains(parent),
+        "{started}"
+    );
 }

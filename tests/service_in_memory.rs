@@ -33,6 +33,10 @@ struct Seen {
     offset: Option<i64>,
     has_timestamp: bool,
     remaining: Option<Duration>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    /// The span id the `traceparent` it arrived with named.
+    parent: Option<String>,
     /// What a call made from inside the handler did.
     nested: Option<Result<(), RpcError>>,
 }
@@ -48,6 +52,13 @@ impl Seen {
             offset: context.offset(),
             has_timestamp: context.timestamp().is_some(),
             remaining: context.remaining(),
+            trace_id: context.trace_id(),
+            span_id: context.span_id(),
+            parent: context
+                .headers()
+                .get_str("traceparent")
+                .and_then(|t| t.split('-').nth(2))
+                .map(str::to_owned),
             nested: None,
         }
     }
@@ -338,6 +349,11 @@ async fn handlers_see_key_headers_deadline_and_where_the_message_was_read() {
         .header("kafka_replyTopic", "axion.graph-service.project-created")
         .header("axion-deadline", "1")
         .timeout(Duration::from_millis(1500));
+    // A traceparent given as an option continues that trace (e.g. one that came in over HTTP).
+    let options = options.header(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    );
     let reply = client
         .create_project_with(
             &CreateProjectRequest {
@@ -350,6 +366,9 @@ async fn handlers_see_key_headers_deadline_and_where_the_message_was_read() {
         .unwrap();
     assert_eq!(reply.headers().get_str("x-created-by"), Some("graph"));
     assert_eq!(reply.get_ref().project.as_ref().unwrap().name, "alpha");
+    // The reply names the processing span as its parent, in the same trace.
+    let reply_parent = reply.headers().get_str("traceparent").unwrap().to_owned();
+    assert_eq!(reply.headers().get_all("traceparent").count(), 1);
     client
         .create_project(&CreateProjectRequest {
             name: "beta".into(),
@@ -361,10 +380,22 @@ async fn handlers_see_key_headers_deadline_and_where_the_message_was_read() {
     let first = &seen[0];
     assert_eq!(first.pattern, GRAPH_SERVICE_PATTERNS::CREATE_PROJECT);
     assert_eq!(first.key.as_deref(), Some("p-1"));
+    assert_eq!(
+        first.trace_id.as_deref(),
+        Some("0af7651916cd43dd8448eb211c80319c")
+    );
+    assert_eq!(first.parent.as_deref(), Some("b7ad6b7169203331"));
     assert_eq!(first.tenant.as_deref(), Some("acme"));
     assert!(first.correlation_id.is_some());
     assert_eq!((first.partition, first.offset), (Some(0), Some(0)));
     assert!(first.has_timestamp);
+    assert_eq!(
+        reply_parent,
+        format!(
+            "00-0af7651916cd43dd8448eb211c80319c-{}-01",
+            first.span_id.as_deref().unwrap()
+        )
+    );
     let left = first.remaining.expect("a deadline");
     assert!(
         left <= Duration::from_millis(1501) && left > Duration::from_millis(500),
@@ -426,10 +457,17 @@ async fn calls_made_by_a_handler_inherit_its_deadline() {
     assert_eq!(inner.pattern, GRAPH_SERVICE_PATTERNS::GET_PROJECT);
     let (outer_left, inner_left) = (outer.remaining.unwrap(), inner.remaining.unwrap());
     assert!(
-        inner_left <= outer_left && inner_left <= Duration::from_millis(400),
+        // (deadlines travel in whole milliseconds, rounded up)
+        inner_left <= outer_left + Duration::from_millis(2)
+            && inner_left <= Duration::from_millis(402),
         "outer {outer_left:?}, inner {inner_left:?}"
     );
     assert!(matches!(&outer.nested, Some(Err(e)) if e.is(codes::NOT_FOUND)));
+    // One trace: the nested call's parent is the outer handler's processing span.
+    assert!(outer.trace_id.is_some());
+    assert_eq!(inner.trace_id, outer.trace_id);
+    assert_eq!(inner.parent, outer.span_id);
+    assert_ne!(inner.span_id, outer.span_id);
 
     // Past the deadline: the handler's call fails at once and nothing is sent.
     let err = client

@@ -37,7 +37,8 @@ impl CallOptions {
     }
 
     /// Adds a header. Names the transport sets itself (`kafka_*`, `axion-deadline`,
-    /// `traceparent`, `tracestate`) are not sent from here.
+    /// `traceparent`, `tracestate`) are not sent as given; a valid `traceparent` here becomes
+    /// the parent of the call (to continue a trace that came in some other way, e.g. HTTP).
     pub fn header(mut self, key: &str, value: impl AsRef<[u8]>) -> Self {
         self.headers.append(key, value);
         self

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::metadata::user_headers;
 use crate::transport::{Call, Emit, RawReplies, Reply, ResponseStream, Transport};
-use crate::{deadline, json, scope, CallOptions, MethodContract, Response, RpcError};
+use crate::{deadline, json, scope, trace, CallOptions, MethodContract, Response, RpcError};
 
 /// Calls patterns over a [`Transport`] with JSON payloads and a per-call timeout.
 ///
@@ -82,7 +82,8 @@ impl Client {
         options: CallOptions,
     ) -> Result<Prepared, RpcError> {
         let mut timeout = options.timeout.unwrap_or(self.timeout);
-        if let Some(inherited) = scope::current().and_then(|s| s.deadline) {
+        let scope = scope::current();
+        if let Some(inherited) = scope.as_ref().and_then(|s| s.deadline) {
             let left = deadline::remaining(inherited);
             if left.is_zero() {
                 return Err(RpcError::deadline_exceeded(format!(
@@ -97,6 +98,11 @@ impl Client {
             deadline::HEADER,
             deadline::format(SystemTime::now() + timeout),
         );
+        let parent = trace::outgoing(
+            &options.headers,
+            scope.as_ref().and_then(|s| s.trace.as_ref()),
+        );
+        trace::inject(&parent, &mut headers);
         let call = Call {
             pattern: method.pattern,
             reply_topic: method.reply_topic,
@@ -222,11 +228,18 @@ impl Client {
         options: CallOptions,
     ) -> Result<(), RpcError> {
         let timeout = options.timeout.unwrap_or(self.timeout);
+        let mut headers = user_headers(&options.headers);
+        let scope = scope::current();
+        let parent = trace::outgoing(
+            &options.headers,
+            scope.as_ref().and_then(|s| s.trace.as_ref()),
+        );
+        trace::inject(&parent, &mut headers);
         let emit = Emit {
             pattern: method.pattern,
             payload: json::encode(event)?,
             key: options.key,
-            headers: user_headers(&options.headers),
+            headers,
         };
         match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
             Ok(result) => result,

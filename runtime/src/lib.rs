@@ -29,6 +29,7 @@ mod response;
 mod scope;
 pub mod server;
 mod signal;
+mod trace;
 pub mod transport;
 mod wkt;
 

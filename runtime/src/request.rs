@@ -88,6 +88,8 @@ pub struct Context {
     pub(crate) correlation_id: Option<String>,
     pub(crate) deadline: Option<SystemTime>,
     pub(crate) span: Option<tracing::Span>,
+    /// The processing span's W3C context.
+    pub(crate) trace: Option<opentelemetry::trace::SpanContext>,
 }
 
 impl Context {
@@ -111,6 +113,7 @@ impl Context {
             correlation_id: incoming.correlation_id.take(),
             deadline,
             span: None,
+            trace: None,
         }
     }
 
@@ -180,6 +183,18 @@ impl Context {
     /// disabled for a context made by hand.
     pub fn span(&self) -> tracing::Span {
         self.span.clone().unwrap_or_else(tracing::Span::none)
+    }
+
+    /// The trace the message belongs to (32 hex digits): the one its `traceparent` named, or
+    /// a new one when it had none. `None` for a context made by hand.
+    pub fn trace_id(&self) -> Option<String> {
+        self.trace.as_ref().map(|t| t.trace_id().to_string())
+    }
+
+    /// The id of the span processing the message (16 hex digits): the parent of the replies,
+    /// events and calls the handler sends.
+    pub fn span_id(&self) -> Option<String> {
+        self.trace.as_ref().map(|t| t.span_id().to_string())
     }
 
     /// Sets the record key (for a context built in a test).

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -11,11 +12,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument as _;
 
+use crate::metadata::user_headers;
 use crate::request::{Context, Request};
 use crate::response::Response;
 use crate::scope::{self, Scope, Scoped};
 use crate::transport::{Incoming, RawReplies, Reply, ResponseStream};
-use crate::{deadline, json, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
+use crate::{deadline, json, trace, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
 
 type Item = Result<Reply, RpcError>;
 
@@ -32,7 +34,7 @@ fn panicked(pattern: &str) -> RpcError {
 /// the payload does not decode, or the caller's deadline passed before the handler ran.
 fn prepare<T: DeserializeOwned + Default + 'static>(
     mut incoming: Incoming,
-) -> Result<(Request<T>, Scope, tracing::Span), RpcError> {
+) -> Result<(Request<T>, Arc<Scope>, tracing::Span), RpcError> {
     let message = json::decode::<T>(&incoming.payload)?;
     let mut context = Context::of(&mut incoming);
     if let Some(at) = context.deadline {
@@ -51,11 +53,16 @@ fn prepare<T: DeserializeOwned + Default + 'static>(
             )));
         }
     }
+    let parent = trace::extract(&context.headers);
     let span = process_span(&context);
+    let processing = trace::processing(&span, parent.as_ref());
+    span.record("trace_id", tracing::field::display(processing.trace_id()));
     context.span = Some(span.clone());
-    let scope = Scope {
+    context.trace = Some(processing.clone());
+    let scope = Arc::new(Scope {
         deadline: context.deadline,
-    };
+        trace: Some(processing),
+    });
     Ok((Request::from_parts(context, message), scope, span))
 }
 
@@ -71,14 +78,25 @@ fn process_span(context: &Context) -> tracing::Span {
         "messaging.destination.partition.id" = context.partition(),
         "messaging.kafka.offset" = context.offset(),
         "messaging.message.conversation_id" = context.correlation_id(),
+        trace_id = tracing::field::Empty,
     )
 }
 
-fn reply<T: Serialize + 'static>(response: Response<T>) -> Item {
+/// The headers of a reply: the handler's (without the transport's names) and the trace
+/// context of the processing span.
+fn reply_headers(handler: &crate::Metadata, scope: &Scope) -> crate::Metadata {
+    let mut headers = user_headers(handler);
+    if let Some(span) = &scope.trace {
+        trace::inject(span, &mut headers);
+    }
+    headers
+}
+
+fn reply<T: Serialize + 'static>(response: Response<T>, scope: &Scope) -> Item {
     let (headers, message) = response.into_parts();
     Ok(Reply {
         payload: json::encode(&message)?,
-        headers,
+        headers: reply_headers(&headers, scope),
     })
 }
 
@@ -95,10 +113,11 @@ where
         Err(e) => return once(Err(e)),
     };
     let pattern = request.context().pattern().to_owned();
-    let fut = AssertUnwindSafe(scope::run(scope, handler(request)).instrument(span)).catch_unwind();
+    let fut = AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span))
+        .catch_unwind();
     Box::pin(futures_util::stream::once(async move {
         match fut.await {
-            Ok(Ok(response)) => reply(response),
+            Ok(Ok(response)) => reply(response, &scope),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(panicked(&pattern)),
         }
@@ -119,12 +138,14 @@ where
         Err(e) => return once(Err(e)),
     };
     let pattern = request.context().pattern().to_owned();
-    let fut = AssertUnwindSafe(scope::run(scope, handler(request)).instrument(span.clone()))
-        .catch_unwind();
+    let fut =
+        AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span.clone()))
+            .catch_unwind();
     let stream = async move {
         match fut.await {
             Ok(Ok(response)) => {
                 let (headers, items) = response.into_parts();
+                let headers = reply_headers(&headers, &scope);
                 let p = pattern.clone();
                 let items = Scoped {
                     scope,

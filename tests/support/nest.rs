@@ -85,7 +85,14 @@ fn spawn(name: &str, args: &[&str], broker: &str, extra_env: &[(&str, &str)]) ->
 
 /// Starts the NestJS GraphService server and waits until it is consuming.
 pub fn server(broker: &str, group: &str) -> NestProcess {
-    let p = spawn("server.js", &[], broker, &[("NEST_GROUP", group)]);
+    server_with(broker, group, &[])
+}
+
+/// [`server`] with more environment (`NEST_ROLE`, `AXION_OTEL`).
+pub fn server_with(broker: &str, group: &str, env: &[(&str, &str)]) -> NestProcess {
+    let mut all = vec![("NEST_GROUP", group)];
+    all.extend_from_slice(env);
+    let p = spawn("server.js", &[], broker, &all);
     p.wait_for(Duration::from_secs(60), |v| v["ready"] == true)
         .expect("NestJS server did not become ready");
     p
@@ -99,7 +106,20 @@ pub fn run_client(
     group: &str,
     timeout: Duration,
 ) -> (Vec<serde_json::Value>, Option<i32>) {
-    let mut p = spawn("client.js", args, broker, &[("NEST_CLIENT_GROUP", group)]);
+    run_client_with(broker, args, group, timeout, &[])
+}
+
+/// [`run_client`] with more environment (`AXION_OTEL`).
+pub fn run_client_with(
+    broker: &str,
+    args: &[&str],
+    group: &str,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> (Vec<serde_json::Value>, Option<i32>) {
+    let mut all = vec![("NEST_CLIENT_GROUP", group)];
+    all.extend_from_slice(env);
+    let mut p = spawn("client.js", args, broker, &all);
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     let status = loop {

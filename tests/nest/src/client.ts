@@ -1,7 +1,8 @@
 // A real NestJS ClientKafka caller of the GraphService contract.
-// Usage: node dist/client.js <scenario [name] | context NAME | full | bench-seq N | bench-par N K |
+// Usage: node dist/client.js <scenario [name] | context NAME | traced NAME | full | bench-seq N | bench-par N K |
 //                             load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>>
 // stdout: JSON lines only (see README.md).
+import { finishedSpans } from "./tracing";
 import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
 import { createKafkaClientOptions, withDeadline } from "./contracts/axion-kafka";
 import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
@@ -274,8 +275,19 @@ async function context(client: ClientKafka, name: string): Promise<boolean> {
   return good;
 }
 
+/** One create-project call, then the spans this process finished (AXION_OTEL=1). */
+async function traced(client: ClientKafka, name: string): Promise<boolean> {
+  const send = client.send<CreateProjectResponse>(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, { name });
+  const reply = await lastValueFrom(send.pipe(timeout(SEND_TIMEOUT_MS)));
+  line({ step: "traced", ok: true, reply });
+  // The reply consumer's span ends after the reply was handed over.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  line({ spans: finishedSpans() });
+  return true;
+}
+
 const USAGE =
-  "usage: node dist/client.js scenario [name] | context NAME | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
+  "usage: node dist/client.js scenario [name] | context NAME | traced NAME | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
 
 async function main(): Promise<number> {
   const [command, a1, a2, a3] = process.argv.slice(2);
@@ -296,6 +308,9 @@ async function main(): Promise<number> {
     switch (command) {
       case "scenario":
         return (await scenario(call, a1 ?? "alpha")) ? 0 : 1;
+      case "traced":
+        if (!a1) throw new Error(USAGE);
+        return (await traced(client, a1)) ? 0 : 1;
       case "context":
         if (!a1) throw new Error(USAGE);
         return (await context(client, a1)) ? 0 : 1;

@@ -1,5 +1,7 @@
 // A real NestJS GraphService peer on the Kafka transport.
 // stdout: one JSON line per handled message, and {"ready":true} once it consumes.
+// NEST_ROLE=events: only the ProjectCreated event handler (subscribes to nothing else).
+import { finishedSpans } from "./tracing";
 import { fullProject, kafkaSettings, line, StderrLogger, watchFirstFetch, withLogLevel, within } from "./common";
 import { createKafkaServerOptions, deadlineOf } from "./contracts/axion-kafka";
 import { GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS } from "./contracts/axion/graph/v1";
@@ -50,6 +52,8 @@ class GraphController implements Omit<GraphServiceController, "deleteProject" | 
       key: message.key?.toString() ?? null,
       tenant: message.headers?.["x-tenant"]?.toString() ?? null,
       deadline: deadlineOf(message.headers) ?? null,
+      // kafkajs gives a repeated header as an array: toString() would show both.
+      traceparent: message.headers?.["traceparent"]?.toString() ?? null,
     });
     if (req.name === "boom") throw new Error("boom");
     for (const p of this.projects.values()) {
@@ -97,8 +101,22 @@ class GraphController implements Omit<GraphServiceController, "deleteProject" | 
   }
 }
 
+/** The events role: a service that only listens to ProjectCreated, and prints the spans this
+ *  process finished (AXION_OTEL=1) shortly after each event. */
+@Controller()
+class EventsController {
+  @EventPattern(GRAPH_SERVICE_PATTERNS.PROJECT_CREATED)
+  projectCreated(@Payload() event: ProjectCreatedEvent): void {
+    line({ event: "project-created", project: event.project ?? null });
+    setTimeout(() => line({ spans: finishedSpans() }), 200);
+  }
+}
+
 @Module({ controllers: [GraphController] })
 class AppModule {}
+
+@Module({ controllers: [EventsController] })
+class EventsModule {}
 
 /** ServerKafka (the class `transport: Transport.KAFKA` instantiates) that also tells when its
  *  consumer finished the first fetch; identical on the wire. */
@@ -118,7 +136,8 @@ async function main(): Promise<void> {
   // earlier run's requests, and "ready" already means "nothing sent from now on is skipped".
   const options = withLogLevel(createKafkaServerOptions(GRAPH_SERVICE_CONTRACT, kafkaSettings()));
   const server = new ReadyServerKafka({ ...options, subscribe: { fromBeginning: false } });
-  const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger });
+  const module = process.env.NEST_ROLE === "events" ? EventsModule : AppModule;
+  const app = await NestFactory.createMicroservice(module, { strategy: server, logger });
   // SIGTERM/SIGINT: leave the group cleanly (a member that just vanishes blocks its group's next
   // member for a session timeout), but never hang: a stuck handler keeps app.close() waiting.
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

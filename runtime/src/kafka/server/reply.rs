@@ -8,11 +8,11 @@ use rdkafka::producer::FutureRecord;
 use super::super::dlq::{self, Poison, ReplyTo};
 use super::super::headers;
 use super::Shared;
-use crate::metadata::is_transport_header;
 use crate::{Reply, RpcError};
 
-/// Sends one reply (with the headers its handler added); `disposed` marks the last one of
-/// the request (an error always is).
+/// Sends one reply (with its headers: the handler's and the trace context; NestJS's own
+/// `kafka_*` names come from here only); `disposed` marks the last one of the request (an
+/// error always is).
 pub(super) async fn send_reply(
     shared: &Shared,
     to: &ReplyTo,
@@ -22,7 +22,7 @@ pub(super) async fn send_reply(
     let mut hdrs = OwnedHeaders::new();
     if let Some(Ok(reply)) = &item {
         for (key, value) in reply.headers.iter() {
-            if !is_transport_header(key) {
+            if !key.starts_with("kafka_") {
                 hdrs = headers::with(hdrs, key, value);
             }
         }
