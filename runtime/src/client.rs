@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::metadata::user_headers;
+use crate::metrics::ClientOperation;
 use crate::transport::{Call, Emit, RawReplies, Reply, ResponseStream, Transport};
 use crate::{deadline, json, scope, trace, CallOptions, MethodContract, Response, RpcError};
 
@@ -154,6 +155,22 @@ impl Client {
         Req: Serialize + 'static,
         Resp: DeserializeOwned + Default + 'static,
     {
+        let operation = ClientOperation::start(method.pattern, false);
+        let outcome = self.call_unary(method, request, options).await;
+        operation.done(&outcome);
+        outcome
+    }
+
+    async fn call_unary<Req, Resp>(
+        &self,
+        method: &'static MethodContract,
+        request: &Req,
+        options: CallOptions,
+    ) -> Result<Response<Resp>, RpcError>
+    where
+        Req: Serialize + 'static,
+        Resp: DeserializeOwned + Default + 'static,
+    {
         let prepared = self.prepare(method, request, options)?;
         let (mut replies, timeout) = self.replies(method.pattern, prepared).await?;
         let mut last: Option<Reply> = None;
@@ -185,7 +202,8 @@ impl Client {
             .await
     }
 
-    /// Server streaming with per-call options (the timeout bounds each wait for a reply).
+    /// Server streaming with per-call options (the timeout bounds each wait for a reply). Its
+    /// `messaging_client_operation_duration_seconds` ends when the request is sent.
     pub async fn server_streaming_with<Req, Resp>(
         &self,
         method: &'static MethodContract,
@@ -196,8 +214,13 @@ impl Client {
         Req: Serialize + 'static,
         Resp: DeserializeOwned + Default + Send + 'static,
     {
-        let prepared = self.prepare(method, request, options)?;
-        let (replies, timeout) = self.replies(method.pattern, prepared).await?;
+        let operation = ClientOperation::start(method.pattern, false);
+        let sent = match self.prepare(method, request, options) {
+            Ok(prepared) => self.replies(method.pattern, prepared).await,
+            Err(e) => Err(e),
+        };
+        operation.done(&sent);
+        let (replies, timeout) = sent?;
         let pattern = method.pattern;
         let stream = futures_util::stream::unfold(Some(replies), move |state| async move {
             let mut replies = state?;
@@ -235,16 +258,24 @@ impl Client {
             scope.as_ref().and_then(|s| s.trace.as_ref()),
         );
         trace::inject(&parent, &mut headers);
-        let emit = Emit {
-            pattern: method.pattern,
-            payload: json::encode(event)?,
-            key: options.key,
-            headers,
+        let operation = ClientOperation::start(method.pattern, true);
+        let outcome = match json::encode(event) {
+            Ok(payload) => {
+                let emit = Emit {
+                    pattern: method.pattern,
+                    payload,
+                    key: options.key,
+                    headers,
+                };
+                match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(deadline_error(method.pattern, timeout)),
+                }
+            }
+            Err(e) => Err(e),
         };
-        match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
-            Ok(result) => result,
-            Err(_) => Err(deadline_error(method.pattern, timeout)),
-        }
+        operation.done(&outcome);
+        outcome
     }
 }
 

@@ -13,8 +13,13 @@
 //!   `Origin` is not one of the trusted origins (the generated `*_TRUSTED_ORIGINS`) is refused
 //!   with `403`; a request without `Origin` (not a browser) is accepted.
 //!
-//! With a path prefix (the Traefik option `path_prefix`, which Traefik does not strip) both
-//! routes are also served under it: `/graph/health`, `/graph/events`.
+//! - `GET /metrics`: the runtime's Prometheus metrics ([`crate::metrics`]) and any the service
+//!   recorded through it, in the Prometheus text format. [`Edge::metrics_path`]
+//!   moves or removes it (Traefik routes every path of the host to the edge: scrape the
+//!   instance directly and keep `/metrics` off the public router if it must not be seen).
+//!
+//! With a path prefix (the Traefik option `path_prefix`, which Traefik does not strip) the
+//! routes are also served under it: `/graph/health`, `/graph/events`, `/graph/metrics`.
 //!
 //! ```ignore
 //! let events = Events::new(256);
@@ -132,6 +137,7 @@ pub struct Edge {
     events: Events,
     health_path: String,
     events_path: String,
+    metrics_path: Option<String>,
     path_prefix: Option<String>,
     check_timeout: Duration,
     ping_interval: Duration,
@@ -183,6 +189,7 @@ impl Edge {
             events: Events::default(),
             health_path: "/health".to_owned(),
             events_path: "/events".to_owned(),
+            metrics_path: Some("/metrics".to_owned()),
             path_prefix: None,
             check_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(25),
@@ -218,7 +225,13 @@ impl Edge {
         self
     }
 
-    /// Also serve both routes under this prefix (the Traefik option `path_prefix`; empty:
+    /// Path of the Prometheus route (`None`: not served). Default `/metrics`.
+    pub fn metrics_path(mut self, path: Option<&str>) -> Self {
+        self.metrics_path = path.map(str::to_owned);
+        self
+    }
+
+    /// Also serve the routes under this prefix (the Traefik option `path_prefix`; empty:
     /// none).
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
@@ -242,13 +255,9 @@ impl Edge {
 
     /// The routes as an axum [`Router`] (WebSocket clients are closed when `stop` turns true).
     fn build(self, stop: Option<watch::Receiver<bool>>) -> Router {
-        let mut paths = vec![(self.health_path.clone(), self.events_path.clone())];
-        if let Some(prefix) = &self.path_prefix {
-            paths.push((
-                format!("{prefix}{}", self.health_path),
-                format!("{prefix}{}", self.events_path),
-            ));
-        }
+        let mut prefixes = vec![String::new()];
+        prefixes.extend(self.path_prefix.clone());
+        let metrics_path = self.metrics_path.clone();
         let shared = Arc::new(Shared {
             trusted_origins: self.trusted_origins,
             checks: self.checks,
@@ -258,10 +267,19 @@ impl Edge {
             stop,
         });
         let mut router = Router::new();
-        for (health, events) in paths {
+        for prefix in prefixes {
             router = router
-                .route(&health, get(health_handler))
-                .route(&events, get(events_handler));
+                .route(
+                    &format!("{prefix}{}", self.health_path),
+                    get(health_handler),
+                )
+                .route(
+                    &format!("{prefix}{}", self.events_path),
+                    get(events_handler),
+                );
+            if let Some(path) = &metrics_path {
+                router = router.route(&format!("{prefix}{path}"), get(metrics_handler));
+            }
         }
         router.with_state(shared)
     }
@@ -322,6 +340,20 @@ async fn health_handler(State(shared): State<Arc<Shared>>) -> Response {
         status,
         [(header::CACHE_CONTROL, "no-store")],
         axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn metrics_handler() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::metrics::global().render(),
     )
         .into_response()
 }

@@ -24,6 +24,7 @@ pub mod json;
 pub mod kafka;
 pub mod memory;
 mod metadata;
+pub mod metrics;
 mod request;
 mod response;
 mod scope;

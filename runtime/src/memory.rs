@@ -42,6 +42,7 @@ impl Route {
         headers: crate::Metadata,
         correlation_id: Option<String>,
     ) -> Incoming {
+        crate::metrics::global().consumed(pattern);
         Incoming {
             pattern: pattern.to_owned(),
             payload,

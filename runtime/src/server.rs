@@ -13,6 +13,7 @@ use serde::Serialize;
 use tracing::Instrument as _;
 
 use crate::metadata::user_headers;
+use crate::metrics::Processing;
 use crate::request::{Context, Request};
 use crate::response::Response;
 use crate::scope::{self, Scope, Scoped};
@@ -108,20 +109,29 @@ where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, RpcError>> + Send + 'static,
 {
+    let processing = Processing::start(&incoming.pattern);
     let (request, scope, span) = match prepare::<Req>(incoming) {
         Ok(prepared) => prepared,
-        Err(e) => return once(Err(e)),
+        Err(e) => return refused(processing, e),
     };
     let pattern = request.context().pattern().to_owned();
     let fut = AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span))
         .catch_unwind();
     Box::pin(futures_util::stream::once(async move {
-        match fut.await {
+        let item = match fut.await {
             Ok(Ok(response)) => reply(response, &scope),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(panicked(&pattern)),
-        }
+        };
+        processing.done(item.as_ref().map(drop));
+        item
     }))
+}
+
+/// The error reply to a message that never reached its handler.
+fn refused(processing: Processing, e: RpcError) -> RawReplies {
+    processing.done(Err(&e));
+    once(Err(e))
 }
 
 /// Server streaming: decodes the request, runs `handler`, encodes each item it streams (the
@@ -133,9 +143,10 @@ where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<ResponseStream<Resp>>, RpcError>> + Send + 'static,
 {
+    let processing = Processing::start(&incoming.pattern);
     let (request, scope, span) = match prepare::<Req>(incoming) {
         Ok(prepared) => prepared,
-        Err(e) => return once(Err(e)),
+        Err(e) => return refused(processing, e),
     };
     let pattern = request.context().pattern().to_owned();
     let fut =
@@ -171,7 +182,7 @@ where
     }
     .flatten_stream();
     // An error ends the stream: nothing after it reaches the caller.
-    Box::pin(stop_after_error(stream))
+    Box::pin(stop_after_error(stream, processing))
 }
 
 /// Event: decodes the event and runs `handler`; the stream yields nothing, or the error
@@ -182,19 +193,22 @@ where
     F: FnOnce(Request<Ev>) -> Fut,
     Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
 {
+    let processing = Processing::start(&incoming.pattern);
     let (event, scope, span) = match prepare::<Ev>(incoming) {
         Ok(prepared) => prepared,
-        Err(e) => return once(Err(e)),
+        Err(e) => return refused(processing, e),
     };
     let pattern = event.context().pattern().to_owned();
     let fut = AssertUnwindSafe(scope::run(scope, handler(event)).instrument(span)).catch_unwind();
     Box::pin(
         async move {
-            match fut.await {
+            let failure = match fut.await {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(Err(e)),
-                Err(_) => Some(Err(panicked(&pattern))),
-            }
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(panicked(&pattern)),
+            };
+            processing.done(failure.as_ref().map_or(Ok(()), Err));
+            failure.map(Err)
         }
         .into_stream()
         .filter_map(|x| async move { x }),
@@ -233,15 +247,24 @@ impl<S: futures_core::Stream + Unpin> futures_core::Stream for InSpan<S> {
     }
 }
 
+/// Ends the stream after its first error, and records the processing when it ends.
 fn stop_after_error(
     stream: impl futures_core::Stream<Item = Item> + Send + 'static,
+    processing: Processing,
 ) -> impl futures_core::Stream<Item = Item> + Send + 'static {
-    futures_util::stream::unfold((Box::pin(stream), false), |(mut s, done)| async move {
-        if done {
-            return None;
+    let state = (Box::pin(stream), Some(processing));
+    futures_util::stream::unfold(state, |(mut s, mut processing)| async move {
+        let current = processing.take()?;
+        match s.next().await {
+            None => {
+                current.done(Ok(()));
+                None
+            }
+            Some(Err(e)) => {
+                current.done(Err(&e));
+                Some((Err(e), (s, None)))
+            }
+            Some(item) => Some((item, (s, Some(current)))),
         }
-        let item = s.next().await?;
-        let stop = item.is_err();
-        Some((item, (s, stop)))
     })
 }

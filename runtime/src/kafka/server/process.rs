@@ -21,6 +21,7 @@ type Item = Result<Reply, RpcError>;
 
 /// Handles `msg` to its final outcome.
 pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
+    crate::metrics::global().consumed(msg.topic());
     let hdrs = msg.headers();
     let reply_to = match dlq::reply_to(hdrs) {
         Ok(r) => r,
@@ -310,6 +311,7 @@ async fn stream_replies(
 }
 
 fn log_retry(msg: &OwnedMessage, correlation_id: &str, attempt: u32, wait: Duration, e: &RpcError) {
+    crate::metrics::global().retried(msg.topic());
     tracing::warn!(
         pattern = msg.topic(),
         correlation_id,

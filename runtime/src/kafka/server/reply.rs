@@ -97,6 +97,7 @@ pub(super) async fn dead_letter(
         }
         match shared.producer.send_awaited(record).await {
             Ok(()) => {
+                crate::metrics::global().dead_lettered(msg.topic(), reason.as_str());
                 tracing::warn!(
                     pattern = msg.topic(),
                     partition = msg.partition(),

@@ -129,6 +129,7 @@ pub(super) fn spawn(
         }
     };
     let after = config.stall_warning;
+    let group = group.to_owned();
     let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
     std::thread::Builder::new()
         .name(format!("axion-watchdog {group}"))
@@ -136,6 +137,9 @@ pub(super) fn spawn(
             let mut stalls = Stalls::new(after);
             while !stop.load(Ordering::SeqCst) {
                 let seen = look(&consumer, &topics);
+                for ((topic, partition), s) in &seen {
+                    crate::metrics::global().lag(topic, *partition, &group, s.waiting());
+                }
                 for ((topic, partition), change) in stalls.observe(Instant::now(), seen) {
                     report(&topic, partition, &change);
                 }
