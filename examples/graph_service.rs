@@ -4,17 +4,21 @@
 //! ```text
 //! KAFKA_BROKERS=127.0.0.1:9092 cargo run --example graph_service
 //! ```
-//! Creates the contract's topics at start-up, serves `GET /health` and the `/events` WebSocket
-//! on `EDGE_ADDR` (default `0.0.0.0:<GRAPH_SERVICE_TRAEFIK::PORT>`, the port of the generated
-//! labels), then serves until SIGTERM or Ctrl-C: in-flight handlers finish (bounded by
-//! `KAFKA_DRAIN_TIMEOUT_MS`), their offsets are committed and the member leaves the group.
+//! Creates the contract's topics at start-up, serves `GET /health`, `GET /metrics` and the
+//! `/events` WebSocket on `EDGE_ADDR` (default `0.0.0.0:<GRAPH_SERVICE_TRAEFIK::PORT>`, the port
+//! of the generated labels), then serves until SIGTERM or Ctrl-C: in-flight handlers finish
+//! (bounded by `KAFKA_DRAIN_TIMEOUT_MS`), their offsets are committed and the member leaves the
+//! group. With `GRAPH_AUTH_TOKEN` set, requests need `authorization: Bearer <token>`. Logs
+//! carry each message's trace id (the `process` span's `trace_id` field).
 
 pub mod contracts {
     axion_runtime::include_contracts!();
 }
 mod support {
+    pub mod auth;
     #[allow(dead_code)] // shared with the tests, which use more of it
     pub mod graph;
+    #[allow(dead_code)]
     pub mod graph_edge;
 }
 
@@ -34,7 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind(&edge_addr)
         .await
         .map_err(|e| format!("EDGE_ADDR {edge_addr}: {e}"))?;
-    let running = support::graph_edge::start(&config, listener).await?;
+    // GRAPH_AUTH_TOKEN: requests must carry `authorization: Bearer <token>`.
+    let token = std::env::var("GRAPH_AUTH_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let running = support::graph_edge::start_with_auth(&config, listener, token.as_deref()).await?;
     tracing::info!(
         brokers = ?config.brokers,
         edge = %running.edge_addr,

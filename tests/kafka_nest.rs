@@ -9,6 +9,8 @@ mod support {
     pub mod broker;
     pub mod nest;
 }
+#[path = "../examples/support/auth.rs"]
+mod auth;
 #[path = "../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
@@ -156,6 +158,46 @@ async fn a_nest_callers_key_headers_and_deadline_reach_the_rust_handler() {
     assert!(
         ahead >= Duration::from_secs(5) && ahead <= Duration::from_secs(60),
         "{ahead:?}"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nest_caller_needs_the_bearer_token_the_auth_middleware_wants() {
+    let broker = Broker::start();
+    let cfg = config(&broker, "it-nest-auth");
+    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let server = GraphServiceServer::new(graph::Graph::default());
+    let svc = server.service().clone();
+    let guarded = axion_runtime::middleware::layered(server, auth::BearerAuth::new("s3cret"));
+    let handle = KafkaServer::start(&cfg, guarded).await.unwrap();
+    assert!(handle.wait_assigned(Duration::from_secs(20)).await);
+
+    let address = broker.address();
+    let (lines, status) = tokio::task::spawn_blocking(move || {
+        support::nest::run_client(
+            &address,
+            &["auth", "s3cret"],
+            "nest-auth",
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(0), "{lines:#?}");
+    let step = |name: &str| lines.iter().find(|l| l["step"] == name).cloned().unwrap();
+    for refused in ["none", "wrong"] {
+        let line = step(refused);
+        assert_eq!(line["error"]["code"], "UNAUTHENTICATED", "{line}");
+        assert_eq!(line["error"]["status"], "error", "{line}");
+    }
+    assert_eq!(step("bearer")["reply"]["project"]["name"], "auth-bearer");
+    assert_eq!(
+        svc.project_count(),
+        1,
+        "refused requests never reached the handler"
     );
     handle.shutdown().await;
 }

@@ -1,31 +1,33 @@
-//! Metrics as Prometheus sees them: the example service on a real broker, its edge serving
-//! `/metrics`, `promtool check metrics` on the page, and Debian's real Prometheus scraping the
-//! edge and answering a query for the request count through its HTTP API.
+//! Metrics as Prometheus sees them: the example service (`examples/support/graph_edge.rs`) on
+//! a real broker, its edge serving `/metrics`, `promtool check metrics` on the page, and
+//! Debian's real Prometheus scraping the edge and answering a query for the request count
+//! through its HTTP API.
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
 mod support {
+    #[path = "../../examples/support/auth.rs"]
+    pub mod auth;
     pub mod broker;
+    #[allow(dead_code)]
+    #[path = "../../examples/support/graph.rs"]
+    pub mod graph;
+    #[path = "../../examples/support/graph_edge.rs"]
+    pub mod graph_edge;
     #[allow(dead_code)]
     pub mod procs;
 }
-#[path = "../examples/support/graph.rs"]
-#[allow(dead_code)]
-mod graph;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axion_runtime::edge::Edge;
-use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaServer};
+use axion_runtime::kafka::KafkaClient;
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
-use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
     CreateProjectRequest, GetProjectRequest, GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS,
-    GRAPH_SERVICE_TRUSTED_ORIGINS,
 };
 use support::broker::{config, Broker};
 use support::procs::Killer;
@@ -66,24 +68,14 @@ fn free_port() -> u16 {
 async fn prometheus_scrapes_the_edge_and_counts_the_requests() {
     let broker = Broker::start();
     let cfg = config(&broker, "it-metrics");
-    ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = support::graph_edge::start(&cfg, listener).await.unwrap();
+    assert!(running.server.wait_assigned(Duration::from_secs(20)).await);
+    let edge_address = running.edge_addr.to_string();
     let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
         .await
         .unwrap();
     let client = GraphServiceClient::new(kafka.client());
-    let server = GraphServiceServer::new(graph::Graph::emitting_to(client.clone()));
-    let handle = KafkaServer::start(&cfg, server).await.unwrap();
-    assert!(handle.wait_assigned(Duration::from_secs(20)).await);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let edge_address = listener.local_addr().unwrap().to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let edge = tokio::spawn(
-        Edge::new(GRAPH_SERVICE_TRUSTED_ORIGINS).serve(listener, async {
-            let _ = stopped.await;
-        }),
-    );
 
     // 5 creates, 2 of them failing (ALREADY_EXISTS), and a failed get.
     for name in ["a", "b", "c", "a", "b"] {
@@ -196,7 +188,5 @@ async fn prometheus_scrapes_the_edge_and_counts_the_requests() {
 
     // Prometheus first: the edge's graceful stop waits for its scrape connections.
     drop(prometheus);
-    let _ = stop.send(());
-    edge.await.unwrap().unwrap();
-    handle.shutdown().await;
+    running.shutdown().await;
 }

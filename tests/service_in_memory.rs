@@ -5,6 +5,8 @@
 #[rustfmt::skip]
 #[path = "../generated/mod.rs"]
 mod contracts;
+#[path = "../examples/support/auth.rs"]
+mod auth;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -522,6 +524,42 @@ async fn a_request_dequeued_past_its_deadline_is_refused_without_running_the_han
         .append("axion-deadline", axion_runtime::deadline::format(past));
     assert!(server.handle(incoming).next().await.is_none());
     assert_eq!(graph.events.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_tower_layer_refuses_requests_without_credentials_and_lets_events_pass() {
+    let transport = MemoryTransport::new();
+    let graph = std::sync::Arc::new(Graph::default());
+    let server = GraphServiceServer::from_arc(graph.clone());
+    transport
+        .serve(axion_runtime::middleware::layered(
+            server,
+            auth::BearerAuth::new("s3cret"),
+        ))
+        .unwrap();
+    let client = GraphServiceClient::new(transport.client());
+    let request = |name: &str| CreateProjectRequest {
+        name: name.into(),
+        ..Default::default()
+    };
+    let err = client.create_project(&request("anon")).await.unwrap_err();
+    assert!(err.is(codes::UNAUTHENTICATED), "{err:?}");
+    assert_eq!(err.message, "no authorization header");
+    let wrong = CallOptions::new().header("authorization", "Bearer guess");
+    let err = client
+        .create_project_with(&request("guess"), wrong)
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::UNAUTHENTICATED), "{err:?}");
+    assert!(graph.seen().is_empty(), "the handler ran");
+    let right = CallOptions::new().header("authorization", "Bearer s3cret");
+    let ok = client.create_project_with(&request("ok"), right).await;
+    assert_eq!(ok.unwrap().into_inner().project.unwrap().name, "ok");
+    client
+        .project_created(&ProjectCreatedEvent::default())
+        .await
+        .unwrap();
+    assert_eq!(wait_for_seen(&graph, 2).await.len(), 2, "the event passed");
 }
 
 #[test]

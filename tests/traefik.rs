@@ -10,6 +10,8 @@
 #[path = "../generated/mod.rs"]
 mod contracts;
 mod support {
+    #[path = "../../examples/support/auth.rs"]
+    pub mod auth;
     pub mod broker;
     pub mod docker_api;
     #[allow(dead_code)]

@@ -1,5 +1,5 @@
-//! The example `GraphService` with its edge: served over Kafka, plus `/health` and the
-//! `/events` WebSocket (every `ProjectCreated` as JSON) where its Traefik labels point.
+//! The example `GraphService` with its edge: served over Kafka, plus `/health`, `/metrics` and
+//! the `/events` WebSocket (every `ProjectCreated` as JSON) where its Traefik labels point.
 //! Shared by `examples/graph_service.rs` and the Traefik tests.
 
 use std::net::SocketAddr;
@@ -10,6 +10,7 @@ use axion_runtime::edge::{Edge, Events};
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer, ServerHandle};
 use tokio::sync::oneshot;
 
+use super::auth::BearerAuth;
 use super::graph::Graph;
 use crate::contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use crate::contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
@@ -34,10 +35,27 @@ pub async fn start(
     config: &KafkaConfig,
     listener: tokio::net::TcpListener,
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    start_with_auth(config, listener, None).await
+}
+
+/// [`start`], with requests required to carry `authorization: Bearer <token>` when a token is
+/// given (the [`BearerAuth`] middleware).
+pub async fn start_with_auth(
+    config: &KafkaConfig,
+    listener: tokio::net::TcpListener,
+    token: Option<&str>,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     ensure_topics(config, &[&GRAPH_SERVICE_CONTRACT]).await?;
     let emitter = KafkaClient::connect(config, &[]).await?;
     let graph = Graph::emitting_to(GraphServiceClient::new(emitter.client()));
-    let server = Arc::new(KafkaServer::start(config, GraphServiceServer::new(graph)).await?);
+    let server = GraphServiceServer::new(graph);
+    let server = Arc::new(match token {
+        Some(token) => {
+            let guarded = axion_runtime::middleware::layered(server, BearerAuth::new(token));
+            KafkaServer::start(config, guarded).await?
+        }
+        None => KafkaServer::start(config, server).await?,
+    });
     // Every instance pushes every ProjectCreated: the feed reads the event topic in no group.
     let events = Events::new(256);
     let feed = EventFeed::start(config, &GRAPH_SERVICE_CONTRACT, events.clone()).await?;

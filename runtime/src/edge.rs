@@ -11,7 +11,12 @@
 //!   `{"event":"ProjectCreated","pattern":"axion.graph-service.project-created","data":{...}}`
 //!   (`data` is the event's NestJS JSON, exactly as on the bus). An upgrade request whose
 //!   `Origin` is not one of the trusted origins (the generated `*_TRUSTED_ORIGINS`) is refused
-//!   with `403`; a request without `Origin` (not a browser) is accepted.
+//!   with `403`. `Origin` only guards against other sites in a browser (any other client just
+//!   leaves it out): [`Edge::authenticate`] checks the upgrade request's headers (a token,
+//!   a cookie) and refuses it with `401`. Clients send nothing but control frames, so inbound
+//!   frames are capped small ([`Edge::max_frame_bytes`], 4 KiB); at most
+//!   [`Edge::max_connections`] clients are served at once (then `503`); a client that answers
+//!   no ping within [`Edge::pong_timeout`] is dropped.
 //!
 //! - `GET /metrics`: the runtime's Prometheus metrics ([`crate::metrics`]) and any the service
 //!   recorded through it, in the Prometheus text format. [`Edge::metrics_path`]
@@ -141,7 +146,20 @@ pub struct Edge {
     path_prefix: Option<String>,
     check_timeout: Duration,
     ping_interval: Duration,
+    guards: Guards,
 }
+
+/// What keeps the WebSocket from being abused.
+#[derive(Clone)]
+struct Guards {
+    authenticate: Option<Arc<Authenticate>>,
+    max_frame_bytes: usize,
+    max_connections: usize,
+    pong_timeout: Duration,
+}
+
+/// Checks a WebSocket upgrade request's headers: `Err(why)` refuses it with `401`.
+type Authenticate = dyn Fn(&HeaderMap) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for Edge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,6 +182,9 @@ struct Shared {
     events: Events,
     check_timeout: Duration,
     ping_interval: Duration,
+    guards: Guards,
+    /// WebSocket clients connected now.
+    connections: std::sync::atomic::AtomicUsize,
     /// `None` when nothing can stop the edge ([`Edge::router`]).
     stop: Option<watch::Receiver<bool>>,
 }
@@ -193,7 +214,50 @@ impl Edge {
             path_prefix: None,
             check_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(25),
+            guards: Guards {
+                authenticate: None,
+                max_frame_bytes: 4 * 1024,
+                max_connections: 1024,
+                pong_timeout: Duration::from_secs(60),
+            },
         }
+    }
+
+    /// Checks each WebSocket upgrade request's headers before it is accepted: `Err(why)`
+    /// refuses it with `401` (and `why` in the log, not in the answer).
+    ///
+    /// ```ignore
+    /// edge.authenticate(|headers| match headers.get("authorization") {
+    ///     Some(v) if v == "Bearer s3cret" => Ok(()),
+    ///     _ => Err("no valid bearer token".into()),
+    /// })
+    /// ```
+    pub fn authenticate(
+        mut self,
+        check: impl Fn(&HeaderMap) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.guards.authenticate = Some(Arc::new(check));
+        self
+    }
+
+    /// Largest frame (and message) a client may send; a bigger one closes its connection.
+    /// Default 4 KiB (clients only send control frames).
+    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.guards.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Most WebSocket clients served at once; more are refused with `503`. Default 1024.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.guards.max_connections = connections;
+        self
+    }
+
+    /// How long a client may stay silent (no pong, no frame at all) before it is dropped;
+    /// the edge pings every [`Edge::ping_interval`]. Default 60 s.
+    pub fn pong_timeout(mut self, timeout: Duration) -> Self {
+        self.guards.pong_timeout = timeout;
+        self
     }
 
     /// Adds a readiness check, reported under `name`.
@@ -264,6 +328,8 @@ impl Edge {
             events: self.events,
             check_timeout: self.check_timeout,
             ping_interval: self.ping_interval,
+            guards: self.guards,
+            connections: std::sync::atomic::AtomicUsize::new(0),
             stop,
         });
         let mut router = Router::new();
@@ -363,6 +429,7 @@ async fn events_handler(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    use std::sync::atomic::Ordering;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let trusted = origin
             .to_str()
@@ -373,20 +440,58 @@ async fn events_handler(
             return (StatusCode::FORBIDDEN, "origin not trusted\n").into_response();
         }
     }
+    if let Some(check) = &shared.guards.authenticate {
+        if let Err(why) = check(&headers) {
+            tracing::info!(why, "WebSocket refused: not authenticated");
+            return (StatusCode::UNAUTHORIZED, "not authenticated\n").into_response();
+        }
+    }
+    let max = shared.guards.max_connections;
+    let taken = shared
+        .connections
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        });
+    if taken.is_err() {
+        tracing::warn!(max, "WebSocket refused: connection cap reached");
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    }
+    let slot = Slot(shared.clone());
     let rx = shared.events.subscribe();
-    ws.on_upgrade(move |socket| push_events(socket, rx, shared))
+    let limit = shared.guards.max_frame_bytes;
+    ws.max_frame_size(limit)
+        .max_message_size(limit)
+        .on_upgrade(move |socket| async move {
+            push_events(socket, rx, &slot.0).await;
+            drop(slot);
+        })
 }
 
-/// Pushes events to one client until it leaves, the edge stops, or a send fails.
+/// One of the edge's WebSocket connections; frees its place when dropped.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Pushes events to one client until it leaves, goes silent past the pong timeout, the edge
+/// stops, or a send fails.
 async fn push_events(
     mut socket: WebSocket,
     mut rx: broadcast::Receiver<Arc<str>>,
-    shared: Arc<Shared>,
+    shared: &Shared,
 ) {
     let mut stop = shared.stop.clone();
     let mut ping = tokio::time::interval(shared.ping_interval);
     ping.tick().await;
+    let silence = shared.guards.pong_timeout;
+    let mut heard = tokio::time::Instant::now();
     loop {
+        let deaf = tokio::time::sleep_until(heard + silence);
         tokio::select! {
             event = rx.recv() => {
                 let text = match event {
@@ -401,13 +506,19 @@ async fn push_events(
                 }
             }
             incoming = socket.recv() => match incoming {
+                // Too big a frame is an error here: the connection ends.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {} // pings are answered by the library; the rest is ignored
+                // Pings are answered by the library; any frame shows the client is there.
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
+            }
+            _ = deaf => {
+                tracing::info!(silent_ms = silence.as_millis() as u64, "WebSocket client dropped: no pong");
+                break;
             }
             _ = stopped(&mut stop) => break,
         }

@@ -25,6 +25,8 @@ pub mod codes {
     pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
     /// The serving side does not handle this pattern.
     pub const UNIMPLEMENTED: &str = "UNIMPLEMENTED";
+    /// The request has no valid credentials.
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
 }
 
 /// NestJS's reply to a pattern its server has no handler for, verbatim.
@@ -92,6 +94,10 @@ impl RpcError {
     /// [`codes::ALREADY_EXISTS`].
     pub fn already_exists(message: impl Into<String>) -> Self {
         Self::new(codes::ALREADY_EXISTS, message)
+    }
+    /// [`codes::UNAUTHENTICATED`].
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(codes::UNAUTHENTICATED, message)
     }
     /// [`codes::PERMISSION_DENIED`].
     pub fn permission_denied(message: impl Into<String>) -> Self {

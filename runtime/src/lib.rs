@@ -25,6 +25,7 @@ pub mod kafka;
 pub mod memory;
 mod metadata;
 pub mod metrics;
+pub mod middleware;
 mod request;
 mod response;
 mod scope;

@@ -1,5 +1,5 @@
 // A real NestJS ClientKafka caller of the GraphService contract.
-// Usage: node dist/client.js <scenario [name] | context NAME | traced NAME | full | bench-seq N | bench-par N K |
+// Usage: node dist/client.js <scenario [name] | context NAME | traced NAME | auth TOKEN | full | bench-seq N | bench-par N K |
 //                             load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>>
 // stdout: JSON lines only (see README.md).
 import { finishedSpans } from "./tracing";
@@ -286,8 +286,27 @@ async function traced(client: ClientKafka, name: string): Promise<boolean> {
   return true;
 }
 
+/** Requests through an authenticating middleware: without credentials, with a wrong token,
+ *  with `authorization: Bearer TOKEN` in the envelope's headers. One line per step. */
+async function auth(client: ClientKafka, token: string): Promise<boolean> {
+  const steps: [string, unknown][] = [
+    ["none", { name: "auth-none" }],
+    ["wrong", { value: { name: "auth-wrong" }, headers: { authorization: "Bearer nope" } }],
+    ["bearer", { value: { name: "auth-bearer" }, headers: { authorization: `Bearer ${token}` } }],
+  ];
+  for (const [step, value] of steps) {
+    try {
+      const send = client.send<CreateProjectResponse>(GRAPH_SERVICE_PATTERNS.CREATE_PROJECT, value);
+      line({ step, ok: true, reply: await lastValueFrom(send.pipe(timeout(SEND_TIMEOUT_MS))) });
+    } catch (err) {
+      line({ step, ok: false, error: errorValue(err) });
+    }
+  }
+  return true;
+}
+
 const USAGE =
-  "usage: node dist/client.js scenario [name] | context NAME | traced NAME | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
+  "usage: node dist/client.js scenario [name] | context NAME | traced NAME | auth TOKEN | full | bench-seq N | bench-par N K | load N K PREFIX | send-raw <pattern> <json> | emit-raw <pattern> <json>";
 
 async function main(): Promise<number> {
   const [command, a1, a2, a3] = process.argv.slice(2);
@@ -308,6 +327,9 @@ async function main(): Promise<number> {
     switch (command) {
       case "scenario":
         return (await scenario(call, a1 ?? "alpha")) ? 0 : 1;
+      case "auth":
+        if (!a1) throw new Error(USAGE);
+        return (await auth(client, a1)) ? 0 : 1;
       case "traced":
         if (!a1) throw new Error(USAGE);
         return (await traced(client, a1)) ? 0 : 1;
