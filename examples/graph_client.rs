@@ -8,8 +8,11 @@ pub mod contracts {
     axion_runtime::include_contracts!();
 }
 
+use std::time::Duration;
+
 use axion_runtime::futures::StreamExt as _;
 use axion_runtime::kafka::{KafkaClient, KafkaConfig};
+use axion_runtime::CallOptions;
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::{
     CreateProjectRequest, GetProjectRequest, ListProjectsRequest, GRAPH_SERVICE_CONTRACT,
@@ -23,14 +26,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let graph = GraphServiceClient::new(kafka.client());
 
     let created = graph
-        .create_project(&CreateProjectRequest {
-            name: name.clone(),
-            description: "made by graph_client".into(),
-            ..Default::default()
-        })
+        .create_project_with(
+            &CreateProjectRequest {
+                name: name.clone(),
+                description: "made by graph_client".into(),
+                ..Default::default()
+            },
+            CallOptions::new().timeout(Duration::from_secs(5)),
+        )
         .await;
     match &created {
-        Ok(r) => println!("created: {}", serde_json::to_string(&r.project)?),
+        Ok(reply) => {
+            println!(
+                "created: {}",
+                serde_json::to_string(&reply.get_ref().project)?
+            );
+            // The reply names the server's processing span: its trace is this call's.
+            if let Some(parent) = reply.headers().get_str("traceparent") {
+                println!("traceparent of the reply: {parent}");
+            }
+        }
         Err(e) => println!("create failed: {e}"),
     }
     if let Err(e) = graph

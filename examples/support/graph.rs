@@ -72,6 +72,8 @@ impl GraphService for Graph {
             projects.push(project.clone());
             project
         };
+        // Inside the request's `process` span: the line carries its trace id.
+        tracing::info!(id = %project.id, name = %project.name, "project created");
         if let Some(events) = &self.events {
             let event = ProjectCreatedEvent {
                 project: Some(project.clone()),
@@ -139,6 +141,8 @@ impl GraphService for Graph {
     }
 
     async fn project_created(&self, event: Request<ProjectCreatedEvent>) -> Result<(), RpcError> {
+        let id = event.get_ref().project.as_ref().map(|p| p.id.as_str());
+        tracing::info!(?id, "ProjectCreated received");
         self.received
             .lock()
             .expect("received")

@@ -226,11 +226,13 @@ impl Edge {
     /// Checks each WebSocket upgrade request's headers before it is accepted: `Err(why)`
     /// refuses it with `401` (and `why` in the log, not in the answer).
     ///
-    /// ```ignore
-    /// edge.authenticate(|headers| match headers.get("authorization") {
+    /// ```
+    /// # let edge = axion_runtime::edge::Edge::new(&[]);
+    /// let edge = edge.authenticate(|headers| match headers.get("authorization") {
     ///     Some(v) if v == "Bearer s3cret" => Ok(()),
     ///     _ => Err("no valid bearer token".into()),
-    /// })
+    /// });
+    /// # drop(edge);
     /// ```
     pub fn authenticate(
         mut self,
