@@ -6,7 +6,9 @@
 //!   server (the limit);
 //! - events per second: the generated client's emit vs a raw rdkafka producer;
 //! - peak RSS and CPU per request of the generated server vs the NestJS server (each server
-//!   runs in its own process; read from /proc).
+//!   runs in its own process; read from /proc);
+//! - the generated pair again with telemetry off (`axion_runtime::telemetry`: no trace
+//!   propagation, no metrics; the request context stays): what they cost.
 //!
 //! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first); `scripts/bench.sh`
 //! runs it with the codegen and build benchmarks. Env: `BENCH_ROUNDS` (3), `BENCH_SEQ` (300),
@@ -158,6 +160,24 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
     let gen_server = (server.peak_rss_mb(), gen_cpu);
     drop(server);
 
+    // The same pair with telemetry off on both sides (a fresh server process; the client's
+    // switch is process-wide): what trace propagation and metrics cost.
+    let mut server = procs::self_server(
+        "serve-generated-plain",
+        &address,
+        fetch_wait,
+        &format!("plain{r}"),
+    );
+    axion_runtime::telemetry::set_enabled(false);
+    lanes(20, 1, call("plain-warm")).await;
+    let cpu0 = server.cpu_seconds();
+    let sa0 = server.allocations().unwrap_or(0);
+    let plain_par = lanes(par, 64, call("plain")).await;
+    let plain_allocs = (server.allocations().unwrap_or(0) - sa0) as f64 / par as f64;
+    let plain_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
+    axion_runtime::telemetry::set_enabled(true);
+    drop(server);
+
     // Events: the generated client's emit vs a raw producer, same payload and window.
     let event = ProjectCreatedEvent {
         project: Some(Project {
@@ -248,6 +268,7 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
             raw_server_allocs,
         ],
         events: [gen_events.rps, raw_events.rps],
+        plain: (plain_par, plain_cpu, plain_allocs),
     }
 }
 
@@ -272,6 +293,10 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("serve-generated") => {
             return serve_generated(&args[1], args[2].parse().unwrap(), &args[3]).await
+        }
+        Some("serve-generated-plain") => {
+            axion_runtime::telemetry::set_enabled(false);
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3]).await;
         }
         Some("serve-raw") => {
             raw::serve(&args[1], args[2].parse().unwrap(), &args[3]).await;

@@ -50,6 +50,9 @@ pub struct Round {
     pub allocs: [f64; 4],
     /// Events per second: generated emit, raw producer.
     pub events: [f64; 2],
+    /// The generated pair with telemetry off (no trace propagation, no metrics), 64 in flight:
+    /// the run, server CPU ms per request, server allocations per request.
+    pub plain: (Run, f64, f64),
 }
 
 /// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded); one retry if
@@ -203,6 +206,9 @@ pub struct Summary {
     gen_client_cpu: Fig,
     raw_client_cpu: Fig,
     allocs: [Fig; 4],
+    plain_rps: Fig,
+    plain_cpu: Fig,
+    plain_allocs: Fig,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -250,6 +256,9 @@ impl Summary {
             raw_client_cpu: Fig::of(all.iter().map(|r| r.client_cpu[1])),
             gen_events: Fig::of(all.iter().map(|r| r.events[0])),
             raw_events: Fig::of(all.iter().map(|r| r.events[1])),
+            plain_rps: Fig::of(all.iter().map(|r| r.plain.0.rps)),
+            plain_cpu: Fig::of(all.iter().map(|r| r.plain.1)),
+            plain_allocs: Fig::of(all.iter().map(|r| r.plain.2)),
         }
     }
 
@@ -261,7 +270,21 @@ impl Summary {
         let vs_nest = ratio(g.par_rps.median, n.par_rps.median);
         let emit = ratio(self.gen_events.median, self.raw_events.median);
         let cpu = ratio(self.gen_cpu.median, self.nest_cpu.median);
+        let telemetry_rps = ratio(g.par_rps.median, self.plain_rps.median);
+        let telemetry_cpu = ratio(self.gen_cpu.median, self.plain_cpu.median);
         vec![
+            (
+                "telemetry on / off, 64 in flight req/s",
+                telemetry_rps,
+                "≥ 0.9",
+                telemetry_rps >= 0.9,
+            ),
+            (
+                "telemetry on / off, server CPU per request",
+                telemetry_cpu,
+                "≤ 1.15",
+                telemetry_cpu <= 1.15,
+            ),
             (
                 "generated / raw, 64 in flight req/s",
                 par,
@@ -365,6 +388,23 @@ impl Summary {
             "| raw rdkafka | {} | {} |",
             self.allocs[2].show(1),
             self.allocs[3].show(1)
+        );
+        println!(
+            "| generated, telemetry off (server) | | {} |",
+            self.plain_allocs.show(1)
+        );
+        println!();
+        println!("| generated pair, 64 in flight | req/s | server CPU ms/request |");
+        println!("|---|---|---|");
+        println!(
+            "| telemetry on (context, trace propagation, metrics) | {} | {} |",
+            self.pairings[0].par_rps.show(0),
+            self.gen_cpu.show(3)
+        );
+        println!(
+            "| telemetry off (context only) | {} | {} |",
+            self.plain_rps.show(0),
+            self.plain_cpu.show(3)
         );
         println!();
         println!("| events (acks=all, idempotent) | events/s |");

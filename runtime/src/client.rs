@@ -99,11 +99,13 @@ impl Client {
             deadline::HEADER,
             deadline::format(SystemTime::now() + timeout),
         );
-        let parent = trace::outgoing(
-            &options.headers,
-            scope.as_ref().and_then(|s| s.trace.as_ref()),
-        );
-        trace::inject(&parent, &mut headers);
+        if crate::telemetry::enabled() {
+            let parent = trace::outgoing(
+                &options.headers,
+                scope.as_ref().and_then(|s| s.trace.as_ref()),
+            );
+            trace::inject(&parent, &mut headers);
+        }
         let call = Call {
             pattern: method.pattern,
             reply_topic: method.reply_topic,
@@ -253,11 +255,13 @@ impl Client {
         let timeout = options.timeout.unwrap_or(self.timeout);
         let mut headers = user_headers(&options.headers);
         let scope = scope::current();
-        let parent = trace::outgoing(
-            &options.headers,
-            scope.as_ref().and_then(|s| s.trace.as_ref()),
-        );
-        trace::inject(&parent, &mut headers);
+        if crate::telemetry::enabled() {
+            let parent = trace::outgoing(
+                &options.headers,
+                scope.as_ref().and_then(|s| s.trace.as_ref()),
+            );
+            trace::inject(&parent, &mut headers);
+        }
         let operation = ClientOperation::start(method.pattern, true);
         let outcome = match json::encode(event) {
             Ok(payload) => {

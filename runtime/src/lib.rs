@@ -31,6 +31,7 @@ mod response;
 mod scope;
 pub mod server;
 mod signal;
+pub mod telemetry;
 mod trace;
 pub mod transport;
 mod wkt;

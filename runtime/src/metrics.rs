@@ -185,15 +185,23 @@ impl Metrics {
     }
 
     pub(crate) fn consumed(&self, pattern: &str) {
-        self.pattern(pattern).consumed.increment(1);
+        if crate::telemetry::enabled() {
+            self.pattern(pattern).consumed.increment(1);
+        }
     }
 
     pub(crate) fn retried(&self, pattern: &str) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
         self.counter(RETRIES, vec![Label::new(DESTINATION, pattern.to_owned())])
             .increment(1);
     }
 
     pub(crate) fn dead_lettered(&self, pattern: &str, reason: &'static str) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
         let labels = vec![
             Label::new(DESTINATION, pattern.to_owned()),
             Label::new("reason", reason),
@@ -202,6 +210,9 @@ impl Metrics {
     }
 
     pub(crate) fn lag(&self, topic: &str, partition: i32, group: &str, waiting: i64) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
         let labels = vec![
             Label::new(DESTINATION, topic.to_owned()),
             Label::new("messaging_destination_partition_id", partition.to_string()),
@@ -216,30 +227,39 @@ fn error_type(e: &RpcError) -> String {
 }
 
 /// One message being processed: in flight until dropped; [`Processing::done`] records the
-/// duration.
-pub(crate) struct Processing {
+/// duration. Records nothing with telemetry off.
+pub(crate) struct Processing(Option<Timed>);
+
+struct Timed {
     pattern: Arc<Pattern>,
     started: Instant,
 }
 
 impl Processing {
     pub(crate) fn start(pattern: &str) -> Self {
+        if !crate::telemetry::enabled() {
+            return Processing(None);
+        }
         let pattern = global().pattern(pattern);
         pattern.in_flight.increment(1.0);
-        Processing {
+        Processing(Some(Timed {
             pattern,
             started: Instant::now(),
-        }
+        }))
     }
 
     /// Records how long it took and how it ended.
-    pub(crate) fn done(self, outcome: Result<(), &RpcError>) {
-        let seconds = self.started.elapsed().as_secs_f64();
+    pub(crate) fn done(mut self, outcome: Result<(), &RpcError>) {
+        let Some(timed) = self.0.take() else {
+            return;
+        };
+        timed.pattern.in_flight.decrement(1.0);
+        let seconds = timed.started.elapsed().as_secs_f64();
         match outcome {
-            Ok(()) => self.pattern.processed.record(seconds),
+            Ok(()) => timed.pattern.processed.record(seconds),
             Err(e) => {
                 let labels = vec![
-                    Label::new(DESTINATION, self.pattern.name.clone()),
+                    Label::new(DESTINATION, timed.pattern.name.clone()),
                     Label::new(ERROR_TYPE, error_type(e)),
                 ];
                 global().histogram(PROCESS, labels).record(seconds);
@@ -249,13 +269,18 @@ impl Processing {
 }
 
 impl Drop for Processing {
+    /// Dropped unfinished (the handler was cancelled): no longer in flight.
     fn drop(&mut self) {
-        self.pattern.in_flight.decrement(1.0);
+        if let Some(timed) = &self.0 {
+            timed.pattern.in_flight.decrement(1.0);
+        }
     }
 }
 
-/// A call or emit a client makes.
-pub(crate) struct ClientOperation {
+/// A call or emit a client makes (nothing recorded with telemetry off).
+pub(crate) struct ClientOperation(Option<Operation>);
+
+struct Operation {
     pattern: Arc<Pattern>,
     emit: bool,
     started: Instant,
@@ -263,27 +288,31 @@ pub(crate) struct ClientOperation {
 
 impl ClientOperation {
     pub(crate) fn start(pattern: &str, emit: bool) -> Self {
+        if !crate::telemetry::enabled() {
+            return ClientOperation(None);
+        }
         let pattern = global().pattern(pattern);
         pattern.sent.increment(1);
-        ClientOperation {
+        ClientOperation(Some(Operation {
             pattern,
             emit,
             started: Instant::now(),
-        }
+        }))
     }
 
     pub(crate) fn done<T>(self, outcome: &Result<T, RpcError>) {
-        let seconds = self.started.elapsed().as_secs_f64();
+        let Some(op) = self.0 else {
+            return;
+        };
+        let seconds = op.started.elapsed().as_secs_f64();
         match outcome {
-            Ok(_) if self.emit => self.pattern.emits.record(seconds),
-            Ok(_) => self.pattern.sends.record(seconds),
+            Ok(_) if op.emit => op.pattern.emits.record(seconds),
+            Ok(_) => op.pattern.sends.record(seconds),
             Err(e) => {
+                let operation = if op.emit { "emit" } else { "send" };
                 let labels = vec![
-                    Label::new(DESTINATION, self.pattern.name.clone()),
-                    Label::new(
-                        "messaging_operation_name",
-                        if self.emit { "emit" } else { "send" },
-                    ),
+                    Label::new(DESTINATION, op.pattern.name.clone()),
+                    Label::new("messaging_operation_name", operation),
                     Label::new(ERROR_TYPE, error_type(e)),
                 ];
                 global().histogram(OPERATION, labels).record(seconds);

@@ -54,15 +54,17 @@ fn prepare<T: DeserializeOwned + Default + 'static>(
             )));
         }
     }
-    let parent = trace::extract(&context.headers);
     let span = process_span(&context);
-    let processing = trace::processing(&span, parent.as_ref());
-    span.record("trace_id", tracing::field::display(processing.trace_id()));
+    if crate::telemetry::enabled() {
+        let parent = trace::extract(&context.headers);
+        let processing = trace::processing(&span, parent.as_ref());
+        span.record("trace_id", tracing::field::display(processing.trace_id()));
+        context.trace = Some(processing);
+    }
     context.span = Some(span.clone());
-    context.trace = Some(processing.clone());
     let scope = Arc::new(Scope {
         deadline: context.deadline,
-        trace: Some(processing),
+        trace: context.trace.clone(),
     });
     Ok((Request::from_parts(context, message), scope, span))
 }
