@@ -202,6 +202,12 @@ impl<H: Handler> Handler for Stamping<H> {
         self.inner.contract()
     }
     fn handle(&self, incoming: Incoming) -> RawReplies {
+        assert!(
+            incoming.partition.is_some()
+                && incoming.offset.is_some()
+                && incoming.timestamp.is_some(),
+            "where it was read: {incoming:?}"
+        );
         self.seen.lock().unwrap().push((
             incoming.key.clone(),
             incoming.headers.get("x-tenant").map(<[u8]>::to_vec),

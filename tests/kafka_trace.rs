@@ -101,6 +101,25 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
         })
         .expect("the NestJS server printed its spans");
     let callee = nest_spans(&[event_spans]);
+
+    // A Rust call made inside an application span continues that span's trace.
+    let outer = tracing::info_span!("outer-operation");
+    let outer_context = {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        outer.context().span().span_context().clone()
+    };
+    assert!(outer_context.is_valid());
+    {
+        use tracing::Instrument as _;
+        let client = GraphServiceClient::new(kafka.client());
+        let request = contracts::axion::graph::v1::CreateProjectRequest {
+            name: "from-a-rust-span".into(),
+            ..Default::default()
+        };
+        client.create_project(&request).instrument(outer.clone()).await.unwrap();
+    }
+    drop(outer);
     handle.shutdown().await;
     let _ = provider.force_flush();
     let rust = exporter.get_finished_spans().unwrap();
@@ -152,6 +171,11 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
         process.span_context.span_id().to_string().as_str(),
         "the Nest consumer span's parent is the Rust processing span"
     );
+    let continued = rust
+        .iter()
+        .find(|s| s.name == process_name && s.parent_span_id == outer_context.span_id())
+        .expect("a process span whose parent is the caller's span");
+    assert_eq!(continued.span_context.trace_id(), outer_context.trace_id());
     // And the Nest client's reply consumer continues from the Rust span too.
     let reply = named(
         &caller,

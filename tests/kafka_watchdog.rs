@@ -177,6 +177,14 @@ async fn partitions_a_stuck_member_holds_are_reported_as_stalled() {
     eprintln!(
         "watchdog: the stuck member holds {held:?} of {topic}; stalled and warned: {warnings:?}"
     );
+    // The consumer-lag gauge on /metrics: 3 messages waiting on each stuck partition.
+    let page = axion_runtime::metrics::global().render();
+    for p in &held {
+        let line = format!(
+            "axion_consumer_lag{{messaging_destination_name=\"{topic}\",messaging_destination_partition_id=\"{p}\",messaging_consumer_group_name=\"{group}\"}} 3"
+        );
+        assert!(page.contains(&line), "no {line:?} in\n{page}");
+    }
 
     // The member catches up and commits: nothing is stalled any more.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,6 +1,6 @@
-//! `telemetry::set_enabled(false)` (or `AXION_TELEMETRY=off`): no trace headers and no metrics,
-//! the request context and deadlines unchanged. Its own test binary: the switch is
-//! process-wide.
+//! Process-wide switches, in a test binary of their own: `telemetry::set_enabled(false)` (or
+//! `AXION_TELEMETRY=off`: no trace headers and no metrics, the request context unchanged), and
+//! the runtime's registry as the `metrics` crate's global recorder.
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
@@ -53,6 +53,17 @@ async fn telemetry_off_sends_no_trace_headers_and_records_no_metrics() {
     let page = axion_runtime::metrics::global().render();
     assert!(
         page.contains(r#"messaging_client_sent_messages_total{messaging_destination_name="axion.graph-service.create-project"} 1"#),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_services_own_metrics_land_on_the_page_once_the_registry_is_the_global_recorder() {
+    axion_runtime::metrics::install_global_recorder().expect("no other recorder");
+    metrics::counter!("graph_projects_archived_total", "tenant" => "acme").increment(2);
+    let page = axion_runtime::metrics::global().render();
+    assert!(
+        page.contains(r#"graph_projects_archived_total{tenant="acme"} 2"#),
         "{page}"
     );
 }
