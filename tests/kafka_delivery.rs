@@ -344,12 +344,17 @@ async fn failed_events_are_retried_in_order_then_dead_lettered() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     };
-    let retries = count(&format!("axion_retries_total{{messaging_destination_name=\"{EVENT}\"}}"));
+    let retries = count(&format!(
+        "axion_retries_total{{messaging_destination_name=\"{EVENT}\"}}"
+    ));
     let dead = count(&format!(
         "axion_dead_letters_total{{messaging_destination_name=\"{EVENT}\",reason=\"handler-failed\"}}"
     ));
     // flaky 2 + doomed 2 + panics 2 retries; doomed, missing, panics dead-lettered.
-    assert!(retries >= 6.0 && dead >= 3.0, "retries {retries}, dead letters {dead}\n{page}");
+    assert!(
+        retries >= 6.0 && dead >= 3.0,
+        "retries {retries}, dead letters {dead}\n{page}"
+    );
     // Every offset of partition 0 is committed (moved on past the dead letters).
     assert!(
         eventually(Duration::from_secs(10), || committed(

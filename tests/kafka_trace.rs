@@ -117,7 +117,11 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
             name: "from-a-rust-span".into(),
             ..Default::default()
         };
-        client.create_project(&request).instrument(outer.clone()).await.unwrap();
+        client
+            .create_project(&request)
+            .instrument(outer.clone())
+            .await
+            .unwrap();
     }
     drop(outer);
     handle.shutdown().await;
