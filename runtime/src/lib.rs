@@ -7,6 +7,13 @@
 //! `kafka` feature, the Kafka transport that makes a service a peer of NestJS services; with
 //! the `edge` feature, the HTTP/WebSocket edge ([`edge`]) Traefik routes to.
 //!
+//! A handler gets a [`Request`] (the message and its [`Context`]: headers, key, where it was
+//! read, correlation id, [`deadline`], trace) and returns a [`Response`] (the reply and its
+//! headers); callers pass [`CallOptions`]. Every message carries W3C trace context, recorded in
+//! [`metrics`] (see [`telemetry`] to turn both off); with the `otel` feature the processing
+//! spans export through `tracing-opentelemetry`. [`middleware`] wraps a dispatcher in `tower`
+//! layers.
+//!
 //! A service crate depends on `axion-runtime` and `tokio`, and includes the generated module
 //! tree with [`include_contracts!`] (build.rs output) or `#[path = ".../mod.rs"] mod x;`
 //! (checked-in output).
