@@ -1,7 +1,8 @@
 //! One trace across three processes on a real broker: a NestJS client instrumented with
 //! `@opentelemetry/instrumentation-kafkajs` calls the Rust server (runtime feature `otel`, spans
 //! exported through `tracing-opentelemetry` to an in-memory exporter), whose handler emits
-//! `ProjectCreated` to an instrumented NestJS server. Parent links are checked span by span.
+//! `ProjectCreated` to an instrumented NestJS server. Parent links are checked span by span:
+//! Nest `send` -> Rust `process` -> Rust `send` (the emit) -> Nest `process`.
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
@@ -138,7 +139,7 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
     let process_name = format!("process {}", GRAPH_SERVICE_PATTERNS::CREATE_PROJECT);
     let process = rust
         .iter()
-        .find(|s| s.name == process_name)
+        .find(|s| s.name == process_name && s.span_context.trace_id().to_string() == trace_id)
         .unwrap_or_else(|| {
             panic!(
                 "no Rust span {process_name:?}: {:?}",
@@ -164,7 +165,15 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
         Some(GRAPH_SERVICE_PATTERNS::CREATE_PROJECT)
     );
     assert_eq!(attribute("messaging.system").as_deref(), Some("kafka"));
-    // Nest server: the event's consumer span, a child of the Rust processing span.
+    // Rust: the handler's emit, a producer span under the processing span.
+    let emit_name = format!("send {}", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED);
+    let emitted = rust
+        .iter()
+        .find(|s| s.name == emit_name && s.parent_span_id == process.span_context.span_id())
+        .unwrap_or_else(|| panic!("no Rust span {emit_name:?} under the processing span"));
+    assert_eq!(emitted.span_kind, opentelemetry::trace::SpanKind::Producer);
+    assert_eq!(emitted.span_context.trace_id().to_string(), trace_id);
+    // Nest server: the event's consumer span, a child of the Rust producer span.
     let consumed = named(
         &callee,
         &format!("process {}", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED),
@@ -172,13 +181,19 @@ async fn one_trace_from_a_nest_caller_through_rust_to_a_nest_server() {
     assert_eq!(consumed["traceId"], trace_id.as_str(), "{callee:#?}");
     assert_eq!(
         consumed["parentSpanId"],
-        process.span_context.span_id().to_string().as_str(),
-        "the Nest consumer span's parent is the Rust processing span"
+        emitted.span_context.span_id().to_string().as_str(),
+        "the Nest consumer span's parent is the Rust producer span"
     );
+    // The call made inside the application span: outer -> send -> process.
+    let send_name = format!("send {}", GRAPH_SERVICE_PATTERNS::CREATE_PROJECT);
+    let sent = rust
+        .iter()
+        .find(|s| s.name == send_name && s.parent_span_id == outer_context.span_id())
+        .expect("a send span whose parent is the caller's span");
     let continued = rust
         .iter()
-        .find(|s| s.name == process_name && s.parent_span_id == outer_context.span_id())
-        .expect("a process span whose parent is the caller's span");
+        .find(|s| s.name == process_name && s.parent_span_id == sent.span_context.span_id())
+        .expect("a process span whose parent is that send span");
     assert_eq!(continued.span_context.trace_id(), outer_context.trace_id());
     // And the Nest client's reply consumer continues from the Rust span too.
     let reply = named(

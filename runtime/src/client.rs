@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument as _;
 
 use crate::metadata::user_headers;
 use crate::metrics::ClientOperation;
@@ -158,7 +159,11 @@ impl Client {
         Resp: DeserializeOwned + Default + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let outcome = self.call_unary(method, request, options).await;
+        let span = trace::send_span(method.pattern, &options.headers);
+        let outcome = self
+            .call_unary(method, request, options)
+            .instrument(span)
+            .await;
         operation.done(&outcome);
         outcome
     }
@@ -217,10 +222,13 @@ impl Client {
         Resp: DeserializeOwned + Default + Send + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let sent = match self.prepare(method, request, options) {
-            Ok(prepared) => self.replies(method.pattern, prepared).await,
-            Err(e) => Err(e),
-        };
+        let span = trace::send_span(method.pattern, &options.headers);
+        let sent = async {
+            let prepared = self.prepare(method, request, options)?;
+            self.replies(method.pattern, prepared).await
+        }
+        .instrument(span)
+        .await;
         operation.done(&sent);
         let (replies, timeout) = sent?;
         let pattern = method.pattern;
@@ -252,34 +260,42 @@ impl Client {
         event: &Ev,
         options: CallOptions,
     ) -> Result<(), RpcError> {
+        let operation = ClientOperation::start(method.pattern, true);
+        let span = trace::send_span(method.pattern, &options.headers);
+        let outcome = self
+            .send_event(method, event, options)
+            .instrument(span)
+            .await;
+        operation.done(&outcome);
+        outcome
+    }
+
+    async fn send_event<Ev: Serialize + 'static>(
+        &self,
+        method: &'static MethodContract,
+        event: &Ev,
+        options: CallOptions,
+    ) -> Result<(), RpcError> {
         let timeout = options.timeout.unwrap_or(self.timeout);
         let mut headers = user_headers(&options.headers);
-        let scope = scope::current();
         if crate::telemetry::enabled() {
+            let scope = scope::current();
             let parent = trace::outgoing(
                 &options.headers,
                 scope.as_ref().and_then(|s| s.trace.as_ref()),
             );
             trace::inject(&parent, &mut headers);
         }
-        let operation = ClientOperation::start(method.pattern, true);
-        let outcome = match json::encode(event) {
-            Ok(payload) => {
-                let emit = Emit {
-                    pattern: method.pattern,
-                    payload,
-                    key: options.key,
-                    headers,
-                };
-                match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(deadline_error(method.pattern, timeout)),
-                }
-            }
-            Err(e) => Err(e),
+        let emit = Emit {
+            pattern: method.pattern,
+            payload: json::encode(event)?,
+            key: options.key,
+            headers,
         };
-        operation.done(&outcome);
-        outcome
+        match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
+            Ok(result) => result,
+            Err(_) => Err(deadline_error(method.pattern, timeout)),
+        }
     }
 }
 

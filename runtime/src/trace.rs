@@ -105,13 +105,38 @@ pub(crate) fn processing(span: &tracing::Span, parent: Option<&SpanContext>) -> 
     child_of(parent)
 }
 
-/// The parent for a message sent now: the `traceparent` the caller passed in its options,
-/// else the current `otel` span, else the handler's processing span, else the root of a new
-/// trace.
-pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> SpanContext {
-    if let Some(explicit) = extract(options) {
-        return explicit;
+/// The span of one send (a request until its reply, an event until the bus has it), named
+/// after OpenTelemetry's messaging conventions (`send <pattern>`, kind producer). With the
+/// `otel` layer it is exported, a child of the current span or of the `traceparent` given in
+/// the options, and it is the parent written into the message; without telemetry it is a
+/// disabled span.
+pub(crate) fn send_span(pattern: &str, options: &Metadata) -> tracing::Span {
+    if !crate::telemetry::enabled() {
+        return tracing::Span::none();
     }
+    let span = tracing::info_span!(
+        "send",
+        "otel.name" = format_args!("send {pattern}"),
+        "otel.kind" = "producer",
+        "messaging.system" = "kafka",
+        "messaging.operation.type" = "send",
+        "messaging.destination.name" = pattern,
+    );
+    #[cfg(feature = "otel")]
+    if let Some(explicit) = extract(options) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let cx = opentelemetry::Context::new().with_remote_span_context(explicit);
+        let _ = span.set_parent(cx);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = options;
+    span
+}
+
+/// The parent for a message sent now: the current `otel` span (the send span), else the
+/// `traceparent` the caller passed in its options, else the handler's processing span, else
+/// the root of a new trace.
+pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> SpanContext {
     #[cfg(feature = "otel")]
     {
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -123,6 +148,9 @@ pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> Spa
         if current.is_valid() {
             return current;
         }
+    }
+    if let Some(explicit) = extract(options) {
+        return explicit;
     }
     match handler {
         Some(span) => span.clone(),
