@@ -275,9 +275,11 @@ export function withDeadline<T>(
 }
 
 /** The deadline of a received message (`KafkaContext.getMessage().headers`), in epoch ms;
- *  `undefined` when absent or not a plain number. */
+ *  `undefined` when absent or not a plain number; of a repeated header, the last. */
 export function deadlineOf(headers: Readonly<Record<string, unknown>> | undefined): number | undefined {
-  const raw = headers?.[DEADLINE_HEADER];
+  // kafkajs gives a repeated header as an array: the last one wins, as on the Rust side.
+  const value = headers?.[DEADLINE_HEADER];
+  const raw = Array.isArray(value) ? (value[value.length - 1] as unknown) : value;
   const text = Buffer.isBuffer(raw) ? raw.toString("latin1") : typeof raw === "string" ? raw : undefined;
   return text !== undefined && /^[0-9]{1,16}$/.test(text) ? Number(text) : undefined;
 }

@@ -96,10 +96,13 @@ impl GraphService for Graph {
             // deadline is the handler's; past it, the call is not made.
             tokio::time::sleep(Duration::from_millis(wait.parse().unwrap())).await;
             let client = self.client.get().expect("client");
+            // Forwarding the request's headers (its traceparent included) must not make the
+            // caller the nested call's parent: the handler's span is.
+            let forwarded = CallOptions::new().headers(context.headers());
             let nested = client
-                .get_project(&GetProjectRequest { id: "x".into() })
+                .get_project_with(&GetProjectRequest { id: "x".into() }, forwarded)
                 .await;
-            seen.nested = Some(nested.map(|_| ()));
+            seen.nested = Some(nested.map(drop));
             self.seen.lock().unwrap().push(seen);
             return Err(RpcError::not_found("nested call made"));
         }
@@ -470,6 +473,17 @@ async fn calls_made_by_a_handler_inherit_its_deadline() {
     assert_eq!(inner.trace_id, outer.trace_id);
     assert_eq!(inner.parent, outer.span_id);
     assert_ne!(inner.span_id, outer.span_id);
+
+    // A zero timeout (a `remaining()` that ran out) fails at once, nothing sent.
+    let err = client
+        .create_project_with(
+            &request("never-sent"),
+            CallOptions::new().timeout(Duration::ZERO),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is(codes::DEADLINE_EXCEEDED), "{err:?}");
+    assert_eq!(graph.seen().len(), 2, "nothing reached the service");
 
     // Past the deadline: the handler's call fails at once and nothing is sent.
     let err = client

@@ -55,7 +55,8 @@ where
 
     fn call(&mut self, incoming: Incoming) -> Self::Future {
         let presented = incoming.headers.get("authorization");
-        if incoming.is_request() && presented != Some(self.expected.as_bytes()) {
+        let valid = presented.is_some_and(|p| same_secret(p, self.expected.as_bytes()));
+        if incoming.is_request() && !valid {
             let why = match presented {
                 None => "no authorization header",
                 Some(_) => "the authorization header is not a valid bearer token",
@@ -66,4 +67,15 @@ where
         let replies = self.inner.call(incoming);
         Box::pin(replies)
     }
+}
+
+/// Compares a presented credential with the expected one in time that does not depend on
+/// where they differ (a plain `==` stops at the first difference).
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }

@@ -51,15 +51,9 @@ impl CallOptions {
     }
 
     /// How long this call waits (instead of the client's timeout). A call made inside a
-    /// handler waits no longer than the handler's remaining time either way.
-    ///
-    /// # Panics
-    /// If `timeout` is zero.
+    /// handler gets no more than the handler's remaining time either way. Zero (e.g. a
+    /// `remaining()` that ran out) fails the call at once with `DEADLINE_EXCEEDED`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        assert!(
-            !timeout.is_zero(),
-            "a call timeout must be greater than zero"
-        );
         self.timeout = Some(timeout);
         self
     }

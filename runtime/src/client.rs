@@ -95,11 +95,17 @@ impl Client {
             }
             timeout = timeout.min(left);
         }
+        if timeout.is_zero() {
+            return Err(RpcError::deadline_exceeded(format!(
+                "no time left to call {}",
+                method.pattern
+            )));
+        }
         let mut headers = user_headers(&options.headers);
-        headers.append(
-            deadline::HEADER,
-            deadline::format(SystemTime::now() + timeout),
-        );
+        // A timeout too large for a date stamps no deadline (the caller waits "forever").
+        if let Some(at) = SystemTime::now().checked_add(timeout) {
+            headers.append(deadline::HEADER, deadline::format(at));
+        }
         if crate::telemetry::enabled() {
             let parent = trace::outgoing(
                 &options.headers,
@@ -159,7 +165,7 @@ impl Client {
         Resp: DeserializeOwned + Default + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let span = trace::send_span(method.pattern, &options.headers);
+        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
         let outcome = self
             .call_unary(method, request, options)
             .instrument(span)
@@ -222,7 +228,7 @@ impl Client {
         Resp: DeserializeOwned + Default + Send + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let span = trace::send_span(method.pattern, &options.headers);
+        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
         let sent = async {
             let prepared = self.prepare(method, request, options)?;
             self.replies(method.pattern, prepared).await
@@ -261,7 +267,7 @@ impl Client {
         options: CallOptions,
     ) -> Result<(), RpcError> {
         let operation = ClientOperation::start(method.pattern, true);
-        let span = trace::send_span(method.pattern, &options.headers);
+        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
         let outcome = self
             .send_event(method, event, options)
             .instrument(span)

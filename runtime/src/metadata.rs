@@ -111,6 +111,7 @@ impl fmt::Debug for Metadata {
         let mut map = f.debug_map();
         for (k, v) in self.iter() {
             match std::str::from_utf8(v) {
+                _ if is_secret(k) => map.entry(&k, &"<redacted>"),
                 Ok(text) => map.entry(&k, &text),
                 Err(_) => map.entry(&k, &v),
             };
@@ -138,10 +139,28 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> Extend<(K, V)> for Metadata {
 /// Whether the transport sets header `name` itself (routing, deadline, trace context), so a
 /// caller's or handler's own value is not sent.
 pub(crate) fn is_transport_header(name: &str) -> bool {
-    name.starts_with("kafka_")
-        || name == crate::deadline::HEADER
-        || name == "traceparent"
-        || name == "tracestate"
+    // Case-insensitively: OpenTelemetry's kafkajs getter matches `Traceparent` too.
+    // Bytes, not `str` slices: a hostile name may have a multi-byte character there.
+    let lower = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    lower("kafka_")
+        || [crate::deadline::HEADER, "traceparent", "tracestate"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Header names whose values `Debug` does not print (credentials).
+fn is_secret(name: &str) -> bool {
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// `headers` without the ones the transport sets itself.
@@ -172,6 +191,32 @@ mod tests {
         assert_eq!(m.get("b"), Some(&[0xff, 0x00][..]));
         assert_eq!(m.get("c"), None);
         assert_eq!(format!("{m:?}"), r#"{"a": "1", "b": [255, 0], "a": "2"}"#);
+    }
+
+    #[test]
+    fn credentials_are_not_printed_and_transport_names_match_in_any_case() {
+        let m: Metadata = [("Authorization", "Bearer s3cret"), ("x", "1")]
+            .into_iter()
+            .collect();
+        let shown = format!("{m:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        for name in [
+            "Traceparent",
+            "KAFKA_replyTopic",
+            "Axion-Deadline",
+            "tracestate",
+        ] {
+            assert!(super::is_transport_header(name), "{name}");
+        }
+        assert!(!super::is_transport_header("kafka"));
+        assert!(
+            !super::is_transport_header("kafk\u{e9}_x"),
+            "a multi-byte name, no panic"
+        );
+        assert!(!super::is_transport_header("x-trace"));
     }
 
     #[test]

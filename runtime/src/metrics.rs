@@ -14,7 +14,8 @@
 //! | `axion_dead_letters_total` | counter | `messaging_destination_name`, `reason` |
 //! | `axion_consumer_lag` | gauge | `messaging_destination_name`, `messaging_destination_partition_id`, `messaging_consumer_group_name` |
 //!
-//! `error_type` is the error's code (`NOT_FOUND`, ...; `INTERNAL` for one without a code). The
+//! `error_type` is the error's code if it is one of [`crate::codes`] (`INTERNAL` for one
+//! without a code, `_OTHER` for a code of a peer's own). The
 //! registry is the runtime's own, not a global recorder; [`install_global_recorder`] makes it
 //! the `metrics` crate's global recorder too, so a service's own `metrics::counter!(..)` calls
 //! appear on the same page.
@@ -96,10 +97,14 @@ pub fn global() -> &'static Metrics {
 /// Makes the runtime's registry the `metrics` crate's global recorder, so `metrics::counter!`
 /// and friends anywhere in the service land on the edge's `/metrics` too. Fails if another
 /// global recorder is installed already.
-pub fn install_global_recorder(
-) -> Result<(), metrics::SetRecorderError<&'static PrometheusRecorder>> {
-    metrics::set_global_recorder(&global().recorder)
+pub fn install_global_recorder() -> Result<(), RecorderTaken> {
+    metrics::set_global_recorder(&global().recorder).map_err(|_| RecorderTaken)
 }
+
+/// [`install_global_recorder`] failed: the `metrics` crate has a global recorder already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a global metrics recorder is installed already")]
+pub struct RecorderTaken;
 
 fn key(name: &'static str, labels: Vec<Label>) -> Key {
     Key::from_parts(name, labels)
@@ -222,8 +227,26 @@ impl Metrics {
     }
 }
 
+/// The `error_type` label: the error's code if it is one of [`codes`], `INTERNAL` without a
+/// code, `_OTHER` for any other (a peer's codes must not grow the series without bound).
 fn error_type(e: &RpcError) -> String {
-    e.code().unwrap_or(codes::INTERNAL).to_owned()
+    const KNOWN: [&str; 10] = [
+        codes::INVALID_ARGUMENT,
+        codes::NOT_FOUND,
+        codes::ALREADY_EXISTS,
+        codes::PERMISSION_DENIED,
+        codes::FAILED_PRECONDITION,
+        codes::INTERNAL,
+        codes::UNAVAILABLE,
+        codes::DEADLINE_EXCEEDED,
+        codes::UNIMPLEMENTED,
+        codes::UNAUTHENTICATED,
+    ];
+    match e.code() {
+        None => codes::INTERNAL.to_owned(),
+        Some(code) if KNOWN.contains(&code) => code.to_owned(),
+        Some(_) => "_OTHER".to_owned(),
+    }
 }
 
 /// One message being processed: in flight until dropped; [`Processing::done`] records the
@@ -333,6 +356,10 @@ mod tests {
         pattern.consumed.increment(2);
         assert!(Arc::ptr_eq(&pattern, &metrics.pattern("p.one")));
         metrics.retried("p.one");
+        let peer = RpcError::new("PROJECT_EXISTS_7f3a", "x");
+        assert_eq!(error_type(&peer), "_OTHER");
+        assert_eq!(error_type(&RpcError::not_found("x")), "NOT_FOUND");
+        assert_eq!(error_type(&RpcError::message_only("x")), "INTERNAL");
         let page = metrics.render();
         for line in [
             r#"messaging_client_operation_duration_seconds_count{messaging_destination_name="p.one",messaging_operation_name="send"} 1"#,

@@ -4,9 +4,14 @@
 //! A generated `*Server` is a [`Handler`]; [`HandlerService`] is the same as a
 //! `tower::Service<Incoming, Response = RawReplies, Error = RpcError>`, and [`layered`] wraps it
 //! in any [`Layer`] (a `tower::ServiceBuilder` stack included) and makes the result a
-//! [`Handler`] again, for [`crate::MemoryTransport::serve`] or the Kafka server. A layer that
-//! answers `Err(e)` replies `e` to the caller in NestJS's error shape without running the
-//! handler (an event's error goes through the retry policy to its dead-letter topic).
+//! [`Handler`] again, for [`crate::MemoryTransport::serve`] or the Kafka server. A layer sees
+//! each message, headers included, before anything is decoded; an `Err` from it is the
+//! caller's error reply in NestJS's shape, and the handler never runs.
+//!
+//! The handler itself runs when the returned reply stream is polled, after the service's
+//! future has resolved: a layer that admits, refuses or rewrites messages (authentication,
+//! rate limits, header checks) works as is, but one that times or bounds the handler (a
+//! timeout, a concurrency limit, latency logging) must wrap that stream, not the future.
 //!
 //! ```
 //! use axion_runtime::middleware::{layered, Layer, Service};
@@ -48,8 +53,8 @@
 //! # fn wrap<H: axion_runtime::Handler>(h: H) -> impl axion_runtime::Handler { layered(h, RequireAuthLayer) }
 //! ```
 //!
-//! Services are cloned per message (the tower convention, as in tonic and axum): wrap a
-//! stateful layer whose clones must share state (a rate limit) in `tower::buffer::Buffer`.
+//! Services are cloned per message (the tower convention, as in tonic and axum): state that
+//! clones must share (a rate limit's bucket) goes behind an `Arc` in the layer.
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;

@@ -186,7 +186,8 @@ impl Context {
     }
 
     /// The trace the message belongs to (32 hex digits): the one its `traceparent` named, or
-    /// a new one when it had none. `None` for a context made by hand.
+    /// a new one when it had none. `None` for a context made by hand, and with telemetry off
+    /// ([`crate::telemetry`]).
     pub fn trace_id(&self) -> Option<String> {
         self.trace.as_ref().map(|t| t.trace_id().to_string())
     }

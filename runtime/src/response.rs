@@ -4,7 +4,7 @@ use crate::metadata::Metadata;
 
 /// A reply and its headers. A handler returns `Ok(reply.into())` when it has no headers to
 /// add, or `Ok(Response::new(reply).with_header("x-version", "7"))`. On the caller's side, the
-/// `*_with` client methods return it with the headers of the reply record.
+/// request/reply `*_with` client methods return it with the headers of the reply record.
 #[derive(Clone, Debug, Default)]
 pub struct Response<T> {
     message: T,

@@ -136,8 +136,7 @@ fn refused(processing: Processing, e: RpcError) -> RawReplies {
     once(Err(e))
 }
 
-/// Server streaming: decodes the request, runs `handler`, encodes each item it streams (the
-/// response's headers go with every reply).
+/// Server streaming: decodes the request, runs `handler`, encodes each item it streams.
 pub fn server_streaming<Req, Resp, F, Fut>(incoming: Incoming, handler: F) -> RawReplies
 where
     Req: DeserializeOwned + Default + 'static,

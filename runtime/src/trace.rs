@@ -22,9 +22,14 @@ pub(crate) const TRACESTATE: &str = "tracestate";
 
 struct Extract<'a>(&'a Metadata);
 
+/// W3C's limit for `tracestate` (32 entries of at most 256 bytes fit in about this much):
+/// a longer one is dropped instead of parsed, and so never copied onward.
+const MAX_TRACESTATE: usize = 512;
+
 impl Extractor for Extract<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get_str(key)
+        let value = self.0.get_str(key)?;
+        (key != TRACESTATE || value.len() <= MAX_TRACESTATE).then_some(value)
     }
     fn keys(&self) -> Vec<&str> {
         self.0.iter().map(|(k, _)| k).collect()
@@ -110,7 +115,7 @@ pub(crate) fn processing(span: &tracing::Span, parent: Option<&SpanContext>) -> 
 /// `otel` layer it is exported, a child of the current span or of the `traceparent` given in
 /// the options, and it is the parent written into the message; without telemetry it is a
 /// disabled span.
-pub(crate) fn send_span(pattern: &str, options: &Metadata) -> tracing::Span {
+pub(crate) fn send_span(pattern: &str, options: &Metadata, in_handler: bool) -> tracing::Span {
     if !crate::telemetry::enabled() {
         return tracing::Span::none();
     }
@@ -123,19 +128,20 @@ pub(crate) fn send_span(pattern: &str, options: &Metadata) -> tracing::Span {
         "messaging.destination.name" = pattern,
     );
     #[cfg(feature = "otel")]
-    if let Some(explicit) = extract(options) {
+    if let Some(explicit) = extract(options).filter(|_| !in_handler) {
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         let cx = opentelemetry::Context::new().with_remote_span_context(explicit);
         let _ = span.set_parent(cx);
     }
     #[cfg(not(feature = "otel"))]
-    let _ = options;
+    let _ = (options, in_handler);
     span
 }
 
 /// The parent for a message sent now: the current `otel` span (the send span), else the
-/// `traceparent` the caller passed in its options, else the handler's processing span, else
-/// the root of a new trace.
+/// handler's processing span, else the `traceparent` the caller passed in its options (only
+/// outside a handler: forwarding a request's headers must not make its caller the parent),
+/// else the root of a new trace.
 pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> SpanContext {
     #[cfg(feature = "otel")]
     {
@@ -149,13 +155,10 @@ pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> Spa
             return current;
         }
     }
-    if let Some(explicit) = extract(options) {
-        return explicit;
+    if let Some(span) = handler {
+        return span.clone();
     }
-    match handler {
-        Some(span) => span.clone(),
-        None => child_of(None),
-    }
+    extract(options).unwrap_or_else(|| child_of(None))
 }
 
 #[cfg(test)]
@@ -190,6 +193,19 @@ mod tests {
         let expected = format!("00-0af7651916cd43dd8448eb211c80319c-{}-01", child.span_id());
         assert_eq!(out.get_str(TRACEPARENT), Some(expected.as_str()));
         assert_eq!(out.get_str(TRACESTATE), Some("congo=t61rcWkgMzE"));
+    }
+
+    #[test]
+    fn an_oversized_tracestate_is_dropped_and_the_parent_kept() {
+        let huge = (0..200)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let headers: Metadata = [(TRACEPARENT, PARENT), (TRACESTATE, huge.as_str())]
+            .into_iter()
+            .collect();
+        let parent = extract(&headers).expect("the parent is still valid");
+        assert_eq!(parent.trace_state().header(), "");
     }
 
     #[test]
