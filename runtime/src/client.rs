@@ -165,7 +165,7 @@ impl Client {
         Resp: DeserializeOwned + Default + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
+        let span = trace::send_span(method.pattern, &options.headers);
         let outcome = self
             .call_unary(method, request, options)
             .instrument(span)
@@ -228,7 +228,7 @@ impl Client {
         Resp: DeserializeOwned + Default + Send + 'static,
     {
         let operation = ClientOperation::start(method.pattern, false);
-        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
+        let span = trace::send_span(method.pattern, &options.headers);
         let sent = async {
             let prepared = self.prepare(method, request, options)?;
             self.replies(method.pattern, prepared).await
@@ -267,7 +267,7 @@ impl Client {
         options: CallOptions,
     ) -> Result<(), RpcError> {
         let operation = ClientOperation::start(method.pattern, true);
-        let span = trace::send_span(method.pattern, &options.headers, scope::current().is_some());
+        let span = trace::send_span(method.pattern, &options.headers);
         let outcome = self
             .send_event(method, event, options)
             .instrument(span)

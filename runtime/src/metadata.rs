@@ -56,20 +56,19 @@ impl Metadata {
 
     /// Removes every header named `key`; returns how many there were.
     pub fn remove(&mut self, key: &str) -> usize {
-        let count = self.iter().filter(|(k, _)| *k == key).count();
-        if count > 0 {
-            let kept: Vec<(String, Vec<u8>)> = self
-                .iter()
-                .filter(|(k, _)| *k != key)
-                .map(|(k, v)| (k.to_owned(), v.to_vec()))
-                .collect();
-            self.bytes.clear();
-            self.spans.clear();
-            for (k, v) in kept {
-                self.append(&k, v);
-            }
+        if !self.contains_key(key) {
+            return 0;
         }
-        count
+        let mut kept = Metadata {
+            bytes: Vec::with_capacity(self.bytes.len()),
+            spans: Vec::with_capacity(self.spans.len()),
+        };
+        for (k, v) in self.iter().filter(|(k, _)| *k != key) {
+            kept.append(k, v);
+        }
+        let removed = self.len() - kept.len();
+        *self = kept;
+        removed
     }
 
     /// The last value of `key`, if any.

@@ -95,13 +95,10 @@ pub(crate) fn inject(span: &SpanContext, headers: &mut Metadata) {
 pub(crate) fn processing(span: &tracing::Span, parent: Option<&SpanContext>) -> SpanContext {
     #[cfg(feature = "otel")]
     {
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
         if let Some(parent) = parent {
-            let cx = opentelemetry::Context::new().with_remote_span_context(parent.clone());
-            let _ = span.set_parent(cx);
+            set_parent(span, parent.clone());
         }
-        let own = span.context().span().span_context().clone();
-        if own.is_valid() {
+        if let Some(own) = recorded(span) {
             return own;
         }
     }
@@ -110,12 +107,27 @@ pub(crate) fn processing(span: &tracing::Span, parent: Option<&SpanContext>) -> 
     child_of(parent)
 }
 
+/// The span context the `otel` layer records for `span`, if a layer records it.
+#[cfg(feature = "otel")]
+fn recorded(span: &tracing::Span) -> Option<SpanContext> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context().span().span_context().clone();
+    cx.is_valid().then_some(cx)
+}
+
+/// Makes the remote `parent` the parent of `span` in the `otel` layer.
+#[cfg(feature = "otel")]
+fn set_parent(span: &tracing::Span, parent: SpanContext) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+}
+
 /// The span of one send (a request until its reply, an event until the bus has it), named
 /// after OpenTelemetry's messaging conventions (`send <pattern>`, kind producer). With the
 /// `otel` layer it is exported, a child of the current span or of the `traceparent` given in
 /// the options, and it is the parent written into the message; without telemetry it is a
 /// disabled span.
-pub(crate) fn send_span(pattern: &str, options: &Metadata, in_handler: bool) -> tracing::Span {
+pub(crate) fn send_span(pattern: &str, options: &Metadata) -> tracing::Span {
     if !crate::telemetry::enabled() {
         return tracing::Span::none();
     }
@@ -127,14 +139,15 @@ pub(crate) fn send_span(pattern: &str, options: &Metadata, in_handler: bool) -> 
         "messaging.operation.type" = "send",
         "messaging.destination.name" = pattern,
     );
+    // Inside a handler the handler's span is the parent, whatever the options carry.
     #[cfg(feature = "otel")]
-    if let Some(explicit) = extract(options).filter(|_| !in_handler) {
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let cx = opentelemetry::Context::new().with_remote_span_context(explicit);
-        let _ = span.set_parent(cx);
+    if crate::scope::current().is_none() {
+        if let Some(explicit) = extract(options) {
+            set_parent(&span, explicit);
+        }
     }
     #[cfg(not(feature = "otel"))]
-    let _ = (options, in_handler);
+    let _ = options;
     span
 }
 
@@ -144,16 +157,8 @@ pub(crate) fn send_span(pattern: &str, options: &Metadata, in_handler: bool) -> 
 /// else the root of a new trace.
 pub(crate) fn outgoing(options: &Metadata, handler: Option<&SpanContext>) -> SpanContext {
     #[cfg(feature = "otel")]
-    {
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let current = tracing::Span::current()
-            .context()
-            .span()
-            .span_context()
-            .clone();
-        if current.is_valid() {
-            return current;
-        }
+    if let Some(current) = recorded(&tracing::Span::current()) {
+        return current;
     }
     if let Some(span) = handler {
         return span.clone();
