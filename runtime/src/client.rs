@@ -101,7 +101,12 @@ impl Client {
                 method.pattern
             )));
         }
-        let mut headers = user_headers(&options.headers);
+        let trace_room = trace::room();
+        let mut headers = user_headers(
+            &options.headers,
+            deadline::HEADER_ROOM.0 + trace_room.0,
+            deadline::HEADER_ROOM.1 + trace_room.1,
+        );
         // A timeout too large for a date stamps no deadline (the caller waits "forever").
         if let Some(at) = SystemTime::now().checked_add(timeout) {
             headers.append(deadline::HEADER, deadline::format(at));
@@ -283,7 +288,8 @@ impl Client {
         options: CallOptions,
     ) -> Result<(), RpcError> {
         let timeout = options.timeout.unwrap_or(self.timeout);
-        let mut headers = user_headers(&options.headers);
+        let (more, more_bytes) = trace::room();
+        let mut headers = user_headers(&options.headers, more, more_bytes);
         if crate::telemetry::enabled() {
             let scope = scope::current();
             let parent = trace::outgoing(

@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The header that carries a request's deadline.
 pub const HEADER: &str = "axion-deadline";
 
+/// Room a message's headers need for the deadline: the header and a 13-digit value.
+pub(crate) const HEADER_ROOM: (usize, usize) = (1, HEADER.len() + 13);
+
 /// Reads a deadline header; anything but a plain decimal number of milliseconds is no
 /// deadline (a hostile or foreign header must not fail a request).
 pub fn parse(value: &[u8]) -> Option<SystemTime> {

@@ -24,6 +24,15 @@ impl Metadata {
         }
     }
 
+    /// No headers yet, with room for `headers` of `bytes` bytes (names and values together)
+    /// before it reallocates.
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        Metadata {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(headers),
+        }
+    }
+
     /// Number of headers (a repeated name counts each time).
     pub fn len(&self) -> usize {
         self.spans.len()
@@ -59,10 +68,7 @@ impl Metadata {
         if !self.contains_key(key) {
             return 0;
         }
-        let mut kept = Metadata {
-            bytes: Vec::with_capacity(self.bytes.len()),
-            spans: Vec::with_capacity(self.spans.len()),
-        };
+        let mut kept = Metadata::with_capacity(self.spans.len(), self.bytes.len());
         for (k, v) in self.iter().filter(|(k, _)| *k != key) {
             kept.append(k, v);
         }
@@ -162,15 +168,14 @@ fn is_secret(name: &str) -> bool {
     .any(|n| name.eq_ignore_ascii_case(n))
 }
 
-/// `headers` without the ones the transport sets itself.
-pub(crate) fn user_headers(headers: &Metadata) -> Metadata {
-    if !headers.iter().any(|(k, _)| is_transport_header(k)) {
-        return headers.clone();
+/// `headers` without the ones the transport sets itself, with room for `more` headers of
+/// `more_bytes` bytes.
+pub(crate) fn user_headers(headers: &Metadata, more: usize, more_bytes: usize) -> Metadata {
+    let mut kept = Metadata::with_capacity(headers.len() + more, headers.bytes.len() + more_bytes);
+    for (k, v) in headers.iter().filter(|(k, _)| !is_transport_header(k)) {
+        kept.append(k, v);
     }
-    headers
-        .iter()
-        .filter(|(k, _)| !is_transport_header(k))
-        .collect()
+    kept
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -26,8 +25,10 @@ fn once(result: Item) -> RawReplies {
     Box::pin(futures_util::stream::once(async move { result }))
 }
 
-fn panicked(pattern: &str) -> RpcError {
-    tracing::error!(pattern, "handler panicked");
+/// NestJS's internal error for a handler that panicked, logged in its processing span (which
+/// names the pattern).
+fn panicked(span: &tracing::Span) -> RpcError {
+    span.in_scope(|| tracing::error!("handler panicked"));
     RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE)
 }
 
@@ -35,7 +36,7 @@ fn panicked(pattern: &str) -> RpcError {
 /// the payload does not decode, or the caller's deadline passed before the handler ran.
 fn prepare<T: DeserializeOwned + Default + 'static>(
     mut incoming: Incoming,
-) -> Result<(Request<T>, Arc<Scope>, tracing::Span), RpcError> {
+) -> Result<(Request<T>, Scope, tracing::Span), RpcError> {
     let message = json::decode::<T>(&incoming.payload)?;
     let mut context = Context::of(&mut incoming);
     if let Some(at) = context.deadline {
@@ -62,10 +63,10 @@ fn prepare<T: DeserializeOwned + Default + 'static>(
         context.trace = Some(processing);
     }
     context.span = Some(span.clone());
-    let scope = Arc::new(Scope {
+    let scope = Scope {
         deadline: context.deadline,
         trace: context.trace.clone(),
-    });
+    };
     Ok((Request::from_parts(context, message), scope, span))
 }
 
@@ -88,7 +89,11 @@ fn process_span(context: &Context) -> tracing::Span {
 /// The headers of a reply: the handler's (without the transport's names) and the trace
 /// context of the processing span.
 fn reply_headers(handler: &crate::Metadata, scope: &Scope) -> crate::Metadata {
-    let mut headers = user_headers(handler);
+    let (more, more_bytes) = match scope.trace {
+        Some(_) => trace::HEADER_ROOM,
+        None => (0, 0),
+    };
+    let mut headers = user_headers(handler, more, more_bytes);
     if let Some(span) = &scope.trace {
         trace::inject(span, &mut headers);
     }
@@ -116,14 +121,14 @@ where
         Ok(prepared) => prepared,
         Err(e) => return refused(processing, e),
     };
-    let pattern = request.context().pattern().to_owned();
-    let fut = AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span))
-        .catch_unwind();
+    let fut =
+        AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span.clone()))
+            .catch_unwind();
     Box::pin(futures_util::stream::once(async move {
         let item = match fut.await {
             Ok(Ok(response)) => reply(response, &scope),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(panicked(&pattern)),
+            Err(_) => Err(panicked(&span)),
         };
         processing.done(item.as_ref().map(drop));
         item
@@ -149,7 +154,6 @@ where
         Ok(prepared) => prepared,
         Err(e) => return refused(processing, e),
     };
-    let pattern = request.context().pattern().to_owned();
     let fut =
         AssertUnwindSafe(scope::run(scope.clone(), handler(request)).instrument(span.clone()))
             .catch_unwind();
@@ -158,10 +162,9 @@ where
             Ok(Ok(response)) => {
                 let (headers, items) = response.into_parts();
                 let headers = reply_headers(&headers, &scope);
-                let p = pattern.clone();
                 let items = Scoped {
                     scope,
-                    stream: Box::pin(items.instrument_each(span)),
+                    stream: Box::pin(items.instrument_each(span.clone())),
                 };
                 AssertUnwindSafe(items.map(move |item| {
                     let payload = json::encode(&item?)?;
@@ -171,12 +174,12 @@ where
                     })
                 }))
                 .catch_unwind()
-                .map(move |r| r.unwrap_or_else(|_| Err(panicked(&p))))
+                .map(move |r| r.unwrap_or_else(|_| Err(panicked(&span))))
                 .boxed()
             }
             Ok(Err(e)) => futures_util::stream::once(async move { Err(e) }).boxed(),
             Err(_) => {
-                let e = panicked(&pattern);
+                let e = panicked(&span);
                 futures_util::stream::once(async move { Err(e) }).boxed()
             }
         }
@@ -199,14 +202,14 @@ where
         Ok(prepared) => prepared,
         Err(e) => return refused(processing, e),
     };
-    let pattern = event.context().pattern().to_owned();
-    let fut = AssertUnwindSafe(scope::run(scope, handler(event)).instrument(span)).catch_unwind();
+    let fut =
+        AssertUnwindSafe(scope::run(scope, handler(event)).instrument(span.clone())).catch_unwind();
     Box::pin(
         async move {
             let failure = match fut.await {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e),
-                Err(_) => Some(panicked(&pattern)),
+                Err(_) => Some(panicked(&span)),
             };
             processing.done(failure.as_ref().map_or(Ok(()), Err));
             failure.map(Err)

@@ -20,6 +20,19 @@ pub(crate) const TRACEPARENT: &str = "traceparent";
 /// The W3C header with vendor state.
 pub(crate) const TRACESTATE: &str = "tracestate";
 
+/// Room a message's headers need for the trace context: `traceparent` and its 55-byte value
+/// (a `tracestate` is rare and may reallocate).
+pub(crate) const HEADER_ROOM: (usize, usize) = (1, TRACEPARENT.len() + 55);
+
+/// [`HEADER_ROOM`] while telemetry is on, else none.
+pub(crate) fn room() -> (usize, usize) {
+    if crate::telemetry::enabled() {
+        HEADER_ROOM
+    } else {
+        (0, 0)
+    }
+}
+
 struct Extract<'a>(&'a Metadata);
 
 /// W3C's limit for `tracestate` (32 entries of at most 256 bytes fit in about this much):

@@ -9,9 +9,10 @@
 //! ([`super::retry`]). The offset moves on only once the copy is acknowledged, the server keeps
 //! serving, and the case is logged once (one `warn`).
 
-use rdkafka::message::{Headers as _, Message as _, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedHeaders;
 
 use super::headers;
+use crate::Metadata;
 
 /// Suffix of a pattern's dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";
@@ -79,13 +80,13 @@ impl PoisonReason {
     }
 }
 
-/// Where a request's replies go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplyTo {
+/// Where a request's replies go (borrowed from the request's headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo<'a> {
     /// `kafka_correlationId`.
-    pub correlation_id: String,
+    pub correlation_id: &'a str,
     /// `kafka_replyTopic`.
-    pub topic: String,
+    pub topic: &'a str,
     /// `kafka_replyPartition`, if sent.
     pub partition: Option<i32>,
 }
@@ -95,8 +96,8 @@ pub type Poison = (PoisonReason, String);
 
 /// Reads the reply address: `Ok(None)` for an event (neither correlation id nor reply topic,
 /// as NestJS decides), `Err` for an address that is half there or garbage.
-pub fn reply_to<H: rdkafka::message::Headers>(hdrs: Option<&H>) -> Result<Option<ReplyTo>, Poison> {
-    let present = |key| headers::get(hdrs, key).filter(|v| !v.is_empty());
+pub fn reply_to(hdrs: &Metadata) -> Result<Option<ReplyTo<'_>>, Poison> {
+    let present = |key| hdrs.get(key).filter(|v| !v.is_empty());
     let (id, topic) = match (
         present(headers::CORRELATION_ID),
         present(headers::REPLY_TOPIC),
@@ -118,8 +119,7 @@ pub fn reply_to<H: rdkafka::message::Headers>(hdrs: Option<&H>) -> Result<Option
                 PoisonReason::BadCorrelationId,
                 "kafka_correlationId is not printable UTF-8 text".to_owned(),
             )
-        })?
-        .to_owned();
+        })?;
     let topic = std::str::from_utf8(topic)
         .ok()
         .filter(|t| is_topic_name(t))
@@ -131,9 +131,8 @@ pub fn reply_to<H: rdkafka::message::Headers>(hdrs: Option<&H>) -> Result<Option
                     String::from_utf8_lossy(topic)
                 ),
             )
-        })?
-        .to_owned();
-    let partition = match headers::get(hdrs, headers::REPLY_PARTITION) {
+        })?;
+    let partition = match hdrs.get(headers::REPLY_PARTITION) {
         None => None,
         Some(raw) => Some(parse_partition(raw).ok_or_else(|| {
             (
@@ -169,11 +168,7 @@ pub(crate) fn is_topic_name(t: &str) -> bool {
 }
 
 /// Checks what the handler would choke on before it runs.
-pub fn check_payload<H: rdkafka::message::Headers>(
-    hdrs: Option<&H>,
-    payload: &[u8],
-    max_bytes: usize,
-) -> Result<(), Poison> {
+pub fn check_payload(hdrs: &Metadata, payload: &[u8], max_bytes: usize) -> Result<(), Poison> {
     if payload.len() > max_bytes {
         return Err((
             PoisonReason::Oversized,
@@ -183,60 +178,61 @@ pub fn check_payload<H: rdkafka::message::Headers>(
             ),
         ));
     }
-    if let Some(h) = hdrs {
-        for header in h.iter() {
-            if !header.key.eq_ignore_ascii_case("content-type") {
-                continue;
-            }
-            let value = String::from_utf8_lossy(header.value.unwrap_or_default());
-            let essence = value
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if !JSON_CONTENT_TYPES.contains(&essence.as_str()) && !essence.ends_with("+json") {
-                return Err((
-                    PoisonReason::WrongContentType,
-                    format!("content-type {value:?} is not JSON"),
-                ));
-            }
+    for (key, value) in hdrs.iter() {
+        if !key.eq_ignore_ascii_case("content-type") {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value);
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !JSON_CONTENT_TYPES.contains(&essence.as_str()) && !essence.ends_with("+json") {
+            return Err((
+                PoisonReason::WrongContentType,
+                format!("content-type {value:?} is not JSON"),
+            ));
         }
     }
     Ok(())
 }
 
+/// Where a dead-letter copy comes from and why it is one.
+pub(crate) struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: PoisonReason,
+    pub error: &'a str,
+    pub attempts: u32,
+}
+
 /// The dead-letter copy's headers: the original ones, then the `axion-dlq-*` ones.
-pub(crate) fn dead_letter_headers(
-    msg: &OwnedMessage,
-    reason: PoisonReason,
-    error: &str,
-    attempts: u32,
-) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new();
-    if let Some(h) = msg.headers() {
-        for header in h.iter() {
-            out = out.insert(header);
-        }
-    }
-    let partition = msg.partition().to_string();
-    let offset = msg.offset().to_string();
-    out = headers::with(out, DLQ_REASON, reason.as_str().as_bytes());
-    out = headers::with(out, DLQ_ERROR, error.as_bytes());
-    out = headers::with(out, DLQ_TOPIC, msg.topic().as_bytes());
-    out = headers::with(out, DLQ_PARTITION, partition.as_bytes());
-    out = headers::with(out, DLQ_OFFSET, offset.as_bytes());
-    headers::with(out, DLQ_ATTEMPTS, attempts.to_string().as_bytes())
+pub(crate) fn dead_letter_headers(original: &Metadata, origin: &Origin<'_>) -> OwnedHeaders {
+    let out = headers::owned(original, 6);
+    let partition = headers::StackText::<12>::format(format_args!("{}", origin.partition));
+    let offset = headers::StackText::<20>::format(format_args!("{}", origin.offset));
+    let attempts = headers::StackText::<10>::format(format_args!("{}", origin.attempts));
+    [
+        (DLQ_REASON, origin.reason.as_str().as_bytes()),
+        (DLQ_ERROR, origin.error.as_bytes()),
+        (DLQ_TOPIC, origin.topic.as_bytes()),
+        (DLQ_PARTITION, partition.as_bytes()),
+        (DLQ_OFFSET, offset.as_bytes()),
+        (DLQ_ATTEMPTS, attempts.as_bytes()),
+    ]
+    .into_iter()
+    .fold(out, |out, (key, value)| headers::with(out, key, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hdrs(pairs: &[(&str, &[u8])]) -> OwnedHeaders {
-        pairs
-            .iter()
-            .fold(OwnedHeaders::new(), |h, (k, v)| headers::with(h, k, v))
+    fn hdrs(pairs: &[(&str, &[u8])]) -> Metadata {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
     #[test]
@@ -247,15 +243,15 @@ mod tests {
             (headers::REPLY_PARTITION, b"2"),
         ]);
         assert_eq!(
-            reply_to(Some(&ok)).unwrap(),
+            reply_to(&ok).unwrap(),
             Some(ReplyTo {
-                correlation_id: "abc".into(),
-                topic: "a.b-c_d.reply".into(),
+                correlation_id: "abc",
+                topic: "a.b-c_d.reply",
                 partition: Some(2)
             })
         );
-        assert_eq!(reply_to::<OwnedHeaders>(None).unwrap(), None);
-        let reason = |pairs: &[(&str, &[u8])]| reply_to(Some(&hdrs(pairs))).unwrap_err().0;
+        assert_eq!(reply_to(&Metadata::new()).unwrap(), None);
+        let reason = |pairs: &[(&str, &[u8])]| reply_to(&hdrs(pairs)).unwrap_err().0;
         assert_eq!(
             reason(&[(headers::CORRELATION_ID, b"x")]),
             PoisonReason::MissingReplyAddress
@@ -288,18 +284,18 @@ mod tests {
 
     #[test]
     fn payload_checks() {
-        let none: Option<&OwnedHeaders> = None;
-        assert!(check_payload(none, b"{}", 2).is_ok());
+        let none = Metadata::new();
+        assert!(check_payload(&none, b"{}", 2).is_ok());
         assert_eq!(
-            check_payload(none, b"{ }", 2).unwrap_err().0,
+            check_payload(&none, b"{ }", 2).unwrap_err().0,
             PoisonReason::Oversized
         );
         let xml = hdrs(&[("Content-Type", b"application/xml")]);
         assert_eq!(
-            check_payload(Some(&xml), b"<a/>", 100).unwrap_err().0,
+            check_payload(&xml, b"<a/>", 100).unwrap_err().0,
             PoisonReason::WrongContentType
         );
         let json = hdrs(&[("content-type", b"application/json; charset=utf-8")]);
-        assert!(check_payload(Some(&json), b"{}", 100).is_ok());
+        assert!(check_payload(&json, b"{}", 100).is_ok());
     }
 }

@@ -42,13 +42,19 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
     }
 }
 
-/// Every header of a record (a null value reads as empty).
+/// Every header of a record (a null value reads as empty), in one [`Metadata`] sized up
+/// front: two allocations however many headers there are.
 pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
-    let mut m = Metadata::new();
-    if let Some(headers) = headers {
-        for h in headers.iter() {
-            m.append(h.key, h.value.unwrap_or_default());
-        }
+    let Some(headers) = headers else {
+        return Metadata::new();
+    };
+    let bytes = headers
+        .iter()
+        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+        .sum();
+    let mut m = Metadata::with_capacity(headers.count(), bytes);
+    for h in headers.iter() {
+        m.append(h.key, h.value.unwrap_or_default());
     }
     m
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::super::recovery;
 use super::lanes::{Job, Tp};
 use super::process::process;
+use super::record::Record;
 use super::Shared;
 use crate::kafka::OffsetReset;
 
@@ -204,8 +205,8 @@ fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &Topi
 fn wait_until<'a>(
     shared: &'a Shared,
     within: Duration,
-    done: impl Fn(&super::Lanes<OwnedMessage>) -> bool,
-) -> std::sync::MutexGuard<'a, super::Lanes<OwnedMessage>> {
+    done: impl Fn(&super::Lanes<Record>) -> bool,
+) -> std::sync::MutexGuard<'a, super::Lanes<Record>> {
     let deadline = Instant::now() + within;
     let mut lanes = shared.lanes();
     while !done(&lanes) {
@@ -293,7 +294,7 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
     let mut last_check = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(POLL) {
-            Some(Ok(m)) => dispatch(shared, m.detach(), &mut jobs),
+            Some(Ok(m)) => dispatch(shared, &m, &mut jobs),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error");
                 troubled_until = Some(Instant::now() + recovery::WINDOW);
@@ -341,17 +342,18 @@ fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
 }
 
 /// Hands `msg` to its lane; `jobs` is the consumer thread's reused buffer of jobs to start.
-fn dispatch(shared: &Arc<Shared>, msg: OwnedMessage, jobs: &mut Vec<Job<OwnedMessage>>) {
+fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<Record>>) {
     let Some(tp) = shared.tp(msg.topic(), msg.partition()) else {
         return;
     };
-    let pushed = shared.lanes().push_into(tp, msg.offset(), msg, jobs);
+    let record = Record::read(msg, shared.patterns[tp.0].clone());
+    let pushed = shared.lanes().push_into(tp, msg.offset(), record, jobs);
     match pushed {
         Ok(()) => start(shared, jobs.drain(..)),
         Err(msg) => tracing::debug!(
-            pattern = msg.topic(),
-            partition = msg.partition(),
-            offset = msg.offset(),
+            pattern = &*msg.pattern,
+            partition = msg.partition,
+            offset = msg.offset,
             "message of a partition no longer ours: left to its owner"
         ),
     }
@@ -380,14 +382,14 @@ fn apply_flow(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
 }
 
 /// Spawns the handler tasks of `jobs`.
-fn start(shared: &Arc<Shared>, jobs: impl IntoIterator<Item = Job<OwnedMessage>>) {
+fn start(shared: &Arc<Shared>, jobs: impl IntoIterator<Item = Job<Record>>) {
     for job in jobs {
         let task_shared = shared.clone();
         shared.runtime.spawn(run_job(task_shared, job));
     }
 }
 
-async fn run_job(shared: Arc<Shared>, job: Job<OwnedMessage>) {
+async fn run_job(shared: Arc<Shared>, job: Job<Record>) {
     let mut finish = Finish {
         shared: &shared,
         tp: job.tp,

@@ -43,6 +43,7 @@ mod consumer;
 mod lanes;
 mod offsets;
 mod process;
+mod record;
 mod reply;
 mod watchdog;
 
@@ -52,7 +53,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::OwnedMessage;
 use tokio::sync::{oneshot, watch};
 
 use super::dedup::DedupStore;
@@ -62,6 +62,7 @@ use super::{unavailable, KafkaConfig};
 use crate::transport::Handler;
 use crate::RpcError;
 use lanes::{Lanes, Limits, Tp};
+use record::Record;
 
 /// Serves a [`Handler`] (a generated `*Server`) on Kafka.
 #[derive(Debug)]
@@ -190,6 +191,7 @@ impl ServerBuilder {
                 .enumerate()
                 .map(|(i, t)| (t.clone(), i))
                 .collect(),
+            patterns: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             topics,
             replies,
             lanes: Mutex::new(Lanes::new(Limits::new(
@@ -290,10 +292,12 @@ pub(super) struct Shared {
     producer: Arc<Renewable>,
     /// Request topics; a [`Tp`] names one by its index here.
     topics: Vec<String>,
+    /// The same names, shared with every [`Record`] read from them.
+    patterns: Vec<Arc<str>>,
     topic_index: HashMap<String, usize>,
     /// Reply topics each request pattern may answer to.
     replies: HashMap<String, Vec<String>>,
-    lanes: Mutex<Lanes<OwnedMessage>>,
+    lanes: Mutex<Lanes<Record>>,
     /// Signalled whenever a handler finishes (revocation and shutdown wait on it).
     finished: Condvar,
     runtime: tokio::runtime::Handle,
@@ -324,7 +328,7 @@ struct Stats {
 
 impl Shared {
     /// The lanes; a handler task that panicked while holding them cannot make them unusable.
-    fn lanes(&self) -> MutexGuard<'_, Lanes<OwnedMessage>> {
+    fn lanes(&self) -> MutexGuard<'_, Lanes<Record>> {
         self.lanes.lock().unwrap_or_else(|e| e.into_inner())
     }
 

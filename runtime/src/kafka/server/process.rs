@@ -3,15 +3,14 @@
 //! so its offset may be committed.
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use rdkafka::message::{Message as _, OwnedMessage};
 
 use super::super::dedup::{self, StoredReplies};
 use super::super::dlq::{self, PoisonReason, ReplyTo};
-use super::super::headers;
 use super::super::retry::Verdict;
+use super::record::Record;
 use super::reply::{dead_letter, send_all, send_reply};
 use super::Shared;
 use crate::transport::{Incoming, RawReplies, Reply};
@@ -20,34 +19,33 @@ use crate::{codes, deadline, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
 type Item = Result<Reply, RpcError>;
 
 /// Handles `msg` to its final outcome.
-pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
-    crate::metrics::global().consumed(msg.topic());
-    let hdrs = msg.headers();
+pub(super) async fn process(shared: &Shared, msg: &Record) {
+    crate::metrics::global().consumed(&msg.pattern);
+    let hdrs = &msg.headers;
     let reply_to = match dlq::reply_to(hdrs) {
         Ok(r) => r,
         Err(poison) => return dead_letter(shared, msg, poison, 0).await,
     };
     if let Some(to) = &reply_to {
-        if !shared.may_reply_to(msg.topic(), &to.topic) {
+        if !shared.may_reply_to(&msg.pattern, to.topic) {
             let why = format!(
                 "kafka_replyTopic {:?} is not a reply topic of {} (allowed: its .reply topic and KAFKA_REPLY_TOPICS)",
-                to.topic,
-                msg.topic()
+                to.topic, msg.pattern
             );
             return dead_letter(shared, msg, (PoisonReason::ReplyTopicNotAllowed, why), 0).await;
         }
     }
-    let payload = msg.payload().unwrap_or_default();
+    let payload = msg.payload();
     if let Err((reason, error)) =
         dlq::check_payload(hdrs, payload, shared.settings.max_message_bytes)
     {
         return match &reply_to {
             Some(to) => {
                 tracing::warn!(
-                    pattern = msg.topic(),
-                    correlation_id = %to.correlation_id,
-                    partition = msg.partition(),
-                    offset = msg.offset(),
+                    pattern = &*msg.pattern,
+                    correlation_id = to.correlation_id,
+                    partition = msg.partition,
+                    offset = msg.offset,
                     reason = reason.as_str(),
                     error = %error,
                     "poison request rejected"
@@ -68,7 +66,7 @@ pub(super) async fn process(shared: &Shared, msg: &OwnedMessage) {
 }
 
 /// An event: retried in place by the policy, then dead-lettered. Never dropped.
-async fn event(shared: &Shared, msg: &OwnedMessage, payload: &[u8], started: Instant) {
+async fn event(shared: &Shared, msg: &Record, payload: &[u8], started: Instant) {
     let policy = &shared.settings.retry;
     for attempt in 1u32.. {
         let mut replies = call(shared, msg, payload, None);
@@ -107,9 +105,9 @@ async fn event(shared: &Shared, msg: &OwnedMessage, payload: &[u8], started: Ins
 /// retried when the policy retries requests, else it is the error reply.
 async fn request(
     shared: &Shared,
-    msg: &OwnedMessage,
+    msg: &Record,
     payload: &[u8],
-    to: &ReplyTo,
+    to: &ReplyTo<'_>,
     started: Instant,
 ) {
     // Only with de-duplication on: the key costs an allocation per request.
@@ -117,14 +115,14 @@ async fn request(
         .settings
         .dedup
         .as_ref()
-        .map(|_| dedup::key(msg.topic(), &to.correlation_id));
+        .map(|_| dedup::key(&msg.pattern, to.correlation_id));
     if let (Some(store), Some(key)) = (&shared.settings.dedup, &key) {
         if let Some(stored) = store.get(key) {
             tracing::info!(
-                pattern = msg.topic(),
-                correlation_id = %to.correlation_id,
-                partition = msg.partition(),
-                offset = msg.offset(),
+                pattern = &*msg.pattern,
+                correlation_id = to.correlation_id,
+                partition = msg.partition,
+                offset = msg.offset,
                 replies = stored.len(),
                 "duplicate request: stored replies re-sent, handler not called"
             );
@@ -136,9 +134,9 @@ async fn request(
     }
     let policy = &shared.settings.retry;
     // No attempt after the caller's deadline: it stopped waiting.
-    let deadline = headers::get(msg.headers(), deadline::HEADER).and_then(deadline::parse);
+    let deadline = msg.headers.get(deadline::HEADER).and_then(deadline::parse);
     for attempt in 1u32.. {
-        let replies = call(shared, msg, payload, Some(&to.correlation_id));
+        let replies = call(shared, msg, payload, Some(to.correlation_id));
         let retry = |e: &RpcError| match policy.verdict(e, attempt, true) {
             Verdict::RetryAfter(wait)
                 if deadline.is_none_or(|at| SystemTime::now() + wait < at) =>
@@ -164,7 +162,7 @@ async fn request(
         };
         match sent {
             Sent::Retry(wait, e) => {
-                log_retry(msg, &to.correlation_id, attempt, wait, &e);
+                log_retry(msg, to.correlation_id, attempt, wait, &e);
                 tokio::time::sleep(wait).await;
             }
             Sent::Done(outcome, delivered) => {
@@ -179,7 +177,7 @@ async fn request(
                 }
                 log_handled(
                     msg,
-                    &to.correlation_id,
+                    to.correlation_id,
                     started,
                     attempt,
                     outcome.as_ref().map(|n| *n),
@@ -198,25 +196,17 @@ enum Sent {
 }
 
 /// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
-fn call(
-    shared: &Shared,
-    msg: &OwnedMessage,
-    payload: &[u8],
-    correlation_id: Option<&str>,
-) -> RawReplies {
-    let pattern = msg.topic();
+fn call(shared: &Shared, msg: &Record, payload: &[u8], correlation_id: Option<&str>) -> RawReplies {
+    let pattern = &*msg.pattern;
     let incoming = Incoming {
         pattern: pattern.to_owned(),
         payload: payload.to_vec(),
         correlation_id: correlation_id.map(str::to_owned),
-        headers: headers::metadata(msg.headers()),
-        key: msg.key().map(<[u8]>::to_vec),
-        partition: Some(msg.partition()),
-        offset: Some(msg.offset()),
-        timestamp: msg
-            .timestamp()
-            .to_millis()
-            .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms.try_into().ok()?))),
+        headers: msg.headers.clone(),
+        key: msg.key.clone(),
+        partition: Some(msg.partition),
+        offset: Some(msg.offset),
+        timestamp: msg.timestamp,
     };
     match std::panic::catch_unwind(AssertUnwindSafe(|| shared.handler.handle(incoming))) {
         Ok(replies) => replies,
@@ -278,7 +268,7 @@ fn summarize(all: &StoredReplies) -> Result<usize, RpcError> {
 /// disposed marker. A failure before anything was sent is handed to `retry` first.
 async fn stream_replies(
     shared: &Shared,
-    to: &ReplyTo,
+    to: &ReplyTo<'_>,
     mut replies: RawReplies,
     retry: impl Fn(&RpcError) -> Option<Duration>,
 ) -> Sent {
@@ -310,13 +300,13 @@ async fn stream_replies(
     Sent::Done(failed.map_or(Ok(sent + 1), Err), delivered)
 }
 
-fn log_retry(msg: &OwnedMessage, correlation_id: &str, attempt: u32, wait: Duration, e: &RpcError) {
-    crate::metrics::global().retried(msg.topic());
+fn log_retry(msg: &Record, correlation_id: &str, attempt: u32, wait: Duration, e: &RpcError) {
+    crate::metrics::global().retried(&msg.pattern);
     tracing::warn!(
-        pattern = msg.topic(),
+        pattern = &*msg.pattern,
         correlation_id,
-        partition = msg.partition(),
-        offset = msg.offset(),
+        partition = msg.partition,
+        offset = msg.offset,
         attempt,
         backoff_ms = wait.as_millis() as u64,
         error = %e,
@@ -325,7 +315,7 @@ fn log_retry(msg: &OwnedMessage, correlation_id: &str, attempt: u32, wait: Durat
 }
 
 fn log_handled(
-    msg: &OwnedMessage,
+    msg: &Record,
     correlation_id: &str,
     started: Instant,
     attempts: u32,
@@ -335,10 +325,10 @@ fn log_handled(
     let latency_ms = || started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(replies) => tracing::info!(
-            pattern = msg.topic(),
+            pattern = &*msg.pattern,
             correlation_id,
-            partition = msg.partition(),
-            offset = msg.offset(),
+            partition = msg.partition,
+            offset = msg.offset,
             latency_ms = latency_ms(),
             attempts,
             replies,
@@ -346,10 +336,10 @@ fn log_handled(
             "handled"
         ),
         Err(e) => tracing::warn!(
-            pattern = msg.topic(),
+            pattern = &*msg.pattern,
             correlation_id,
-            partition = msg.partition(),
-            offset = msg.offset(),
+            partition = msg.partition,
+            offset = msg.offset,
             latency_ms = latency_ms(),
             attempts,
             outcome = "error",

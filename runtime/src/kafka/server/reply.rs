@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use rdkafka::message::{Message as _, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureRecord;
 
-use super::super::dlq::{self, Poison, ReplyTo};
+use super::super::dlq::{self, Origin, Poison, ReplyTo};
 use super::super::headers;
+use super::record::Record;
 use super::Shared;
 use crate::{Reply, RpcError};
 
@@ -15,7 +16,7 @@ use crate::{Reply, RpcError};
 /// error always is).
 pub(super) async fn send_reply(
     shared: &Shared,
-    to: &ReplyTo,
+    to: &ReplyTo<'_>,
     item: Option<Result<Reply, RpcError>>,
     disposed: bool,
 ) -> Result<(), String> {
@@ -39,7 +40,7 @@ pub(super) async fn send_reply(
     if disposed || matches!(item, Some(Err(_))) {
         hdrs = headers::with(hdrs, headers::NEST_IS_DISPOSED, &[0u8]);
     }
-    let mut record = FutureRecord::<(), [u8]>::to(&to.topic).headers(hdrs);
+    let mut record = FutureRecord::<(), [u8]>::to(to.topic).headers(hdrs);
     if let Some(p) = payload {
         record = record.payload(p);
     }
@@ -56,7 +57,7 @@ pub(super) async fn send_reply(
 /// Sends stored replies (the last one disposed).
 pub(super) async fn send_all(
     shared: &Shared,
-    to: &ReplyTo,
+    to: &ReplyTo<'_>,
     all: Vec<Result<Reply, RpcError>>,
 ) -> Result<(), String> {
     let count = all.len();
@@ -80,28 +81,36 @@ const DLQ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration:
 /// is taken away meanwhile, the job is cancelled and the next owner handles the message.)
 pub(super) async fn dead_letter(
     shared: &Shared,
-    msg: &OwnedMessage,
+    msg: &Record,
     (reason, error): Poison,
     attempts: u32,
 ) {
-    let topic = dlq::dlq_topic(msg.topic());
+    let topic = dlq::dlq_topic(&msg.pattern);
+    let origin = Origin {
+        topic: &msg.pattern,
+        partition: msg.partition,
+        offset: msg.offset,
+        reason,
+        error: &error,
+        attempts,
+    };
     let mut wait = DLQ_BACKOFF.0;
     for write in 1u64.. {
-        let hdrs = dlq::dead_letter_headers(msg, reason, &error, attempts);
+        let hdrs = dlq::dead_letter_headers(&msg.headers, &origin);
         let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(hdrs);
-        if let Some(key) = msg.key() {
+        if let Some(key) = &msg.key {
             record = record.key(key);
         }
-        if let Some(payload) = msg.payload() {
+        if let Some(payload) = &msg.payload {
             record = record.payload(payload);
         }
         match shared.producer.send_awaited(record).await {
             Ok(()) => {
-                crate::metrics::global().dead_lettered(msg.topic(), reason.as_str());
+                crate::metrics::global().dead_lettered(&msg.pattern, reason.as_str());
                 tracing::warn!(
-                    pattern = msg.topic(),
-                    partition = msg.partition(),
-                    offset = msg.offset(),
+                    pattern = &*msg.pattern,
+                    partition = msg.partition,
+                    offset = msg.offset,
                     reason = reason.as_str(),
                     attempts,
                     error = %error,
@@ -112,9 +121,9 @@ pub(super) async fn dead_letter(
             }
             Err(e) => {
                 tracing::error!(
-                    pattern = msg.topic(),
-                    partition = msg.partition(),
-                    offset = msg.offset(),
+                    pattern = &*msg.pattern,
+                    partition = msg.partition,
+                    offset = msg.offset,
                     reason = reason.as_str(),
                     dlq = %topic,
                     write,
