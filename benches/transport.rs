@@ -68,7 +68,10 @@ fn config(broker: &str, fetch_wait: usize, group: Option<&str>) -> KafkaConfig {
         .client_id("bench")
         .fetch_wait_ms(fetch_wait as i64)
         .request_timeout_ms(TIMEOUT.as_millis() as i64)
-        .topic_partitions(3);
+        .topic_partitions(3)
+        // Like the raw echo server, no per-partition order: 64 in flight over 3 partitions
+        // (the default, 1, keeps each partition in order).
+        .max_in_flight_per_partition(64);
     if let Some(g) = group {
         b = b.server_group(g);
     }

@@ -27,7 +27,7 @@ use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
 use contracts::axion::graph::v1::{
     project, CreateProjectRequest, DeleteProjectRequest, GetProjectRequest, ListProjectsRequest,
-    Project, ProjectCreatedEvent, ProjectStatus, GRAPH_SERVICE_CONTRACT,
+    Project, ProjectCreatedEvent, ProjectStatus, GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS,
 };
 use support::broker::{config, Broker};
 
@@ -80,6 +80,43 @@ async fn nest_client_calls_the_rust_server() {
     assert_eq!(events.len(), 1, "{events:?}");
     let p = events[0].project.clone().expect("event carries a project");
     assert_full_project(&p);
+
+    // A request (`send`) to the event pattern: refused with UNIMPLEMENTED, the handler not run
+    // (NestJS itself would run it and reply with nothing: a default value for the caller).
+    // The Nest caller listens on `<pattern>.reply`, which no contract creates for an event.
+    let address = broker.address();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &address)
+            .create()
+            .unwrap();
+    let event_reply = format!("{}.reply", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED);
+    admin
+        .create_topics(
+            &[rdkafka::admin::NewTopic::new(
+                &event_reply,
+                1,
+                rdkafka::admin::TopicReplication::Fixed(1),
+            )],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let (lines, status) = tokio::task::spawn_blocking(move || {
+        support::nest::run_client(
+            &address,
+            &["send-raw", GRAPH_SERVICE_PATTERNS::PROJECT_CREATED, "{}"],
+            "nest-caller",
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(1), "{lines:#?}");
+    let refused = lines.last().cloned().unwrap_or_default();
+    assert_eq!(refused["ok"], false, "{lines:#?}");
+    assert_eq!(refused["error"]["code"], codes::UNIMPLEMENTED, "{lines:#?}");
+    assert_eq!(svc.received.lock().unwrap().len(), 1, "the event handler ran");
     handle.shutdown().await;
 }
 
@@ -271,6 +308,21 @@ async fn rust_client_calls_the_nest_server() {
         .unwrap_err();
     assert_eq!(boom.message, INTERNAL_SERVER_ERROR_MESSAGE, "{boom:?}");
     assert_eq!(boom.code(), None);
+
+    // A numeric code and a message array (a validation pipe's shape) read leniently.
+    let invalid = client
+        .create_project(&CreateProjectRequest {
+            name: "invalid".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code(), Some("3"), "{invalid:?}");
+    assert_eq!(invalid.message, "name is reserved; name is too short");
+    assert_eq!(
+        invalid.details["messages"],
+        serde_json::json!(["name is reserved", "name is too short"])
+    );
 
     let missing = client
         .get_project(&GetProjectRequest {

@@ -342,6 +342,19 @@ async fn dispatcher_answers_bad_json_and_unknown_patterns_like_nest() {
     ));
     let err = replies.next().await.unwrap().unwrap_err();
     assert_eq!(err.message, axion_runtime::NO_HANDLER_MESSAGE);
+
+    // A request to an event pattern: refused, the event handler not run.
+    let graph = std::sync::Arc::new(Graph::default());
+    let server = GraphServiceServer::from_arc(graph.clone());
+    let mut replies = server.handle(Incoming::request(
+        GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+        b"{}".to_vec(),
+        "c3",
+    ));
+    let err = replies.next().await.unwrap().unwrap_err();
+    assert!(err.is(codes::UNIMPLEMENTED), "{err:?}");
+    assert!(replies.next().await.is_none());
+    assert!(graph.seen().is_empty(), "the event handler ran");
 }
 
 #[tokio::test]

@@ -146,17 +146,67 @@ impl RpcError {
             .unwrap_or_else(|_| format!(r#"{{"status":"error","message":{:?}}}"#, self.message))
     }
 
-    /// Parses a `kafka_nest-err` header. NestJS may put any JSON there (a string, a number);
-    /// what is not an error object becomes the message of one.
+    /// Parses a `kafka_nest-err` header, leniently: a peer's error is never "unreadable".
+    ///
+    /// NestJS may put any JSON there. A string, number or other scalar becomes the message of
+    /// an error without a code. In an object, a numeric (or other non-string) `code` or
+    /// `status` is kept as its JSON text (`5` becomes `"5"`); a `message` that is an array (what
+    /// a validation pipe throws) becomes its items joined with `"; "`, the array itself kept in
+    /// [`RpcError::details`] under `"messages"`; a top-level array is read the same way.
     pub fn from_json(text: &[u8]) -> Self {
         match serde_json::from_slice::<Value>(text) {
-            Ok(Value::Object(map)) => serde_json::from_value(Value::Object(map))
-                .unwrap_or_else(|e| Self::internal(format!("unreadable error object: {e}"))),
+            Ok(Value::Object(map)) => Self::from_object(map),
             Ok(Value::String(s)) => Self::message_only(s),
+            Ok(Value::Array(items)) => {
+                Self::message_only(joined(&items)).with_detail(MESSAGES, Value::Array(items))
+            }
             Ok(other) => Self::message_only(other.to_string()),
             Err(_) => Self::message_only(String::from_utf8_lossy(text).into_owned()),
         }
     }
+
+    fn from_object(mut map: Map<String, Value>) -> Self {
+        let status = text_of(map.remove("status")).unwrap_or_else(default_status);
+        let code = text_of(map.remove("code"));
+        let message = match map.remove("message") {
+            Some(Value::Array(items)) => {
+                let message = joined(&items);
+                map.insert(MESSAGES.to_owned(), Value::Array(items));
+                message
+            }
+            other => text_of(other).unwrap_or_default(),
+        };
+        RpcError {
+            status,
+            code,
+            message,
+            details: map,
+        }
+    }
+}
+
+/// The detail that keeps a peer's message array.
+const MESSAGES: &str = "messages";
+
+/// A field as text: a string as it is, `null` or absent as `None`, anything else as its JSON.
+fn text_of(value: Option<Value>) -> Option<String> {
+    match value? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Items of a message array as one message.
+fn joined(items: &[Value]) -> String {
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl fmt::Debug for RpcError {
@@ -197,6 +247,38 @@ mod tests {
 
         assert_eq!(RpcError::from_json(br#""boom""#).message, "boom");
         assert_eq!(RpcError::from_json(b"not json").message, "not json");
+    }
+
+    #[test]
+    fn lenient_with_what_nest_peers_throw() {
+        // `new RpcException({ code: 5, message: [...] })`, a class-validator pipe's shape.
+        let e = RpcError::from_json(
+            br#"{"status":"error","code":5,"message":["name must be a string","name should not be empty"],"error":"Bad Request"}"#,
+        );
+        assert_eq!(e.code(), Some("5"));
+        assert_eq!(
+            e.message,
+            "name must be a string; name should not be empty"
+        );
+        assert_eq!(
+            e.details["messages"],
+            serde_json::json!(["name must be a string", "name should not be empty"])
+        );
+        assert_eq!(e.details["error"], "Bad Request");
+        let back: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(back["code"], "5");
+        assert_eq!(back["messages"][1], "name should not be empty");
+
+        let statused = RpcError::from_json(br#"{"status":400,"code":null,"message":{"a":1}}"#);
+        assert_eq!(statused.status, "400");
+        assert_eq!(statused.code(), None);
+        assert_eq!(statused.message, r#"{"a":1}"#);
+
+        let array = RpcError::from_json(br#"[{"property":"name"},"too short"]"#);
+        assert_eq!(array.message, r#"{"property":"name"}; too short"#);
+        assert_eq!(array.details["messages"][1], "too short");
+        assert_eq!(RpcError::from_json(b"42").message, "42");
+        assert_eq!(RpcError::from_json(b"{}").message, "");
     }
 
     #[test]

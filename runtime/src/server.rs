@@ -198,6 +198,9 @@ where
     Fut: Future<Output = Result<(), RpcError>> + Send + 'static,
 {
     let processing = Processing::start(&incoming.pattern);
+    if incoming.is_request() {
+        return refused(processing, request_to_event(&incoming));
+    }
     let (event, scope, span) = match prepare::<Ev>(incoming) {
         Ok(prepared) => prepared,
         Err(e) => return refused(processing, e),
@@ -216,6 +219,24 @@ where
         }
         .into_stream()
         .filter_map(|x| async move { x }),
+    )
+}
+
+/// The refusal of a request sent to an event pattern. NestJS would run the event handler and
+/// reply with nothing, which its caller reads as a default value; here the handler is not run
+/// and the caller gets `UNIMPLEMENTED`.
+fn request_to_event(incoming: &Incoming) -> RpcError {
+    tracing::warn!(
+        pattern = incoming.pattern,
+        correlation_id = incoming.correlation_id.as_deref(),
+        "request to an event pattern refused; the handler was not run"
+    );
+    RpcError::new(
+        crate::codes::UNIMPLEMENTED,
+        format!(
+            "{} is an event pattern: it takes events (emit), not requests (send)",
+            incoming.pattern
+        ),
     )
 }
 

@@ -151,7 +151,9 @@ pub struct KafkaConfig {
     /// Messages a server handles at once (across its partitions). 1 keeps strict order.
     pub max_in_flight: usize,
     /// Messages a server handles at once from one partition (at most `max_in_flight`).
-    /// 1 keeps each partition in order while partitions still run in parallel.
+    /// The default, 1 (NestJS's too), keeps each partition in order — so one key's messages
+    /// are handled in the order they were sent — while partitions run in parallel; raise it
+    /// for throughput where order does not matter.
     pub max_in_flight_per_partition: usize,
     /// Largest request payload a server accepts; bigger ones are poison (error reply or
     /// dead-letter topic), never handed to the handler.
@@ -199,7 +201,7 @@ impl Default for KafkaConfig {
             topic_partitions: 3,
             topic_replication: 1,
             max_in_flight: 64,
-            max_in_flight_per_partition: 64,
+            max_in_flight_per_partition: 1,
             max_message_bytes: 1_000_000,
             send_retries: 5,
             retry_backoff: Duration::from_millis(100),
@@ -758,7 +760,7 @@ impl KafkaConfigBuilder {
         let max_in_flight_per_partition = positive(
             s.max_in_flight_per_partition,
             r.max_in_flight_per_partition,
-            max_in_flight as i64,
+            d.max_in_flight_per_partition as i64,
         )? as usize;
         let retry = r.retry.unwrap_or_default();
         retry.validate(s.retry)?;

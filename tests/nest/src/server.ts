@@ -56,6 +56,11 @@ class GraphController implements Omit<GraphServiceController, "deleteProject" | 
       traceparent: message.headers?.["traceparent"]?.toString() ?? null,
     });
     if (req.name === "boom") throw new Error("boom");
+    // What a class-validator pipe with a custom exceptionFactory throws: a numeric code and a
+    // message array.
+    if (req.name === "invalid") {
+      throw new RpcException({ status: "error", code: 3, message: ["name is reserved", "name is too short"] });
+    }
     for (const p of this.projects.values()) {
       if (p.name === req.name) throw rpcError("ALREADY_EXISTS", `project ${req.name} already exists`);
     }

@@ -169,12 +169,13 @@ impl ServerBuilder {
             None => contract.server_group.to_owned(),
         };
         let topics: Vec<String> = contract.request_topics().map(str::to_owned).collect();
+        // Event patterns too: a request sent to one gets its refusal there (`server::event`).
         let mut replies: HashMap<String, Vec<String>> = contract
             .methods
             .iter()
-            .filter(|m| m.kind.expects_reply())
             .map(|m| (m.pattern.to_owned(), vec![m.reply_topic.to_owned()]))
             .collect();
+
         for list in replies.values_mut() {
             list.extend(config.allowed_reply_topics.iter().cloned());
         }
@@ -295,7 +296,7 @@ pub(super) struct Shared {
     /// The same names, shared with every [`Record`] read from them.
     patterns: Vec<Arc<str>>,
     topic_index: HashMap<String, usize>,
-    /// Reply topics each request pattern may answer to.
+    /// Reply topics each pattern may answer to.
     replies: HashMap<String, Vec<String>>,
     lanes: Mutex<Lanes<Record>>,
     /// Signalled whenever a handler finishes (revocation and shutdown wait on it).
