@@ -116,7 +116,11 @@ async fn nest_client_calls_the_rust_server() {
     let refused = lines.last().cloned().unwrap_or_default();
     assert_eq!(refused["ok"], false, "{lines:#?}");
     assert_eq!(refused["error"]["code"], codes::UNIMPLEMENTED, "{lines:#?}");
-    assert_eq!(svc.received.lock().unwrap().len(), 1, "the event handler ran");
+    assert_eq!(
+        svc.received.lock().unwrap().len(),
+        1,
+        "the event handler ran"
+    );
     handle.shutdown().await;
 }
 

@@ -308,14 +308,16 @@ fn as_json(bytes: &[u8]) -> Value {
 /// The server's poison checks: a verdict, or the correlation id (`None` inside: an event).
 fn check_poison(owned: &OwnedHeaders, payload: &[u8]) -> Option<Option<String>> {
     const MAX_BYTES: usize = 512;
-    match dlq::check_payload(Some(owned), payload, MAX_BYTES) {
+    // What the server reads a record's headers into.
+    let read = headers::metadata(Some(owned));
+    match dlq::check_payload(&read, payload, MAX_BYTES) {
         Err((reason, why)) => {
             assert!(!why.is_empty(), "{reason:?} without a reason");
             return None;
         }
         Ok(()) => assert!(payload.len() <= MAX_BYTES, "an oversized payload passed"),
     }
-    match dlq::reply_to(Some(owned)) {
+    match dlq::reply_to(&read) {
         Err((reason, why)) => {
             assert!(!why.is_empty(), "{reason:?} without a reason");
             None
@@ -339,9 +341,9 @@ fn check_poison(owned: &OwnedHeaders, payload: &[u8]) -> Option<Option<String>> 
             assert!(to.partition.is_none_or(|p| p >= 0));
             assert_eq!(
                 headers::text(Some(owned), headers::CORRELATION_ID).as_deref(),
-                Some(to.correlation_id.as_str())
+                Some(to.correlation_id)
             );
-            Some(Some(to.correlation_id))
+            Some(Some(to.correlation_id.to_owned()))
         }
     }
 }

@@ -586,9 +586,10 @@ pub mod kafka {
     impl BrokerProbe {
         /// A probe asking for the metadata of `contract`'s first topic.
         pub fn new(config: &KafkaConfig, contract: &ServiceContract) -> Result<Self, RpcError> {
-            let producer: BaseProducer = config
-                .common()
-                .set("client.id", format!("{}-probe", config.client_group()))
+            let mut probe_config = config.common();
+            probe_config.set("client.id", format!("{}-probe", config.client_group()));
+            config.librdkafka.apply(&mut probe_config);
+            let producer: BaseProducer = probe_config
                 .create()
                 .map_err(|e| crate::kafka::unavailable("cannot create a Kafka probe", e))?;
             Ok(BrokerProbe {
@@ -672,8 +673,8 @@ pub mod kafka {
             contract: &'static ServiceContract,
             events: Events,
         ) -> Result<EventFeed, RpcError> {
-            let consumer: StreamConsumer = config
-                .common()
+            let mut feed_config = config.common();
+            feed_config
                 .set("client.id", format!("{}-edge", config.client_group()))
                 // Needed by librdkafka, never joined: partitions are assigned directly.
                 .set("group.id", format!("{}-edge", config.client_group()))
@@ -682,7 +683,9 @@ pub mod kafka {
                 .set(
                     "fetch.wait.max.ms",
                     config.fetch_wait.as_millis().to_string(),
-                )
+                );
+            config.librdkafka.apply(&mut feed_config);
+            let consumer: StreamConsumer = feed_config
                 .create()
                 .map_err(|e| crate::kafka::unavailable("cannot create a Kafka consumer", e))?;
             let consumer = Arc::new(consumer);

@@ -256,10 +256,7 @@ mod tests {
             br#"{"status":"error","code":5,"message":["name must be a string","name should not be empty"],"error":"Bad Request"}"#,
         );
         assert_eq!(e.code(), Some("5"));
-        assert_eq!(
-            e.message,
-            "name must be a string; name should not be empty"
-        );
+        assert_eq!(e.message, "name must be a string; name should not be empty");
         assert_eq!(
             e.details["messages"],
             serde_json::json!(["name must be a string", "name should not be empty"])

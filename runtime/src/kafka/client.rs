@@ -82,15 +82,17 @@ impl KafkaClient {
         config: &KafkaConfig,
         contracts: &[&ServiceContract],
     ) -> Result<Self, RpcError> {
-        let producer_config = config.reliable_producer(&config.client_group());
+        let mut producer_config = config.reliable_producer(&config.client_group());
         let mut events_config = producer_config.clone();
         events_config.set("linger.ms", EVENT_LINGER_MS);
+        config.librdkafka.apply(&mut producer_config);
+        config.librdkafka.apply(&mut events_config);
         let producer = Arc::new(
             super::producer::Renewable::new(producer_config)
                 .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
         );
-        let consumer: StreamConsumer = config
-            .common()
+        let mut consumer_config = config.common();
+        consumer_config
             .set("client.id", config.client_group())
             .set("group.id", config.client_group())
             .set("enable.auto.commit", "false")
@@ -102,7 +104,9 @@ impl KafkaClient {
                 "fetch.wait.max.ms",
                 config.fetch_wait.as_millis().to_string(),
             )
-            .set("fetch.min.bytes", "1")
+            .set("fetch.min.bytes", "1");
+        config.librdkafka.apply(&mut consumer_config);
+        let consumer: StreamConsumer = consumer_config
             .create()
             .map_err(|e| unavailable("cannot create a Kafka consumer", e))?;
         let consumer = Arc::new(consumer);

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::passthrough::LibrdkafkaProperties;
 use super::retry::RetryPolicy;
 
 /// A configuration value that is wrong, naming where it came from.
@@ -184,6 +185,9 @@ pub struct KafkaConfig {
     /// librdkafka's `partition.assignment.strategy` for server groups. Default
     /// `cooperative-sticky`: a rebalance only moves the partitions that change owner.
     pub assignment_strategy: String,
+    /// Other librdkafka properties, set on every client after the runtime's own (validated
+    /// by librdkafka; runtime-owned names refused; secret values redacted in `Debug`).
+    pub librdkafka: LibrdkafkaProperties,
 }
 
 impl Default for KafkaConfig {
@@ -212,6 +216,7 @@ impl Default for KafkaConfig {
             retry: RetryPolicy::default(),
             allowed_reply_topics: Vec::new(),
             assignment_strategy: DEFAULT_ASSIGNMENT_STRATEGY.to_owned(),
+            librdkafka: LibrdkafkaProperties::default(),
         }
     }
 }
@@ -276,6 +281,9 @@ pub mod env {
     /// librdkafka `partition.assignment.strategy` of server groups (default
     /// `cooperative-sticky`).
     pub const PARTITION_ASSIGNMENT_STRATEGY: &str = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY";
+    /// Any other librdkafka properties: `key=value` items separated by `;` or newlines
+    /// (see [`LibrdkafkaProperties`](super::LibrdkafkaProperties)).
+    pub const LIBRDKAFKA: &str = "KAFKA_LIBRDKAFKA";
 }
 
 impl KafkaConfig {
@@ -432,6 +440,12 @@ impl KafkaConfig {
         if let Some(v) = get(env::PARTITION_ASSIGNMENT_STRATEGY) {
             b = b.assignment_strategy(v.trim());
         }
+        if let Some(v) = get(env::LIBRDKAFKA) {
+            for (key, value) in LibrdkafkaProperties::parse(&v)?.iter() {
+                b = b.librdkafka(key, value);
+            }
+            b.source.librdkafka = env::LIBRDKAFKA;
+        }
         b.build()
     }
 
@@ -538,6 +552,7 @@ struct Raw {
     retry: Option<RetryPolicy>,
     allowed_reply_topics: Option<Vec<String>>,
     assignment_strategy: Option<String>,
+    librdkafka: LibrdkafkaProperties,
 }
 
 /// Names of the settings, for errors (env variable or builder method).
@@ -555,6 +570,7 @@ struct Source {
     drain_timeout: &'static str,
     stall_warning: &'static str,
     retry: &'static str,
+    librdkafka: &'static str,
 }
 
 impl Default for Source {
@@ -573,6 +589,7 @@ impl Default for Source {
             drain_timeout: "drain_timeout",
             stall_warning: "stall_warning",
             retry: "retry",
+            librdkafka: "librdkafka",
         }
     }
 }
@@ -713,6 +730,14 @@ impl KafkaConfigBuilder {
         self.raw.assignment_strategy = Some(strategy.into());
         self
     }
+    /// Any other librdkafka property (`debug`, `client.rack`, `socket.keepalive.enable`, ...),
+    /// set on every client after the runtime's own. librdkafka validates it in
+    /// [`build`](Self::build); properties the runtime owns (`enable.auto.commit`,
+    /// `bootstrap.servers`, ...) are refused there, naming the setting to use instead.
+    pub fn librdkafka(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.raw.librdkafka.push(key, value);
+        self
+    }
 
     /// Validates and builds.
     pub fn build(self) -> Result<KafkaConfig, ConfigError> {
@@ -764,6 +789,7 @@ impl KafkaConfigBuilder {
         )? as usize;
         let retry = r.retry.unwrap_or_default();
         retry.validate(s.retry)?;
+        r.librdkafka.validate(s.librdkafka)?;
         let allowed_reply_topics = r.allowed_reply_topics.unwrap_or_default();
         if let Some(t) = allowed_reply_topics
             .iter()
@@ -808,6 +834,7 @@ impl KafkaConfigBuilder {
             retry,
             allowed_reply_topics,
             assignment_strategy,
+            librdkafka: r.librdkafka,
         })
     }
 }

@@ -21,6 +21,7 @@ mod config;
 pub mod dedup;
 pub mod dlq;
 pub mod headers;
+mod passthrough;
 mod producer;
 mod recovery;
 pub mod retry;
@@ -35,6 +36,7 @@ pub use config::{
 pub use dedup::{DedupStore, FileDedup, MemoryDedup};
 pub use dlq::PoisonReason;
 pub use headers::{CORRELATION_ID, NEST_ERR, NEST_IS_DISPOSED, REPLY_PARTITION, REPLY_TOPIC};
+pub use passthrough::LibrdkafkaProperties;
 pub use retry::RetryPolicy;
 pub use server::{KafkaServer, ServerBuilder, ServerHandle};
 pub use topics::{ensure_topics, topic_manifest, TopicSpec};

@@ -53,8 +53,9 @@ pub async fn ensure_topics(
     contracts: &[&ServiceContract],
 ) -> Result<Vec<String>, RpcError> {
     let specs = topic_manifest(contracts, config.topic_partitions, config.topic_replication);
-    let admin: AdminClient<DefaultClientContext> = config
-        .common()
+    let mut admin_config = config.common();
+    config.librdkafka.apply(&mut admin_config);
+    let admin: AdminClient<DefaultClientContext> = admin_config
         .create()
         .map_err(|e| unavailable("cannot create a Kafka admin client", e))?;
     let new: Vec<NewTopic<'_>> = specs

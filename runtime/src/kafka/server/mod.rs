@@ -272,6 +272,7 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
                 .max(100)
                 .to_string(),
         );
+    config.librdkafka.apply(&mut c);
     c
 }
 
@@ -284,6 +285,7 @@ fn producer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
             .clamp(1_000_000, 1_000_000_000)
             .to_string(),
     );
+    config.librdkafka.apply(&mut c);
     c
 }
 

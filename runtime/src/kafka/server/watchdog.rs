@@ -121,6 +121,7 @@ pub(super) fn spawn(
     c.set("group.id", group)
         .set("client.id", format!("{group}-watchdog"))
         .set("enable.auto.commit", "false");
+    config.librdkafka.apply(&mut c);
     let consumer: BaseConsumer = match c.create() {
         Ok(consumer) => consumer,
         Err(e) => {
