@@ -382,8 +382,9 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
     let tmp = tempfile::tempdir().unwrap();
     let store_path = tmp.path().join("dedup.jsonl");
     let broker = Broker::start();
-    // One partition: everything after `block` waits behind it for its commit. A short drain:
-    // the stop gives up on `block` (cancelled, uncommitted) like a crash would.
+    // One partition, handled concurrently (the requests after `block` run while it hangs):
+    // everything after `block` waits behind it for its commit. A short drain: the stop gives
+    // up on `block` (cancelled, uncommitted) like a crash would.
     let config = KafkaConfig::builder()
         .brokers([broker.address()])
         .client_id("dedup")
@@ -392,6 +393,7 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
         .session_timeout_ms(6_000)
         .drain_timeout_ms(1_000)
         .topic_partitions(1)
+        .max_in_flight_per_partition(16)
         .build()
         .unwrap();
     ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])

@@ -15,7 +15,6 @@ mod support {
 }
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig};
 use contracts::axion::graph::v1::GRAPH_SERVICE_CONTRACT;

@@ -641,3 +641,44 @@ fn json_matches_what_a_ts_proto_peer_sends_and_reads() {
     let bad = serde_json::from_str::<Project>(r#"{"status": "NOPE"}"#);
     assert!(bad.is_err());
 }
+
+/// Answers every request with three replies, `gap` apart (a multi-message answer).
+struct SlowTrickle {
+    gap: Duration,
+}
+
+impl axion_runtime::Handler for SlowTrickle {
+    fn contract(&self) -> &'static axion_runtime::ServiceContract {
+        &GRAPH_SERVICE_CONTRACT
+    }
+    fn handle(&self, _incoming: Incoming) -> axion_runtime::RawReplies {
+        let gap = self.gap;
+        Box::pin(axion_runtime::futures::stream::unfold(0, move |n| async move {
+            if n == 3 {
+                return None;
+            }
+            tokio::time::sleep(gap).await;
+            let reply = axion_runtime::Reply::from(br#"{"id":"p","name":"n"}"#.to_vec());
+            Some((Ok(reply), n + 1))
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_unary_call_takes_at_most_its_timeout_even_with_a_trickling_answer() {
+    let transport = MemoryTransport::new();
+    transport
+        .serve(SlowTrickle {
+            gap: Duration::from_millis(400),
+        })
+        .unwrap();
+    let client =
+        GraphServiceClient::new(transport.client()).with_timeout(Duration::from_millis(1000));
+    // Each reply comes well within 1 s of the last, all three by 1.2 s: a timeout that
+    // restarts per reply would let the call succeed; the call's own deadline ends it at 1 s.
+    let e = client
+        .get_project(&GetProjectRequest { id: "p".into() })
+        .await
+        .unwrap_err();
+    assert!(e.is(codes::DEADLINE_EXCEEDED), "{e:?}");
+}

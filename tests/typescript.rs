@@ -266,6 +266,18 @@ fn kafka_options_mirror_the_rust_runtime_config() {
         vec![("KAFKA_SASL_USERNAME", "u")],
         vec![("KAFKA_SASL_PASSWORD", "p")],
         vec![("KAFKA_SSL", "maybe")],
+        vec![("KAFKA_SSL_CA_LOCATION", "/etc/ssl/ca.pem")],
+        vec![
+            ("KAFKA_SASL_USERNAME", "u"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_SASL_MECHANISM", "plain"),
+        ],
+        vec![
+            ("KAFKA_SASL_USERNAME", "u"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("KAFKA_SSL", "true"),
+        ],
     ];
     let maps: Vec<Value> = cases
         .iter()

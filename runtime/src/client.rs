@@ -190,10 +190,16 @@ impl Client {
         Resp: DeserializeOwned + Default + 'static,
     {
         let prepared = self.prepare(method, request, options)?;
+        // One deadline for the whole call: sending, and every reply of a multi-message answer.
+        let now = tokio::time::Instant::now();
+        // A timeout too large for a clock (u64::MAX ms) waits about forever instead.
+        let deadline = now
+            .checked_add(prepared.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let (mut replies, timeout) = self.replies(method.pattern, prepared).await?;
         let mut last: Option<Reply> = None;
         loop {
-            match tokio::time::timeout(timeout, replies.next()).await {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
                 Err(_) => return Err(deadline_error(method.pattern, timeout)),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Err(e),

@@ -27,6 +27,8 @@ pub mod codes {
     pub const UNIMPLEMENTED: &str = "UNIMPLEMENTED";
     /// The request has no valid credentials.
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// A limit was reached (e.g. a caller left too many replies unread).
+    pub const RESOURCE_EXHAUSTED: &str = "RESOURCE_EXHAUSTED";
 }
 
 /// NestJS's reply to a pattern its server has no handler for, verbatim.

@@ -17,7 +17,19 @@ use crate::{Client, RpcError, ServiceContract};
 
 /// Pending calls by the sequence number of their correlation id (the instance part is checked
 /// when a reply arrives): no string per call.
-type Pending = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Result<Reply, RpcError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, Waiting>>>;
+
+/// Replies a call may have waiting, unread, before it fails with `RESOURCE_EXHAUSTED`: every
+/// call shares one reply consumer, so a caller that stops reading its stream cannot slow the
+/// bus down; it is cut off instead of buffering without bound.
+pub const MAX_BUFFERED_REPLIES: usize = 1024;
+
+/// A call waiting for replies.
+struct Waiting {
+    tx: mpsc::Sender<Result<Reply, RpcError>>,
+    /// Set when a reply found the buffer full: the stream then ends with an error.
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// A connection to the bus for callers: implements [`Transport`], so generated clients run
 /// over it (`GraphServiceClient::new(kafka.client())`).
@@ -237,7 +249,8 @@ impl Drop for PendingGuard {
 }
 
 struct Replies {
-    rx: UnboundedStream<Result<Reply, RpcError>>,
+    rx: mpsc::Receiver<Result<Reply, RpcError>>,
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
     _guard: PendingGuard,
 }
 
@@ -247,7 +260,18 @@ impl futures_core::Stream for Replies {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        std::pin::Pin::new(&mut self.rx).poll_next(cx)
+        match std::task::ready!(self.rx.poll_recv(cx)) {
+            Some(item) => std::task::Poll::Ready(Some(item)),
+            None if self.overflowed.swap(false, Ordering::SeqCst) => {
+                std::task::Poll::Ready(Some(Err(RpcError::new(
+                    crate::codes::RESOURCE_EXHAUSTED,
+                    format!(
+                        "more than {MAX_BUFFERED_REPLIES} replies waited unread; the rest of the stream was dropped"
+                    ),
+                ))))
+            }
+            None => std::task::Poll::Ready(None),
+        }
     }
 }
 
@@ -256,12 +280,15 @@ impl Transport for KafkaClient {
         Box::pin(async move {
             let partition = self.reply_partition(call.reply_topic).await?;
             let (seq, id) = self.correlation_id();
-            let (tx, rx) = mpsc::unbounded_channel();
-            self.inner
-                .pending
-                .lock()
-                .expect("pending lock")
-                .insert(seq, tx);
+            let (tx, rx) = mpsc::channel(MAX_BUFFERED_REPLIES);
+            let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            self.inner.pending.lock().expect("pending lock").insert(
+                seq,
+                Waiting {
+                    tx,
+                    overflowed: overflowed.clone(),
+                },
+            );
             let guard = PendingGuard {
                 pending: self.inner.pending.clone(),
                 id: seq,
@@ -283,7 +310,8 @@ impl Transport for KafkaClient {
                 .await
                 .map_err(|e| unavailable(&format!("cannot send to {}", call.pattern), e))?;
             Ok(Box::pin(Replies {
-                rx: UnboundedStream(rx),
+                rx,
+                overflowed,
                 _guard: guard,
             }) as RawReplies)
         })
@@ -349,19 +377,34 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
         let err = headers::get(hdrs, headers::NEST_ERR).map(crate::RpcError::from_json);
         let disposed = err.is_some() || headers::get(hdrs, headers::NEST_IS_DISPOSED).is_some();
         let mut map = pending.lock().expect("pending lock");
-        let Some(tx) = map.get(&id) else {
+        let Some(waiting) = map.get(&id) else {
             continue;
         };
         let reply = |payload: &[u8]| Reply {
             payload: payload.to_vec(),
             headers: headers::metadata(hdrs),
         };
-        let delivered = match (err, msg.payload()) {
-            (Some(e), _) => tx.send(Err(e)).is_ok(),
-            (None, Some(value)) => tx.send(Ok(reply(value))).is_ok(),
+        let item = match (err, msg.payload()) {
+            (Some(e), _) => Some(Err(e)),
+            (None, Some(value)) => Some(Ok(reply(value))),
             // A disposed marker without a value ends the stream without an item.
-            (None, None) if disposed => true,
-            (None, None) => tx.send(Ok(reply(&[]))).is_ok(),
+            (None, None) if disposed => None,
+            (None, None) => Some(Ok(reply(&[]))),
+        };
+        let delivered = match item.map(|item| waiting.tx.try_send(item)) {
+            None | Some(Ok(())) => true,
+            Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                tracing::warn!(
+                    correlation_id = %String::from_utf8_lossy(
+                        headers::get(hdrs, headers::CORRELATION_ID).unwrap_or_default()
+                    ),
+                    limit = MAX_BUFFERED_REPLIES,
+                    "a call's replies are not being read; the call is cut off"
+                );
+                waiting.overflowed.store(true, Ordering::SeqCst);
+                false
+            }
+            Some(Err(mpsc::error::TrySendError::Closed(_))) => false,
         };
         if disposed || !delivered {
             map.remove(&id);
@@ -383,18 +426,6 @@ fn correlation_seq(id: &[u8], instance: u64) -> Option<u64> {
 }
 
 /// `UnboundedReceiver` as a `Stream`.
-struct UnboundedStream<T>(mpsc::UnboundedReceiver<T>);
-
-impl<T> futures_core::Stream for UnboundedStream<T> {
-    type Item = T;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        self.0.poll_recv(cx)
-    }
-}
-
 #[cfg(test)]
 mod correlation_tests {
     use super::{correlation_seq, correlation_text};

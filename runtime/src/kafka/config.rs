@@ -318,6 +318,7 @@ impl KafkaConfig {
                     })?,
                 };
                 b = b.sasl(mechanism, u, Secret::new(p));
+                b.source.sasl = env::SASL_MECHANISM;
             }
             (Some(_), None) => {
                 return Err(bad(
@@ -344,6 +345,7 @@ impl KafkaConfig {
         }
         if let Some(v) = get(env::SSL_CA_LOCATION) {
             b = b.ssl_ca_location(v);
+            b.source.ssl_ca_location = env::SSL_CA_LOCATION;
         }
         if let Some(v) = get(env::CLIENT_ID) {
             b = b.client_id(v);
@@ -571,6 +573,8 @@ struct Source {
     stall_warning: &'static str,
     retry: &'static str,
     librdkafka: &'static str,
+    sasl: &'static str,
+    ssl_ca_location: &'static str,
 }
 
 impl Default for Source {
@@ -590,6 +594,8 @@ impl Default for Source {
             stall_warning: "stall_warning",
             retry: "retry",
             librdkafka: "librdkafka",
+            sasl: "sasl",
+            ssl_ca_location: "ssl_ca_location",
         }
     }
 }
@@ -790,6 +796,19 @@ impl KafkaConfigBuilder {
         let retry = r.retry.unwrap_or_default();
         retry.validate(s.retry)?;
         r.librdkafka.validate(s.librdkafka)?;
+        let ssl = r.ssl.unwrap_or(false);
+        if r.ssl_ca_location.is_some() && !ssl {
+            return Err(bad(
+                s.ssl_ca_location,
+                "is set but TLS is off: set KAFKA_SSL=true too (a CA alone would be ignored)",
+            ));
+        }
+        if r.sasl.as_ref().is_some_and(|sasl| sasl.mechanism == SaslMechanism::Plain) && !ssl {
+            return Err(bad(
+                s.sasl,
+                "plain sends the password in clear text: it needs TLS (KAFKA_SSL=true), or use scram-sha-512",
+            ));
+        }
         let allowed_reply_topics = r.allowed_reply_topics.unwrap_or_default();
         if let Some(t) = allowed_reply_topics
             .iter()
@@ -804,7 +823,7 @@ impl KafkaConfigBuilder {
         Ok(KafkaConfig {
             brokers,
             sasl: r.sasl,
-            ssl: r.ssl.unwrap_or(false),
+            ssl,
             ssl_ca_location: r.ssl_ca_location,
             client_id,
             server_group: r.server_group.filter(|g| !g.is_empty()),

@@ -28,7 +28,7 @@ pub mod retry;
 mod server;
 mod topics;
 
-pub use client::KafkaClient;
+pub use client::{KafkaClient, MAX_BUFFERED_REPLIES};
 pub use config::{
     env, ConfigError, KafkaConfig, KafkaConfigBuilder, OffsetReset, Sasl, SaslMechanism, Secret,
     MAX_IN_FLIGHT_LIMIT,

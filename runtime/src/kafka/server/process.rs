@@ -264,8 +264,15 @@ fn summarize(all: &StoredReplies) -> Result<usize, RpcError> {
     }
 }
 
-/// Sends replies as the handler yields them, holding one back so the last one carries the
-/// disposed marker. A failure before anything was sent is handed to `retry` first.
+/// How long a reply is held back waiting for the next one (so that the last reply of a
+/// stream can carry the disposed marker, as NestJS's own server does) before it is sent
+/// without it.
+const HOLD_AT_MOST: Duration = Duration::from_millis(25);
+
+/// Sends replies as the handler yields them. Each one is held back for up to
+/// [`HOLD_AT_MOST`]: if the stream ends meanwhile it goes out with the disposed marker, else it
+/// is sent as it is and the end is marked by a disposed message without a value (NestJS's
+/// server does both). A failure before anything was sent is handed to `retry` first.
 async fn stream_replies(
     shared: &Shared,
     to: &ReplyTo<'_>,
@@ -276,7 +283,21 @@ async fn stream_replies(
     let mut sent = 0usize;
     let mut held: Option<Item> = None;
     let mut delivered = Ok(());
-    while let Some(item) = next(&mut replies, timeout).await {
+    loop {
+        let item = if held.is_some() {
+            // `next` is cancel-safe: a flush only restarts the wait for the next item.
+            match tokio::time::timeout(HOLD_AT_MOST, next(&mut replies, timeout)).await {
+                Ok(item) => item,
+                Err(_) => {
+                    delivered = delivered.and(send_reply(shared, to, held.take(), false).await);
+                    sent += 1;
+                    continue;
+                }
+            }
+        } else {
+            next(&mut replies, timeout).await
+        };
+        let Some(item) = item else { break };
         if let (Err(e), 0, None) = (&item, sent, &held) {
             if let Some(wait) = retry(e) {
                 return Sent::Retry(wait, e.clone());
@@ -296,8 +317,9 @@ async fn stream_replies(
         Some(Err(e)) => Some(e.clone()),
         _ => None,
     };
+    let items = sent + usize::from(held.is_some());
     delivered = delivered.and(send_reply(shared, to, held, true).await);
-    Sent::Done(failed.map_or(Ok(sent + 1), Err), delivered)
+    Sent::Done(failed.map_or(Ok(items.max(1)), Err), delivered)
 }
 
 fn log_retry(msg: &Record, correlation_id: &str, attempt: u32, wait: Duration, e: &RpcError) {
