@@ -52,7 +52,6 @@ fn cfg(broker: &Broker, group: &str) -> axion_runtime::kafka::KafkaConfigBuilder
         .request_timeout_ms(5_000)
         .session_timeout_ms(6_000)
         .topic_partitions(PARTITIONS as i64)
-        .max_in_flight_per_partition(1)
 }
 
 fn fast_retries(attempts: u32) -> RetryPolicy {
@@ -822,6 +821,39 @@ async fn one_handler_per_partition_keeps_each_partition_in_order() {
         assert_eq!(seen, sorted, "partition {p} handled out of order");
         assert_eq!(seen.len(), PER_PARTITION);
     }
+    // The same through the generated client, keyed: one entity's events in the order emitted
+    // (the default of one handler per partition, and the key choosing one partition).
+    const KEYED: usize = 30;
+    let kafka = axion_runtime::kafka::KafkaClient::connect(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let client =
+        contracts::axion::graph::v1::graph_service_client::GraphServiceClient::new(kafka.client());
+    for seq in 0..KEYED {
+        let event = contracts::axion::graph::v1::ProjectCreatedEvent {
+            project: Some(contracts::axion::graph::v1::Project {
+                name: format!("entity-7-{seq:03}"),
+                ..Default::default()
+            }),
+        };
+        client
+            .project_created_with(&event, axion_runtime::CallOptions::new().key("entity-7"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(60), || recorder.successes().len()
+            >= total + KEYED)
+        .await,
+        "keyed: handled {} of {KEYED}",
+        recorder.successes().len() - total
+    );
+    let keyed: Vec<String> = recorder.successes()[total..].to_vec();
+    let mut sorted = keyed.clone();
+    sorted.sort();
+    assert_eq!(keyed, sorted, "one key's events handled out of order");
+    assert_eq!(keyed.len(), KEYED);
+
     // Partitions ran in parallel: their events interleave.
     let first_of = |p: i32| {
         successes

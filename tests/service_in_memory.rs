@@ -653,14 +653,17 @@ impl axion_runtime::Handler for SlowTrickle {
     }
     fn handle(&self, _incoming: Incoming) -> axion_runtime::RawReplies {
         let gap = self.gap;
-        Box::pin(axion_runtime::futures::stream::unfold(0, move |n| async move {
-            if n == 3 {
-                return None;
-            }
-            tokio::time::sleep(gap).await;
-            let reply = axion_runtime::Reply::from(br#"{"id":"p","name":"n"}"#.to_vec());
-            Some((Ok(reply), n + 1))
-        }))
+        Box::pin(axion_runtime::futures::stream::unfold(
+            0,
+            move |n| async move {
+                if n == 3 {
+                    return None;
+                }
+                tokio::time::sleep(gap).await;
+                let reply = axion_runtime::Reply::from(br#"{"id":"p","name":"n"}"#.to_vec());
+                Some((Ok(reply), n + 1))
+            },
+        ))
     }
 }
 

@@ -150,11 +150,22 @@ export function readKafkaSettings(env: KafkaEnv = process.env): KafkaSettings {
   const sasl = username !== undefined && password !== undefined ? { mechanism: parsedMechanism, username, password } : undefined;
 
   const sslText = get(KAFKA_ENV.SSL);
+  const ssl = sslText === undefined ? false : bool(KAFKA_ENV.SSL, sslText);
+  const sslCaLocation = get(KAFKA_ENV.SSL_CA_LOCATION);
+  if (sslCaLocation !== undefined && !ssl) {
+    throw new KafkaConfigError(KAFKA_ENV.SSL_CA_LOCATION, "is set but TLS is off: set KAFKA_SSL=true too (a CA alone would be ignored)");
+  }
+  if (sasl?.mechanism === "plain" && !ssl) {
+    throw new KafkaConfigError(
+      KAFKA_ENV.SASL_MECHANISM,
+      "plain sends the password in clear text: it needs TLS (KAFKA_SSL=true), or use scram-sha-512",
+    );
+  }
   return {
     brokers,
     sasl,
-    ssl: sslText === undefined ? false : bool(KAFKA_ENV.SSL, sslText),
-    sslCaLocation: get(KAFKA_ENV.SSL_CA_LOCATION),
+    ssl,
+    sslCaLocation,
     clientId: get(KAFKA_ENV.CLIENT_ID) ?? "axion",
     serverGroup: get(KAFKA_ENV.GROUP_ID),
     requestTimeoutMs: positive(KAFKA_ENV.REQUEST_TIMEOUT_MS, get(KAFKA_ENV.REQUEST_TIMEOUT_MS), 10_000),

@@ -803,7 +803,11 @@ impl KafkaConfigBuilder {
                 "is set but TLS is off: set KAFKA_SSL=true too (a CA alone would be ignored)",
             ));
         }
-        if r.sasl.as_ref().is_some_and(|sasl| sasl.mechanism == SaslMechanism::Plain) && !ssl {
+        if r.sasl
+            .as_ref()
+            .is_some_and(|sasl| sasl.mechanism == SaslMechanism::Plain)
+            && !ssl
+        {
             return Err(bad(
                 s.sasl,
                 "plain sends the password in clear text: it needs TLS (KAFKA_SSL=true), or use scram-sha-512",

@@ -11,7 +11,7 @@ use super::super::dedup::{self, StoredReplies};
 use super::super::dlq::{self, PoisonReason, ReplyTo};
 use super::super::retry::Verdict;
 use super::record::Record;
-use super::reply::{dead_letter, send_all, send_reply};
+use super::reply::{dead_letter, send_all, send_reply, undeliverable};
 use super::Shared;
 use crate::transport::{Incoming, RawReplies, Reply};
 use crate::{codes, deadline, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
@@ -127,6 +127,7 @@ async fn request(
                 "duplicate request: stored replies re-sent, handler not called"
             );
             if let Err(e) = send_all(shared, to, stored).await {
+                undeliverable(shared, to, &e).await;
                 dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
             }
             return;
@@ -167,6 +168,7 @@ async fn request(
             }
             Sent::Done(outcome, delivered) => {
                 if let Err(e) = delivered {
+                    undeliverable(shared, to, &e).await;
                     return dead_letter(
                         shared,
                         msg,

@@ -54,6 +54,24 @@ pub(super) async fn send_reply(
         .map_err(|e| format!("reply to {} not delivered: {e}", to.topic))
 }
 
+/// After a reply could not be delivered (too large for the broker, refused): a small error
+/// reply instead, so the caller learns at once that its request was handled but the answer
+/// is lost, rather than waiting for its timeout and perhaps sending it again.
+pub(super) async fn undeliverable(shared: &Shared, to: &ReplyTo<'_>, why: &str) {
+    let e = RpcError::internal(format!(
+        "the request was handled but its reply could not be delivered: {why}"
+    ))
+    .with_detail("reason", dlq::PoisonReason::ReplyUndeliverable.as_str());
+    if let Err(again) = send_reply(shared, to, Some(Err(e)), true).await {
+        tracing::warn!(
+            reply_topic = to.topic,
+            correlation_id = to.correlation_id,
+            error = %again,
+            "the notice of an undeliverable reply was not delivered either"
+        );
+    }
+}
+
 /// Sends stored replies (the last one disposed).
 pub(super) async fn send_all(
     shared: &Shared,

@@ -1,6 +1,7 @@
-//! Server streams through a real broker: a slow stream's items go out as they are made (not
-//! held back until the next one exists), and a caller that stops reading its stream is cut off
-//! with `RESOURCE_EXHAUSTED` instead of buffering without bound.
+//! Replies through a real broker: a slow stream's items go out as they are made (not held
+//! back until the next one exists); a caller that stops reading its stream is cut off with
+//! `RESOURCE_EXHAUSTED` instead of buffering without bound; a reply the broker cannot take
+//! (too large) becomes a small error reply at once instead of a silent wait for the timeout.
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
@@ -18,7 +19,7 @@ use axion_runtime::kafka::{
 };
 use axion_runtime::{codes, CallOptions, Handler, Incoming, RawReplies, Reply, ServiceContract};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
-use contracts::axion::graph::v1::{ListProjectsRequest, GRAPH_SERVICE_CONTRACT};
+use contracts::axion::graph::v1::{GetProjectRequest, ListProjectsRequest, GRAPH_SERVICE_CONTRACT};
 use support::broker::{config, Broker};
 
 /// Streams `count` projects for every request, `gap` before each.
@@ -33,15 +34,35 @@ impl Handler for Projects {
     }
     fn handle(&self, _incoming: Incoming) -> RawReplies {
         let (count, gap) = (self.count, self.gap);
-        Box::pin(axion_runtime::futures::stream::unfold(0, move |n| async move {
-            if n == count {
-                return None;
-            }
-            if !gap.is_zero() {
-                tokio::time::sleep(gap).await;
-            }
-            let payload = format!(r#"{{"id":"p{n}","name":"project {n}"}}"#);
-            Some((Ok(Reply::from(payload.into_bytes())), n + 1))
+        Box::pin(axion_runtime::futures::stream::unfold(
+            0,
+            move |n| async move {
+                if n == count {
+                    return None;
+                }
+                if !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
+                let payload = format!(r#"{{"id":"p{n}","name":"project {n}"}}"#);
+                Some((Ok(Reply::from(payload.into_bytes())), n + 1))
+            },
+        ))
+    }
+}
+
+/// Answers every request with one project whose name is `bytes` long.
+struct Huge {
+    bytes: usize,
+}
+
+impl Handler for Huge {
+    fn contract(&self) -> &'static ServiceContract {
+        &GRAPH_SERVICE_CONTRACT
+    }
+    fn handle(&self, _incoming: Incoming) -> RawReplies {
+        let payload = format!(r#"{{"id":"p","name":"{}"}}"#, "x".repeat(self.bytes));
+        Box::pin(axion_runtime::futures::stream::once(async move {
+            Ok(Reply::from(payload.into_bytes()))
         }))
     }
 }
@@ -49,7 +70,7 @@ impl Handler for Projects {
 async fn serve(
     broker: &Broker,
     client_id: &str,
-    handler: Projects,
+    handler: impl Handler,
 ) -> (ServerHandle, GraphServiceClient) {
     let cfg = config(broker, client_id);
     ensure_topics(&cfg, &[&GRAPH_SERVICE_CONTRACT])
@@ -128,5 +149,22 @@ async fn a_caller_that_stops_reading_is_cut_off_not_buffered_without_bound() {
         read <= MAX_BUFFERED_REPLIES + 1,
         "{read} items read: more than the buffer holds"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_too_large_for_the_broker_becomes_an_error_reply_at_once() {
+    let broker = Broker::start();
+    // The server's producer takes at most 2 × KAFKA_MAX_MESSAGE_BYTES (at least 1 MB).
+    let (server, client) = serve(&broker, "it-reply-huge", Huge { bytes: 3_000_000 }).await;
+    let options = CallOptions::new().timeout(Duration::from_secs(60));
+    let e = client
+        .get_project_with(&GetProjectRequest { id: "p".into() }, options)
+        .await
+        .unwrap_err();
+    // Without the notice the caller would wait its full 60 s for DEADLINE_EXCEEDED.
+    assert!(e.is(codes::INTERNAL), "{e:?}");
+    assert_eq!(e.details["reason"], "reply-undeliverable", "{e:?}");
+    assert!(e.message.contains("could not be delivered"), "{e:?}");
     server.shutdown().await;
 }
