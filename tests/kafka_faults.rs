@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axion_runtime::kafka::dedup::StoredReplies;
+use axion_runtime::kafka::dedup::{Claim, StoredReplies};
 use axion_runtime::kafka::{
     ensure_topics, DedupStore, FileDedup, KafkaClient, KafkaConfig, KafkaServer, CORRELATION_ID,
     NEST_ERR,
@@ -326,6 +326,16 @@ impl DedupStore for Counting {
     }
     fn put(&self, key: &str, replies: &StoredReplies) {
         self.inner.put(key, replies)
+    }
+    fn claim(&self, key: &str, lease: Duration) -> Claim {
+        let claim = self.inner.claim(key, lease);
+        if matches!(claim, Claim::Done(_)) {
+            self.hits.fetch_add(1, Ordering::SeqCst);
+        }
+        claim
+    }
+    fn release(&self, key: &str) {
+        self.inner.release(key)
     }
 }
 

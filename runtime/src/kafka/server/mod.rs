@@ -39,6 +39,7 @@
 //! ends before our position is read from the start (a broker that lost its state), and the
 //! reply producer is rebuilt when its sends time out.
 
+mod claim;
 mod consumer;
 mod lanes;
 mod offsets;

@@ -10,6 +10,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use super::super::dedup::{self, StoredReplies};
 use super::super::dlq::{self, PoisonReason, ReplyTo};
 use super::super::retry::Verdict;
+use super::claim::{self, ClaimGuard, Claimed};
 use super::record::Record;
 use super::reply::{dead_letter, send_all, send_reply, undeliverable};
 use super::Shared;
@@ -102,7 +103,8 @@ async fn event(shared: &Shared, msg: &Record, payload: &[u8], started: Instant) 
 }
 
 /// A request: replies as the handler yields them; a failure before any reply went out is
-/// retried when the policy retries requests, else it is the error reply.
+/// retried when the policy retries requests, else it is the error reply. With
+/// de-duplication on, the request is claimed first (see [`super::claim`]).
 async fn request(
     shared: &Shared,
     msg: &Record,
@@ -110,27 +112,11 @@ async fn request(
     to: &ReplyTo<'_>,
     started: Instant,
 ) {
-    // Only with de-duplication on: the key costs an allocation per request.
-    let key = shared
-        .settings
-        .dedup
-        .as_ref()
-        .map(|_| dedup::key(&msg.pattern, to.correlation_id));
-    if let (Some(store), Some(key)) = (&shared.settings.dedup, &key) {
-        if let Some(stored) = store.get(key) {
-            tracing::info!(
-                pattern = &*msg.pattern,
-                correlation_id = to.correlation_id,
-                partition = msg.partition,
-                offset = msg.offset,
-                replies = stored.len(),
-                "duplicate request: stored replies re-sent, handler not called"
-            );
-            if let Err(e) = send_all(shared, to, stored).await {
-                undeliverable(shared, to, &e).await;
-                dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
-            }
-            return;
+    let mut guard = None;
+    if let Some(store) = &shared.settings.dedup {
+        match claim::claim(shared, store, dedup::key(&msg.pattern, to.correlation_id)).await {
+            Claimed::Done(stored) => return replay(shared, msg, to, stored).await,
+            Claimed::Run(claimed) => guard = Some(claimed),
         }
     }
     let policy = &shared.settings.retry;
@@ -146,22 +132,7 @@ async fn request(
             }
             _ => None,
         };
-        let sent = match (&shared.settings.dedup, &key) {
-            (Some(store), Some(key)) => {
-                // Store before replying: a redelivery after the reply went out finds it.
-                let all = collect(replies, shared.settings.handler_timeout).await;
-                let retry_after = failed_first(&all).and_then(|e| Some((retry(e)?, e.clone())));
-                if let Some((wait, e)) = retry_after {
-                    Sent::Retry(wait, e)
-                } else {
-                    store.put(key, &all);
-                    let outcome = summarize(&all);
-                    Sent::Done(outcome, send_all(shared, to, all).await)
-                }
-            }
-            _ => stream_replies(shared, to, replies, retry).await,
-        };
-        match sent {
+        match stream_replies(shared, to, replies, retry, guard.as_mut()).await {
             Sent::Retry(wait, e) => {
                 log_retry(msg, to.correlation_id, attempt, wait, &e);
                 tokio::time::sleep(wait).await;
@@ -187,6 +158,22 @@ async fn request(
                 return;
             }
         }
+    }
+}
+
+/// A duplicate of a handled request: its stored replies again, the handler not called.
+async fn replay(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, stored: StoredReplies) {
+    tracing::info!(
+        pattern = &*msg.pattern,
+        correlation_id = to.correlation_id,
+        partition = msg.partition,
+        offset = msg.offset,
+        replies = stored.len(),
+        "duplicate request: stored replies re-sent, handler not called"
+    );
+    if let Err(e) = send_all(shared, to, stored).await {
+        undeliverable(shared, to, &e).await;
+        dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
     }
 }
 
@@ -237,35 +224,6 @@ async fn next(replies: &mut RawReplies, timeout: Duration) -> Option<Item> {
     }
 }
 
-/// Every reply, up to and including the first error.
-async fn collect(mut replies: RawReplies, timeout: Duration) -> StoredReplies {
-    let mut all = Vec::new();
-    while let Some(item) = next(&mut replies, timeout).await {
-        let stop = item.is_err();
-        all.push(item);
-        if stop {
-            break;
-        }
-    }
-    all
-}
-
-/// The error of a handler that failed before producing any reply.
-fn failed_first(all: &StoredReplies) -> Option<&RpcError> {
-    match all.as_slice() {
-        [Err(e)] => Some(e),
-        _ => None,
-    }
-}
-
-/// The count of replies, or the error the stream ended with.
-fn summarize(all: &StoredReplies) -> Result<usize, RpcError> {
-    match all.last() {
-        Some(Err(e)) => Err(e.clone()),
-        _ => Ok(all.len().max(1)),
-    }
-}
-
 /// How long a reply is held back waiting for the next one (so that the last reply of a
 /// stream can carry the disposed marker, as NestJS's own server does) before it is sent
 /// without it.
@@ -274,17 +232,20 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(25);
 /// Sends replies as the handler yields them. Each one is held back for up to
 /// [`HOLD_AT_MOST`]: if the stream ends meanwhile it goes out with the disposed marker, else it
 /// is sent as it is and the end is marked by a disposed message without a value (NestJS's
-/// server does both). A failure before anything was sent is handed to `retry` first.
+/// server does both). A failure before anything was sent is handed to `retry` first. With a
+/// dedup claim, every reply is also kept and stored before the last one goes out.
 async fn stream_replies(
     shared: &Shared,
     to: &ReplyTo<'_>,
     mut replies: RawReplies,
     retry: impl Fn(&RpcError) -> Option<Duration>,
+    mut claim: Option<&mut ClaimGuard>,
 ) -> Sent {
     let timeout = shared.settings.handler_timeout;
     let mut sent = 0usize;
     let mut held: Option<Item> = None;
     let mut delivered = Ok(());
+    let mut kept: StoredReplies = Vec::new();
     loop {
         let item = if held.is_some() {
             // `next` is cancel-safe: a flush only restarts the wait for the next item.
@@ -306,6 +267,9 @@ async fn stream_replies(
             }
         }
         let is_err = item.is_err();
+        if claim.is_some() {
+            kept.push(item.clone());
+        }
         if let Some(prev) = held.replace(item) {
             delivered = delivered.and(send_reply(shared, to, Some(prev), false).await);
             sent += 1;
@@ -320,6 +284,10 @@ async fn stream_replies(
         _ => None,
     };
     let items = sent + usize::from(held.is_some());
+    if let Some(claim) = claim.as_mut() {
+        // Before the end goes out: a redelivery after it finds the replies.
+        claim.store(kept).await;
+    }
     delivered = delivered.and(send_reply(shared, to, held, true).await);
     Sent::Done(failed.map_or(Ok(items.max(1)), Err), delivered)
 }
