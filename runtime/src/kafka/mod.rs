@@ -18,6 +18,7 @@
 
 mod client;
 mod config;
+pub mod dead_letters;
 pub mod dedup;
 pub mod dlq;
 pub mod headers;
