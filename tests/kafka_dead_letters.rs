@@ -28,8 +28,11 @@ use support::broker::{config, Broker};
 #[derive(Clone, Default)]
 struct Flaky {
     failing: Arc<AtomicBool>,
-    handled: Arc<Mutex<Vec<(String, Option<String>, Option<String>)>>>,
+    handled: Arc<Mutex<Vec<Handled>>>,
 }
+
+/// An event's project name, its `x-tenant` header and its re-drive marker.
+type Handled = (String, Option<String>, Option<String>);
 
 impl Handler for Flaky {
     fn contract(&self) -> &'static ServiceContract {
