@@ -685,3 +685,170 @@ async fn a_unary_call_takes_at_most_its_timeout_even_with_a_trickling_answer() {
         .unwrap_err();
     assert!(e.is(codes::DEADLINE_EXCEEDED), "{e:?}");
 }
+
+/// Counts event deliveries per project name; fails each name's first `fail_first` deliveries.
+#[derive(Default)]
+struct Events {
+    fail_first: usize,
+    deliveries: Mutex<HashMap<String, usize>>,
+}
+
+impl axion_runtime::Handler for Events {
+    fn contract(&self) -> &'static axion_runtime::ServiceContract {
+        &GRAPH_SERVICE_CONTRACT
+    }
+    fn handle(&self, incoming: Incoming) -> axion_runtime::RawReplies {
+        let event: ProjectCreatedEvent =
+            axion_runtime::json::decode(&incoming.payload).unwrap_or_default();
+        let name = event.project.map(|p| p.name).unwrap_or_default();
+        let n = {
+            let mut d = self.deliveries.lock().unwrap();
+            let n = d.entry(name).or_default();
+            *n += 1;
+            *n
+        };
+        let failed = n <= self.fail_first;
+        Box::pin(axion_runtime::futures::stream::iter(
+            failed.then(|| Err(RpcError::unavailable("not yet"))),
+        ))
+    }
+}
+
+async fn settle(events: &Events, total: usize) -> HashMap<String, usize> {
+    for _ in 0..200 {
+        let d = events.deliveries.lock().unwrap().clone();
+        if d.values().sum::<usize>() >= total {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            return events.deliveries.lock().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    events.deliveries.lock().unwrap().clone()
+}
+
+fn event(name: &str) -> ProjectCreatedEvent {
+    ProjectCreatedEvent {
+        project: Some(Project {
+            name: name.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn the_in_memory_transport_simulates_at_least_once_delivery() {
+    use axion_runtime::DeliveryFaults;
+
+    // Every request delivered twice: a handler that is not idempotent shows it (the copy of a
+    // create fails with ALREADY_EXISTS), while the caller keeps the first reply.
+    let transport = MemoryTransport::with_faults(DeliveryFaults::at_least_once());
+    let graph = std::sync::Arc::new(Graph::default());
+    transport
+        .serve(GraphServiceServer::from_arc(graph.clone()))
+        .unwrap();
+    let client = GraphServiceClient::new(transport.client()).with_timeout(Duration::from_secs(5));
+    let created = client
+        .create_project(&CreateProjectRequest {
+            name: "twice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.project.unwrap().name, "twice");
+    for _ in 0..100 {
+        if graph.seen().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = graph.seen();
+    assert_eq!(seen.len(), 2, "the create ran twice: {seen:?}");
+    assert_eq!(
+        seen[0].correlation_id, seen[1].correlation_id,
+        "a redelivery, not a new call"
+    );
+    assert_eq!(seen[0].offset, seen[1].offset);
+
+    // Events: each handled twice, and a failed one delivered again until it succeeds.
+    let transport = MemoryTransport::with_faults(DeliveryFaults {
+        duplicate: 0.0,
+        event_attempts: 3,
+        ..DeliveryFaults::at_least_once()
+    });
+    let events = std::sync::Arc::new(Events {
+        fail_first: 2,
+        ..Events::default()
+    });
+    transport.serve(ArcHandler(events.clone())).unwrap();
+    let client = GraphServiceClient::new(transport.client());
+    client.project_created(&event("flaky")).await.unwrap();
+    assert_eq!(
+        settle(&events, 3).await["flaky"],
+        3,
+        "failed twice, delivered a third time"
+    );
+
+    let transport = MemoryTransport::with_faults(DeliveryFaults::at_least_once());
+    let events = std::sync::Arc::new(Events::default());
+    transport.serve(ArcHandler(events.clone())).unwrap();
+    let client = GraphServiceClient::new(transport.client());
+    client.project_created(&event("dup")).await.unwrap();
+    assert_eq!(settle(&events, 2).await["dup"], 2, "delivered twice");
+
+    // Without faults: exactly once. And the same seed makes the same choices.
+    let transport = MemoryTransport::new();
+    let events = std::sync::Arc::new(Events::default());
+    transport.serve(ArcHandler(events.clone())).unwrap();
+    GraphServiceClient::new(transport.client())
+        .project_created(&event("once"))
+        .await
+        .unwrap();
+    assert_eq!(settle(&events, 1).await["once"], 1);
+    let mut totals = Vec::new();
+    for _ in 0..2 {
+        let transport = MemoryTransport::with_faults(DeliveryFaults {
+            duplicate: 0.5,
+            seed: 42,
+            ..DeliveryFaults::default()
+        });
+        let events = std::sync::Arc::new(Events::default());
+        transport.serve(ArcHandler(events.clone())).unwrap();
+        let client = GraphServiceClient::new(transport.client());
+        for n in 0..40 {
+            client
+                .project_created(&event(&format!("e{n}")))
+                .await
+                .unwrap();
+        }
+        // Every delivery has run once the count stops moving (bounded).
+        let total = || events.deliveries.lock().unwrap().values().sum::<usize>();
+        let (mut last, mut still) = (total(), 0);
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = total();
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+            if still == 5 {
+                break;
+            }
+        }
+        totals.push(last);
+    }
+    assert!(
+        totals[0] > 40 && totals[0] < 80,
+        "about half duplicated: {totals:?}"
+    );
+    assert_eq!(totals[0], totals[1], "same seed, same duplicates");
+}
+
+/// Serves a shared handler.
+struct ArcHandler<H>(std::sync::Arc<H>);
+
+impl<H: axion_runtime::Handler> axion_runtime::Handler for ArcHandler<H> {
+    fn contract(&self) -> &'static axion_runtime::ServiceContract {
+        self.0.contract()
+    }
+    fn handle(&self, incoming: Incoming) -> axion_runtime::RawReplies {
+        self.0.handle(incoming)
+    }
+}

@@ -47,7 +47,7 @@ pub use call_options::CallOptions;
 pub use client::Client;
 pub use contract::{MethodContract, MethodKind, ServiceContract};
 pub use error::{codes, RpcError, INTERNAL_SERVER_ERROR_MESSAGE, NO_HANDLER_MESSAGE};
-pub use memory::MemoryTransport;
+pub use memory::{DeliveryFaults, MemoryTransport};
 pub use metadata::Metadata;
 pub use request::{Context, Request};
 pub use response::Response;

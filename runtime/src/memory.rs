@@ -1,12 +1,15 @@
 //! An in-process transport for unit tests of services: no broker, same code paths.
 //!
 //! Payloads still travel as JSON bytes through the generated codecs and dispatchers, so a
-//! test of a service over [`MemoryTransport`] exercises everything but the broker.
+//! test of a service over [`MemoryTransport`] exercises everything but the broker. On
+//! request ([`MemoryTransport::with_faults`]) it also does to handlers what Kafka's
+//! at-least-once delivery does — duplicates, delays, redelivery of failed events — so their
+//! idempotency is tested without a broker.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
@@ -20,10 +23,85 @@ use crate::{Client, RpcError};
 /// A handler sees the context Kafka would give it: the caller's key and headers (deadline
 /// included), partition 0, an offset counting the pattern's messages, the send time.
 /// Differences from Kafka, by design: a request for a pattern nobody serves fails at once
-/// with `UNAVAILABLE` (instead of timing out), and an event nobody serves is dropped.
+/// with `UNAVAILABLE` (instead of timing out), and an event nobody serves is dropped. By
+/// default every message is delivered exactly once; [`MemoryTransport::with_faults`] injects
+/// what at-least-once delivery does instead ([`DeliveryFaults`]).
 #[derive(Clone, Default)]
 pub struct MemoryTransport {
     routes: Arc<RwLock<HashMap<&'static str, Route>>>,
+    faults: Option<Arc<Injector>>,
+}
+
+/// What [`MemoryTransport::with_faults`] does to deliveries: Kafka's at-least-once, on purpose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryFaults {
+    /// Chance (0.0–1.0) that a message is delivered a second time, as after a crash or a
+    /// rebalance before its offset was committed: same payload, key, headers, offset and
+    /// correlation id. The caller keeps the first reply (as a Kafka caller does); the copy's
+    /// replies are dropped; an event's handler runs twice.
+    pub duplicate: f64,
+    /// Each delivery first waits a random time up to this long, and a copy that much again
+    /// after its first delivery started, so a copy may run while the first still runs (delays
+    /// also reorder messages, as handlers running side by side in a partition would).
+    pub max_delay: Duration,
+    /// Deliveries of an event whose handler fails, the first included, as a server's retry
+    /// policy makes them (1: never again).
+    pub event_attempts: u32,
+    /// Seed of the random choices: the same seed and the same calls make the same choices.
+    pub seed: u64,
+}
+
+impl Default for DeliveryFaults {
+    /// No faults: every message delivered once, at once.
+    fn default() -> Self {
+        DeliveryFaults {
+            duplicate: 0.0,
+            max_delay: Duration::ZERO,
+            event_attempts: 1,
+            seed: 0,
+        }
+    }
+}
+
+impl DeliveryFaults {
+    /// A bus at its worst within at-least-once: every message delivered twice, each copy up
+    /// to 20 ms late, failed events delivered up to 5 times.
+    pub fn at_least_once() -> Self {
+        DeliveryFaults {
+            duplicate: 1.0,
+            max_delay: Duration::from_millis(20),
+            event_attempts: 5,
+            seed: 1,
+        }
+    }
+}
+
+/// The faults and their random source.
+#[derive(Debug)]
+struct Injector {
+    faults: DeliveryFaults,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl Injector {
+    /// How many deliveries a message gets (1 or 2) and each one's delay.
+    fn plan(&self) -> Vec<Duration> {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let copies = if rng.f64() < self.faults.duplicate {
+            2
+        } else {
+            1
+        };
+        let max = self.faults.max_delay.as_micros() as u64;
+        let mut delay = Duration::ZERO;
+        (0..copies)
+            .map(|_| {
+                // A copy is a redelivery: it never starts before the first delivery.
+                delay += Duration::from_micros(if max == 0 { 0 } else { rng.u64(0..=max) });
+                delay
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +147,30 @@ impl MemoryTransport {
     /// An empty transport.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty transport that delivers with `faults` (see [`DeliveryFaults`]).
+    pub fn with_faults(faults: DeliveryFaults) -> Self {
+        let rng = Mutex::new(fastrand::Rng::with_seed(faults.seed));
+        MemoryTransport {
+            routes: Arc::default(),
+            faults: Some(Arc::new(Injector { faults, rng })),
+        }
+    }
+
+    /// Delays of each delivery of one message (one, unless a duplicate is injected).
+    fn plan(&self) -> Vec<Duration> {
+        match &self.faults {
+            Some(injector) => injector.plan(),
+            None => vec![Duration::ZERO],
+        }
+    }
+
+    /// Deliveries of a failed event, the first included.
+    fn event_attempts(&self) -> u32 {
+        self.faults
+            .as_ref()
+            .map_or(1, |i| i.faults.event_attempts.max(1))
     }
 
     /// Serves every pattern of `handler`'s contract.
@@ -122,9 +224,23 @@ impl Transport for MemoryTransport {
                 Some(next_correlation_id()),
             );
             let handler = route.handler;
+            let mut plan = self.plan().into_iter();
+            let first = plan.next().unwrap_or_default();
+            // An injected copy: handled too, its replies dropped (the caller has the first's).
+            for delay in plan {
+                let (handler, incoming) = (handler.clone(), incoming.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut replies = handler.handle(incoming);
+                    while replies.next().await.is_some() {}
+                });
+            }
             // Run the handler on its own task, like a server would, and stream its replies.
             let (tx, rx) = mpsc::channel(16);
             tokio::spawn(async move {
+                if !first.is_zero() {
+                    tokio::time::sleep(first).await;
+                }
                 let mut replies = handler.handle(incoming);
                 while let Some(reply) = replies.next().await {
                     if tx.send(reply).await.is_err() {
@@ -144,17 +260,38 @@ impl Transport for MemoryTransport {
                 return Ok(());
             };
             let incoming = route.incoming(pattern, event.payload, event.key, event.headers, None);
-            let handler = route.handler;
-            tokio::spawn(async move {
-                let mut outcome = handler.handle(incoming);
-                while let Some(item) = outcome.next().await {
-                    if let Err(e) = item {
-                        tracing::warn!(pattern, error = %e, "event handler failed");
+            let attempts = self.event_attempts();
+            for delay in self.plan() {
+                let (handler, incoming) = (route.handler.clone(), incoming.clone());
+                tokio::spawn(async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
                     }
-                }
-            });
+                    deliver_event(&*handler, incoming, pattern, attempts).await;
+                });
+            }
             Ok(())
         })
+    }
+}
+
+/// Hands an event to its handler, again after a failure while attempts are left.
+async fn deliver_event(handler: &dyn Handler, incoming: Incoming, pattern: &str, attempts: u32) {
+    for attempt in 1..=attempts {
+        let mut outcome = handler.handle(incoming.clone());
+        let mut failed = None;
+        while let Some(item) = outcome.next().await {
+            if let Err(e) = item {
+                failed = Some(e);
+            }
+        }
+        let Some(e) = failed else { return };
+        if attempt == attempts {
+            tracing::warn!(pattern, attempts, error = %e, "event handler failed; a Kafka server would dead-letter it now");
+        } else {
+            tracing::debug!(pattern, attempt, error = %e, "event handler failed; delivering it again");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }
 
