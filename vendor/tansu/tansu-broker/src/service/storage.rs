@@ -21,7 +21,8 @@ use tansu_sans_io::{
     ApiKey as _, ConsumerGroupDescribeRequest, CreateAclsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest,
     DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, FetchRequest,
+    DescribeTopicPartitionsRequest, DescribeUserScramCredentialsRequest, EndTxnRequest,
+    EndTxnResponse, FetchRequest,
     FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, ProduceRequest, TxnOffsetCommitRequest,
@@ -63,6 +64,8 @@ where
         describe_groups,
         describe_topic_partitions,
         describe_user_scram_credentials,
+        // axion patch: EndTxn was not routed, so no transaction could commit or abort.
+        end_txn,
         fetch,
         find_coordinator,
         get_telemetry_subscriptions,
@@ -625,4 +628,65 @@ where
                 .boxed(),
         )
         .map_err(Into::into)
+}
+
+// axion patch: the EndTxn route. tansu 0.6 implements ending a transaction in its storage
+// (`Storage::txn_end`) and routes every other transaction API, but not EndTxn itself: its
+// ApiVersions then omits the key and librdkafka's `commit_transaction` fails with "EndTxnRequest
+// (KIP-98) not supported by broker".
+pub fn end_txn<S>(
+    builder: FrameRouteBuilder<(), Error>,
+    storage: S,
+) -> Result<FrameRouteBuilder<(), Error>, Error>
+where
+    S: Storage,
+{
+    builder
+        .with_route(
+            EndTxnRequest::KEY,
+            (
+                MapErrLayer::new(Error::from),
+                MapStateLayer::new(|_| storage),
+                FrameRequestLayer::<EndTxnRequest>::new(),
+            )
+                .into_layer(EndTxnService)
+                .boxed(),
+        )
+        .map_err(Into::into)
+}
+
+/// axion patch: commits or aborts a transaction through [`Storage::txn_end`].
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct EndTxnService;
+
+impl tansu_sans_io::ApiKey for EndTxnService {
+    const KEY: i16 = EndTxnRequest::KEY;
+}
+
+impl<G> rama::Service<G, EndTxnRequest> for EndTxnService
+where
+    G: Storage,
+{
+    type Response = EndTxnResponse;
+    type Error = tansu_storage::Error;
+
+    async fn serve(
+        &self,
+        ctx: rama::Context<G>,
+        req: EndTxnRequest,
+    ) -> Result<Self::Response, Self::Error> {
+        ctx.state()
+            .txn_end(
+                req.transactional_id.as_str(),
+                req.producer_id,
+                req.producer_epoch,
+                req.committed,
+            )
+            .await
+            .map(|error_code| {
+                EndTxnResponse::default()
+                    .throttle_time_ms(0)
+                    .error_code(error_code.into())
+            })
+    }
 }
