@@ -327,6 +327,19 @@ impl Transport for KafkaClient {
             if let Some(key) = &event.key {
                 record = record.key(key.as_slice());
             }
+            // Inside a handler served exactly-once: in the transaction of its message.
+            if let Some(transactional) = super::transaction::current() {
+                let delivery = transactional
+                    .send_result(record)
+                    .map_err(|(e, _)| unavailable(&format!("cannot emit on {pattern}"), e))?;
+                return match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(unavailable(&format!("cannot emit on {pattern}"), e)),
+                    Err(_) => Err(RpcError::unavailable(format!(
+                        "cannot emit on {pattern}: the transaction's producer went away"
+                    ))),
+                };
+            }
             self.events()?
                 .send(record)
                 .await

@@ -188,6 +188,12 @@ pub struct KafkaConfig {
     /// Other librdkafka properties, set on every client after the runtime's own (validated
     /// by librdkafka; runtime-owned names refused; secret values redacted in `Debug`).
     pub librdkafka: LibrdkafkaProperties,
+    /// Exactly-once serving (opt-in): with a transactional id, a server handles one message
+    /// at a time and puts its replies, its dead-letter copies, the events its handler emits
+    /// through the runtime and its offset commit in one Kafka transaction. The id must be
+    /// stable for an instance across restarts (a pod name) and unique among live instances:
+    /// a restarted instance fences its predecessor's unfinished transaction.
+    pub transactional_id: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -217,6 +223,7 @@ impl Default for KafkaConfig {
             allowed_reply_topics: Vec::new(),
             assignment_strategy: DEFAULT_ASSIGNMENT_STRATEGY.to_owned(),
             librdkafka: LibrdkafkaProperties::default(),
+            transactional_id: None,
         }
     }
 }
@@ -284,6 +291,8 @@ pub mod env {
     /// Any other librdkafka properties: `key=value` items separated by `;` or newlines
     /// (see [`LibrdkafkaProperties`](super::LibrdkafkaProperties)).
     pub const LIBRDKAFKA: &str = "KAFKA_LIBRDKAFKA";
+    /// Server: exactly-once serving with this transactional id (stable per instance).
+    pub const TRANSACTIONAL_ID: &str = "KAFKA_TRANSACTIONAL_ID";
 }
 
 impl KafkaConfig {
@@ -442,6 +451,9 @@ impl KafkaConfig {
         if let Some(v) = get(env::PARTITION_ASSIGNMENT_STRATEGY) {
             b = b.assignment_strategy(v.trim());
         }
+        if let Some(v) = get(env::TRANSACTIONAL_ID) {
+            b = b.transactional_id(v.trim());
+        }
         if let Some(v) = get(env::LIBRDKAFKA) {
             for (key, value) in LibrdkafkaProperties::parse(&v)?.iter() {
                 b = b.librdkafka(key, value);
@@ -555,6 +567,7 @@ struct Raw {
     allowed_reply_topics: Option<Vec<String>>,
     assignment_strategy: Option<String>,
     librdkafka: LibrdkafkaProperties,
+    transactional_id: Option<String>,
 }
 
 /// Names of the settings, for errors (env variable or builder method).
@@ -744,6 +757,12 @@ impl KafkaConfigBuilder {
         self.raw.librdkafka.push(key, value);
         self
     }
+    /// Exactly-once serving with this transactional id (see
+    /// [`KafkaConfig::transactional_id`]).
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.raw.transactional_id = Some(id.into());
+        self
+    }
 
     /// Validates and builds.
     pub fn build(self) -> Result<KafkaConfig, ConfigError> {
@@ -858,6 +877,7 @@ impl KafkaConfigBuilder {
             allowed_reply_topics,
             assignment_strategy,
             librdkafka: r.librdkafka,
+            transactional_id: r.transactional_id.filter(|id| !id.is_empty()),
         })
     }
 }

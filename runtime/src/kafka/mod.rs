@@ -28,6 +28,7 @@ mod recovery;
 pub mod retry;
 mod server;
 mod topics;
+mod transaction;
 
 pub use client::{KafkaClient, MAX_BUFFERED_REPLIES};
 pub use config::{

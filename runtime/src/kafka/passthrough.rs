@@ -151,6 +151,7 @@ const OWNED: &[(&str, &str)] = &[
         "nothing (replies and events are always idempotent, acks=all)",
     ),
     ("message.timeout.ms", env::REQUEST_TIMEOUT_MS),
+    ("transactional.id", env::TRANSACTIONAL_ID),
 ];
 
 fn owner_of(key: &str) -> Option<&'static str> {

@@ -21,14 +21,19 @@ pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
 pub(crate) struct Renewable {
     config: ClientConfig,
     current: Mutex<(FutureProducer, Instant)>,
+    /// A transactional producer is never replaced: a fresh one would need its transactions
+    /// initialised, and it would fence the one in use.
+    renews: bool,
 }
 
 impl Renewable {
     pub(crate) fn new(config: ClientConfig) -> Result<Self, KafkaError> {
+        let renews = config.get("transactional.id").is_none();
         let producer = config.create()?;
         Ok(Renewable {
             config,
             current: Mutex::new((producer, Instant::now())),
+            renews,
         })
     }
 
@@ -95,7 +100,7 @@ impl Renewable {
             error,
             KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
         ) || used.client().fatal_error().is_some();
-        if !stuck {
+        if !stuck || !self.renews {
             return;
         }
         let mut current = self.current.lock().expect("producer");

@@ -165,6 +165,12 @@ fn on_assign(
         );
     }
     drop(lanes);
+    if shared.exactly_once {
+        *shared
+            .group_metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = consumer.group_metadata().map(Arc::new);
+    }
     shared.stats.assignments.fetch_add(1, Ordering::SeqCst);
     tracing::info!(partitions = tpl.count(), "partitions assigned");
 }
@@ -242,6 +248,10 @@ fn commit(
     only: Option<&[Tp]>,
     mode: CommitMode,
 ) {
+    // Exactly-once: every offset is committed by its message's transaction.
+    if shared.exactly_once {
+        return;
+    }
     let offsets = shared.lanes().committable(only);
     if offsets.is_empty() {
         return;
@@ -398,10 +408,17 @@ async fn run_job(shared: Arc<Shared>, job: Job<Record>) {
         // If this task dies (a bug in this crate), its offset must not freeze the partition.
         done: true,
     };
+    let handled = async {
+        if shared.exactly_once {
+            super::exactly_once::process_exactly_once(&shared, &job.msg).await
+        } else {
+            process(&shared, &job.msg).await
+        }
+    };
     tokio::select! {
         biased;
         _ = job.cancel.cancelled() => finish.done = false,
-        _ = process(&shared, &job.msg) => {}
+        _ = handled => {}
     }
 }
 

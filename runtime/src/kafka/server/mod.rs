@@ -41,6 +41,7 @@
 
 mod claim;
 mod consumer;
+mod exactly_once;
 mod lanes;
 mod offsets;
 mod process;
@@ -184,6 +185,24 @@ impl ServerBuilder {
             Renewable::new(producer_config(&config, &group))
                 .map_err(|e| unavailable("cannot create a Kafka producer", e))?,
         );
+        let exactly_once = config.transactional_id.is_some();
+        if exactly_once {
+            let p = producer.get();
+            let timeout = config.request_timeout;
+            // Fences a predecessor with this id and aborts its unfinished transaction.
+            tokio::task::spawn_blocking(move || {
+                rdkafka::producer::Producer::init_transactions(&p, timeout)
+            })
+            .await
+            .map_err(|e| RpcError::internal(format!("init_transactions task failed: {e}")))?
+            .map_err(|e| unavailable("cannot initialise transactions", e))?;
+        }
+        // One message at a time when each is a transaction.
+        let (max_in_flight, per_partition) = if exactly_once {
+            (1, 1)
+        } else {
+            (config.max_in_flight, config.max_in_flight_per_partition)
+        };
         let (ready, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             handler: self.handler,
@@ -196,10 +215,9 @@ impl ServerBuilder {
             patterns: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             topics,
             replies,
-            lanes: Mutex::new(Lanes::new(Limits::new(
-                config.max_in_flight,
-                config.max_in_flight_per_partition,
-            ))),
+            lanes: Mutex::new(Lanes::new(Limits::new(max_in_flight, per_partition))),
+            exactly_once,
+            group_metadata: exactly_once::GroupMetadata::default(),
             finished: Condvar::new(),
             runtime: tokio::runtime::Handle::current(),
             settings: Settings {
@@ -279,6 +297,9 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
 
 fn producer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     let mut c = config.reliable_producer(group);
+    if let Some(id) = &config.transactional_id {
+        c.set("transactional.id", id);
+    }
     // Room for a dead-letter copy of an oversized message.
     c.set(
         "message.max.bytes",
@@ -302,6 +323,10 @@ pub(super) struct Shared {
     /// Reply topics each pattern may answer to.
     replies: HashMap<String, Vec<String>>,
     lanes: Mutex<Lanes<Record>>,
+    /// Each message in a transaction with its offset (no commits of our own).
+    exactly_once: bool,
+    /// The consumer's group metadata, for offsets committed in transactions.
+    group_metadata: exactly_once::GroupMetadata,
     /// Signalled whenever a handler finishes (revocation and shutdown wait on it).
     finished: Condvar,
     runtime: tokio::runtime::Handle,
@@ -334,6 +359,13 @@ impl Shared {
     /// The lanes; a handler task that panicked while holding them cannot make them unusable.
     fn lanes(&self) -> MutexGuard<'_, Lanes<Record>> {
         self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn group_metadata(&self) -> Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>> {
+        self.group_metadata
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn tp(&self, topic: &str, partition: i32) -> Option<Tp> {
