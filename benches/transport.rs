@@ -8,11 +8,13 @@
 //! - peak RSS and CPU per request of the generated server vs the NestJS server (each server
 //!   runs in its own process; read from /proc);
 //! - the generated pair again with telemetry off (`axion_runtime::telemetry`: no trace
-//!   propagation, no metrics; the request context stays): what they cost.
+//!   propagation, no metrics; the request context stays): what they cost;
+//! - and with the server exactly-once (`KafkaConfig::transactional_id`: a transaction per
+//!   request, one at a time), `BENCH_EOS` requests from 64 callers.
 //!
 //! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first); `scripts/bench.sh`
 //! runs it with the codegen and build benchmarks. Env: `BENCH_ROUNDS` (3), `BENCH_SEQ` (300),
-//! `BENCH_PAR` (3000), `BENCH_EVENTS` (20000), `BENCH_FETCH_WAIT_MS` (1), `BENCH_JSON` (a
+//! `BENCH_PAR` (3000), `BENCH_EVENTS` (20000), `BENCH_EOS` (300), `BENCH_FETCH_WAIT_MS` (1), `BENCH_JSON` (a
 //! path: also write every figure there as JSON), `BENCH_SERVER_WRAPPER` (a profiler command
 //! the Rust servers run under, e.g. `heaptrack -o /tmp/{mode}`).
 
@@ -124,7 +126,14 @@ fn request(tag: &str, i: usize) -> CreateProjectRequest {
     }
 }
 
-async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usize) -> Round {
+async fn round(
+    r: usize,
+    seq: usize,
+    par: usize,
+    events: usize,
+    eos: usize,
+    fetch_wait: usize,
+) -> Round {
     let b = broker::Broker::start();
     let address = b.address();
     let cfg = config(&address, fetch_wait, None);
@@ -179,6 +188,15 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
     let plain_allocs = (server.allocations().unwrap_or(0) - sa0) as f64 / par as f64;
     let plain_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
     axion_runtime::telemetry::set_enabled(true);
+    drop(server);
+
+    // The generated pair with an exactly-once server: a transaction per request.
+    let server =
+        procs::self_server("serve-generated-eos", &address, fetch_wait, &format!("eos{r}"));
+    lanes(20, 1, call("eos-warm")).await;
+    let cpu0 = server.cpu_seconds();
+    let eos_par = lanes(eos, 64, call("eos")).await;
+    let eos_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / eos as f64;
     drop(server);
 
     // Events: the generated client's emit vs a raw producer, same payload and window.
@@ -272,12 +290,17 @@ async fn round(r: usize, seq: usize, par: usize, events: usize, fetch_wait: usiz
         ],
         events: [gen_events.rps, raw_events.rps],
         plain: (plain_par, plain_cpu, plain_allocs),
+        exactly_once: (eos_par, eos_cpu),
     }
 }
 
-/// `serve-generated BROKER FETCH_WAIT GROUP`: the generated server until killed.
-async fn serve_generated(broker: &str, fetch_wait: usize, group: &str) {
-    let cfg = config(broker, fetch_wait, Some(group));
+/// `serve-generated BROKER FETCH_WAIT GROUP`: the generated server until killed (exactly-once
+/// with a transactional id).
+async fn serve_generated(broker: &str, fetch_wait: usize, group: &str, transactional: bool) {
+    let mut cfg = config(broker, fetch_wait, Some(group));
+    if transactional {
+        cfg.transactional_id = Some(format!("bench-{group}"));
+    }
     let server = KafkaServer::start(&cfg, GraphServiceServer::new(graph::Graph::default()))
         .await
         .unwrap();
@@ -295,11 +318,14 @@ async fn main() {
         .collect();
     match args.first().map(String::as_str) {
         Some("serve-generated") => {
-            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3]).await
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], false).await
         }
         Some("serve-generated-plain") => {
             axion_runtime::telemetry::set_enabled(false);
-            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3]).await;
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], false).await;
+        }
+        Some("serve-generated-eos") => {
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], true).await
         }
         Some("serve-raw") => {
             raw::serve(&args[1], args[2].parse().unwrap(), &args[3]).await;
@@ -313,11 +339,12 @@ async fn main() {
     let seq = env_usize("BENCH_SEQ", 300);
     let par = env_usize("BENCH_PAR", 3000);
     let events = env_usize("BENCH_EVENTS", 20000);
+    let eos = env_usize("BENCH_EOS", 300).max(1);
     let fetch_wait = env_usize("BENCH_FETCH_WAIT_MS", 1);
     let mut all = Vec::new();
     for r in 0..rounds {
         let t0 = Instant::now();
-        all.push(round(r, seq, par, events, fetch_wait).await);
+        all.push(round(r, seq, par, events, eos, fetch_wait).await);
         eprintln!(
             "[transport] round {}/{rounds} done in {:.0?}",
             r + 1,

@@ -53,6 +53,9 @@ pub struct Round {
     /// The generated pair with telemetry off (no trace propagation, no metrics), 64 in flight:
     /// the run, server CPU ms per request, server allocations per request.
     pub plain: (Run, f64, f64),
+    /// The generated pair with the server in exactly-once mode (each request a transaction,
+    /// one at a time), 64 callers: the run and server CPU ms per request.
+    pub exactly_once: (Run, f64),
 }
 
 /// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded); one retry if
@@ -209,6 +212,8 @@ pub struct Summary {
     plain_rps: Fig,
     plain_cpu: Fig,
     plain_allocs: Fig,
+    eos_rps: Fig,
+    eos_cpu: Fig,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -259,6 +264,8 @@ impl Summary {
             plain_rps: Fig::of(all.iter().map(|r| r.plain.0.rps)),
             plain_cpu: Fig::of(all.iter().map(|r| r.plain.1)),
             plain_allocs: Fig::of(all.iter().map(|r| r.plain.2)),
+            eos_rps: Fig::of(all.iter().map(|r| r.exactly_once.0.rps)),
+            eos_cpu: Fig::of(all.iter().map(|r| r.exactly_once.1)),
         }
     }
 
@@ -406,6 +413,11 @@ impl Summary {
             self.plain_rps.show(0),
             self.plain_cpu.show(3)
         );
+        println!(
+            "| exactly-once server (a transaction per request, one at a time) | {} | {} |",
+            self.eos_rps.show(0),
+            self.eos_cpu.show(3)
+        );
         println!();
         println!("| events (acks=all, idempotent) | events/s |");
         println!("|---|---|");
@@ -449,7 +461,7 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"targets\":[",
+            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"exactly_once\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"targets\":[",
             self.gen_rss.json(),
             self.gen_cpu.json(),
             self.raw_rss.json(),
@@ -463,7 +475,9 @@ impl Summary {
             self.nest_rss.json(),
             self.nest_cpu.json(),
             self.gen_events.json(),
-            self.raw_events.json()
+            self.raw_events.json(),
+            self.eos_rps.json(),
+            self.eos_cpu.json()
         ));
         for (i, (name, value, target, ok)) in self.targets().into_iter().enumerate() {
             if i > 0 {
