@@ -191,8 +191,12 @@ async fn round(
     drop(server);
 
     // The generated pair with an exactly-once server: a transaction per request.
-    let server =
-        procs::self_server("serve-generated-eos", &address, fetch_wait, &format!("eos{r}"));
+    let server = procs::self_server(
+        "serve-generated-eos",
+        &address,
+        fetch_wait,
+        &format!("eos{r}"),
+    );
     lanes(20, 1, call("eos-warm")).await;
     let cpu0 = server.cpu_seconds();
     let eos_par = lanes(eos, 64, call("eos")).await;
