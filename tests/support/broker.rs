@@ -18,13 +18,20 @@ impl Broker {
 
     /// Starts a broker on a free port and waits (bounded) until it accepts connections.
     pub fn start() -> Broker {
+        Self::start_with_users(&[])
+    }
+
+    /// Like [`Broker::start`]; with `users` (`name:password`) the broker requires SASL
+    /// (`--authentication`) and knows them for SCRAM-SHA-256 and -512 (the patched tansu's
+    /// `TANSU_SCRAM_USERS`).
+    pub fn start_with_users(users: &[&str]) -> Broker {
         for _attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
                 .port();
-            if let Some(child) = spawn_on(port, Duration::from_secs(10)) {
+            if let Some(child) = spawn_on(port, Duration::from_secs(10), users) {
                 return Broker { child, port };
             }
         }
@@ -45,7 +52,7 @@ impl Broker {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(child) = spawn_on(self.port, Duration::from_secs(5)) {
+            if let Some(child) = spawn_on(self.port, Duration::from_secs(5), &[]) {
                 self.child = child;
                 return;
             }
@@ -73,10 +80,11 @@ fn log_to(port: u16) -> Stdio {
 }
 
 /// Spawns tansu on `port`; `None` if it exits (port taken) or does not listen in `wait`.
-fn spawn_on(port: u16, wait: Duration) -> Option<Child> {
+fn spawn_on(port: u16, wait: Duration, users: &[&str]) -> Option<Child> {
     let bin = tansu_bin();
     let url = format!("tcp://127.0.0.1:{port}");
-    let mut child = Command::new(&bin)
+    let mut command = Command::new(&bin);
+    command
         .args([
             "broker",
             "--storage-engine",
@@ -85,7 +93,13 @@ fn spawn_on(port: u16, wait: Duration) -> Option<Child> {
         ])
         .arg(&url)
         .arg("--advertised-listener-url")
-        .arg(&url)
+        .arg(&url);
+    if !users.is_empty() {
+        command
+            .arg("--authentication")
+            .env("TANSU_SCRAM_USERS", users.join(","));
+    }
+    let mut child = command
         .stdout(log_to(port))
         .stderr(log_to(port))
         .spawn()

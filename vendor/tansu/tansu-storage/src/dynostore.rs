@@ -115,6 +115,15 @@ struct Meta {
     /// are in the log.
     #[serde(default)]
     aborted: BTreeMap<Topic, BTreeMap<Partition, Vec<(ProducerId, Offset, Offset)>>>,
+    /// axion patch: SCRAM credentials by `<user>/<mechanism>`: (salt, iterations, stored key,
+    /// server key). This engine kept none, so `--authentication` could never succeed on it.
+    #[serde(default)]
+    scram: BTreeMap<String, (Vec<u8>, i32, Vec<u8>, Vec<u8>)>,
+}
+
+/// axion patch: the key of a SCRAM credential in `Meta::scram`.
+fn scram_key(user: &str, mechanism: ScramMechanism) -> String {
+    format!("{user}/{mechanism:?}")
 }
 
 impl OptiCon<Meta> {
@@ -2669,30 +2678,60 @@ impl Storage for DynoStore {
         Ok(self.advertised_listener.clone())
     }
 
+    // axion patch: SCRAM credentials kept in the metadata (see `Meta::scram`).
     #[instrument(skip_all)]
     async fn delete_user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<()> {
-        Ok(())
+        self.meta
+            .with_mut(&self.object_store, |meta| {
+                _ = meta.scram.remove(&scram_key(user, mechanism));
+                Ok(())
+            })
+            .await
     }
 
     async fn upsert_user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
-        _credential: ScramCredential,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
     ) -> Result<()> {
-        Ok(())
+        self.meta
+            .with_mut(&self.object_store, |meta| {
+                _ = meta.scram.insert(
+                    scram_key(user, mechanism),
+                    (
+                        credential.salt.to_vec(),
+                        credential.iterations,
+                        credential.stored_key.to_vec(),
+                        credential.server_key.to_vec(),
+                    ),
+                );
+                Ok(())
+            })
+            .await
     }
 
     async fn user_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
-        Ok(None)
+        self.meta
+            .with(&self.object_store, |meta| {
+                Ok(meta.scram.get(&scram_key(user, mechanism)).map(
+                    |(salt, iterations, stored_key, server_key)| ScramCredential {
+                        salt: Bytes::copy_from_slice(salt),
+                        iterations: *iterations,
+                        stored_key: Bytes::copy_from_slice(stored_key),
+                        server_key: Bytes::copy_from_slice(server_key),
+                    },
+                ))
+            })
+            .await
     }
 
     #[instrument(skip_all)]

@@ -1918,6 +1918,8 @@ impl Builder<i32, String, Url, Url> {
             pb.finish_with_message(format!("{} connected to storage", Emoji("✅", ""),));
         }
 
+        axion_scram_users(&storage).await?;
+
         Ok(storage)
     }
 }
@@ -3142,4 +3144,55 @@ mod tests {
         assert_eq!(i32::MAX, topition.partition());
         Ok(())
     }
+}
+
+/// axion patch: SCRAM users created when the broker starts, from `TANSU_SCRAM_USERS`
+/// (`name:password` items separated by commas; each for SCRAM-SHA-256 and SCRAM-SHA-512). With
+/// `--authentication` every API but ApiVersions and the SASL ones needs a logged-in user, so
+/// users cannot be created over the wire once it is on, and the in-memory engine forgets them
+/// on a restart: this is how a test broker gets its users.
+async fn axion_scram_users(storage: &StorageContainer) -> Result<()> {
+    use rsasl::mechanisms::scram::tools::{derive_keys, hash_password};
+    use sha2::{Digest, Sha256, Sha512};
+
+    const ITERATIONS: u32 = 4096;
+    let Ok(users) = std::env::var("TANSU_SCRAM_USERS") else {
+        return Ok(());
+    };
+    for item in users.split(',').filter(|i| !i.is_empty()) {
+        let Some((user, password)) = item.split_once(':') else {
+            continue;
+        };
+        // A salt of the user's own: fixed per name, which is enough for a test broker.
+        let salt = Sha256::digest(format!("tansu-axion-salt:{user}"));
+        let salt = Bytes::copy_from_slice(&salt[..16]);
+
+        let mut salted = sha2::digest::generic_array::GenericArray::default();
+        hash_password::<Sha256>(password.as_bytes(), ITERATIONS, &salt, &mut salted);
+        let (client_key, server_key) = derive_keys::<Sha256>(&salted);
+        let credential = ScramCredential {
+            salt: salt.clone(),
+            iterations: ITERATIONS as i32,
+            stored_key: Bytes::copy_from_slice(&Sha256::digest(client_key)[..]),
+            server_key: Bytes::copy_from_slice(&server_key[..]),
+        };
+        storage
+            .upsert_user_scram_credential(user, ScramMechanism::Scram256, credential)
+            .await?;
+
+        let mut salted = sha2::digest::generic_array::GenericArray::default();
+        hash_password::<Sha512>(password.as_bytes(), ITERATIONS, &salt, &mut salted);
+        let (client_key, server_key) = derive_keys::<Sha512>(&salted);
+        let credential = ScramCredential {
+            salt,
+            iterations: ITERATIONS as i32,
+            stored_key: Bytes::copy_from_slice(&Sha512::digest(client_key)[..]),
+            server_key: Bytes::copy_from_slice(&server_key[..]),
+        };
+        storage
+            .upsert_user_scram_credential(user, ScramMechanism::Scram512, credential)
+            .await?;
+        tracing::info!(user, "SCRAM user created (TANSU_SCRAM_USERS)");
+    }
+    Ok(())
 }
