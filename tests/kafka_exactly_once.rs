@@ -13,6 +13,8 @@ mod support {
     pub mod broker;
     #[allow(dead_code)]
     pub mod procs;
+    #[allow(dead_code)]
+    pub mod raw;
 }
 
 use std::path::Path;
@@ -29,10 +31,9 @@ use contracts::axion::graph::v1::{
     GraphService, ListProjectsRequest, Project, ProjectCreatedEvent, GRAPH_SERVICE_CONTRACT,
     GRAPH_SERVICE_PATTERNS, GRAPH_SERVICE_REPLY_TOPICS,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::Message as _;
 use support::broker::Broker;
 use support::procs::{wait_for, Killer};
+use support::raw;
 
 const SERVER_ENV: &str = "AXION_EOS_SERVER";
 
@@ -142,31 +143,6 @@ fn spawn_server(dir: &Path, address: &str, generation: u32) -> Child {
         .unwrap()
 }
 
-/// Payloads of `topic` as a reader with `isolation` sees them, up to its end (bounded).
-fn read(address: &str, topic: &str, isolation: &str) -> Vec<Vec<u8>> {
-    let reader: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", address)
-        .set("group.id", format!("eos-reader-{isolation}-{topic}"))
-        .set("isolation.level", isolation)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    reader.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let mut idle = 0;
-    while idle < 15 {
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                idle = 0;
-                seen.push(m.payload().unwrap_or_default().to_vec());
-            }
-            _ => idle += 1,
-        }
-    }
-    seen
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_the_commit_leaves_no_duplicate_for_read_committed_readers() {
     if let Some(dir) = std::env::var_os(SERVER_ENV) {
@@ -231,17 +207,17 @@ async fn a_crash_before_the_commit_leaves_no_duplicate_for_read_committed_reader
     let address2 = address.clone();
     let (committed_events, all_events, replies) = tokio::task::spawn_blocking(move || {
         (
-            read(
+            raw::read_isolated(
                 &address2,
                 GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
                 "read_committed",
             ),
-            read(
+            raw::read_isolated(
                 &address2,
                 GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
                 "read_uncommitted",
             ),
-            read(
+            raw::read_isolated(
                 &address2,
                 GRAPH_SERVICE_REPLY_TOPICS::CREATE_PROJECT,
                 "read_committed",

@@ -8,6 +8,8 @@
 mod support {
     #[allow(dead_code)]
     pub mod broker;
+    #[allow(dead_code)]
+    pub mod raw;
 }
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use support::raw;
 
 fn client(address: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -24,23 +27,12 @@ fn client(address: &str) -> ClientConfig {
     c
 }
 
-/// Every value in `topic` a reader with `isolation` sees (bounded wait).
+/// Every value in `topic` a reader with `isolation` sees, as text.
 fn read(address: &str, topic: &str, isolation: &str) -> Vec<String> {
-    let reader: BaseConsumer = client(address)
-        .set("group.id", format!("reader-{isolation}"))
-        .set("isolation.level", isolation)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    reader.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    for _ in 0..30 {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-        }
-    }
-    seen
+    raw::read_isolated(address, topic, isolation)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

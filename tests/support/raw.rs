@@ -159,3 +159,30 @@ pub fn ends(address: &str, topic: &str, partitions: i32) -> Vec<i64> {
         })
         .collect()
 }
+
+/// Payloads of `topic` as a group reader with `isolation` (`read_committed` or
+/// `read_uncommitted`) sees them from the start, until 3 s pass without a record (bounded:
+/// stops after 60 s however much arrives).
+pub fn read_isolated(address: &str, topic: &str, isolation: &str) -> Vec<Vec<u8>> {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address)
+        .set("group.id", format!("reader-{isolation}-{topic}"))
+        .set("isolation.level", isolation)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    reader.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let (mut idle, deadline) = (0, Instant::now() + Duration::from_secs(60));
+    while idle < 15 && Instant::now() < deadline {
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                seen.push(m.payload().unwrap_or_default().to_vec());
+            }
+            _ => idle += 1,
+        }
+    }
+    seen
+}

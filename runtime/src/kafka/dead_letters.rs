@@ -9,7 +9,7 @@
 //! `examples/dead_letters.rs` is a small command line over this API
 //! (`cargo run --example dead_letters -- list <pattern>`, `... redrive <pattern> <offset>...`).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Message as _, OwnedHeaders};
@@ -66,10 +66,7 @@ impl DeadLetter {
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
             offset: msg.offset(),
-            timestamp: msg
-                .timestamp()
-                .to_millis()
-                .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms.try_into().ok()?))),
+            timestamp: headers::timestamp(msg),
             reason: text(DLQ_REASON),
             error: text(DLQ_ERROR),
             attempts: number(DLQ_ATTEMPTS)

@@ -59,6 +59,12 @@ pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
     m
 }
 
+/// A consumed record's timestamp, if it has one.
+pub fn timestamp(msg: &impl rdkafka::Message) -> Option<std::time::SystemTime> {
+    let ms = msg.timestamp().to_millis()?;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms.try_into().ok()?))
+}
+
 /// `headers` as a record's headers, with room for `more`.
 pub fn owned(headers: &Metadata, more: usize) -> OwnedHeaders {
     headers.iter().fold(

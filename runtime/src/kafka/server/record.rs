@@ -6,7 +6,7 @@
 //! context then copies again.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rdkafka::message::{BorrowedMessage, Message as _};
 
@@ -34,10 +34,7 @@ impl Record {
             pattern,
             partition: msg.partition(),
             offset: msg.offset(),
-            timestamp: msg
-                .timestamp()
-                .to_millis()
-                .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms.try_into().ok()?))),
+            timestamp: headers::timestamp(msg),
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().map(<[u8]>::to_vec),
             headers: headers::metadata(msg.headers()),
