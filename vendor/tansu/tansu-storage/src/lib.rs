@@ -831,6 +831,10 @@ impl OffsetStage {
 pub struct GroupMember {
     pub join_response: JoinGroupResponseMember,
     pub last_contact: Option<SystemTime>,
+    /// axion patch: the generation of the member's last JoinGroup (the leader's JoinGroup
+    /// waits until every member joined the current one).
+    #[serde(default)]
+    pub joined_generation: Option<i32>,
 }
 
 /// Group State

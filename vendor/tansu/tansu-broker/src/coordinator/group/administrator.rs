@@ -56,6 +56,9 @@ use crate::{Error, METER, Result};
 use super::{Coordinator, OffsetCommit};
 
 const PAUSE_MS: u128 = 3_000;
+/// axion patch: how often a waiting JoinGroup (the leader's) or SyncGroup (a follower's)
+/// looks again.
+const LEADER_WAIT_MS: u64 = 25;
 
 static COORDINATOR_REQUESTS: LazyLock<Counter<u64>> = LazyLock::new(|| {
     METER
@@ -213,6 +216,7 @@ where
                             GroupMember {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                joined_generation: member.joined_generation,
                             },
                         )
                     })
@@ -246,6 +250,7 @@ where
                             GroupMember {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                joined_generation: member.joined_generation,
                             },
                         )
                     })
@@ -296,6 +301,7 @@ where
                                 Member {
                                     join_response: member.join_response.clone(),
                                     last_contact: member.last_contact,
+                                    joined_generation: member.joined_generation,
                                 },
                             )
                         })
@@ -328,6 +334,7 @@ where
                             Member {
                                 join_response: member.join_response.clone(),
                                 last_contact: member.last_contact,
+                                joined_generation: member.joined_generation,
                             },
                         )
                     })
@@ -443,6 +450,30 @@ where
         };
         if let Some(member) = members.get_mut(member_id) {
             _ = member.last_contact.replace(now);
+        }
+    }
+
+    /// axion patch: `member_id` joined the group's current generation.
+    fn joined(&mut self, member_id: &str) {
+        let (members, generation_id) = match self {
+            Self::Forming(inner) => (&mut inner.members, inner.generation_id),
+            Self::Formed(inner) => (&mut inner.members, inner.generation_id),
+        };
+        if let Some(member) = members.get_mut(member_id) {
+            member.joined_generation = Some(generation_id);
+        }
+    }
+
+    /// axion patch: whether a member of a forming group has not joined its generation yet:
+    /// the metadata the leader would be given for it (with cooperative rebalancing, the
+    /// partitions it owns) may be out of date.
+    fn awaiting_rejoin(&self) -> bool {
+        match self {
+            Self::Forming(inner) => inner
+                .members
+                .values()
+                .any(|member| member.joined_generation != Some(inner.generation_id)),
+            Self::Formed(..) => false,
         }
     }
 
@@ -782,19 +813,12 @@ where
                 original = original.missed_heartbeat(group_id, now);
             }
 
-            if iteration == 0
-                && !member_id.is_empty()
-                && original.leader().is_some_and(|leader| leader != member_id)
-                && group_instance_id.is_none()
-            {
-                debug!(?member_id);
-                COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "join_follower_pause")]);
-                sleep(Duration::from_millis(PAUSE_MS as u64)).await;
-            }
+            // axion patch: no 3 s pause before a follower's JoinGroup any more: the leader's
+            // JoinGroup waits for the followers instead (below), as in Kafka.
 
             debug!(?group_id, ?original, ?version, ?iteration);
 
-            let (updated, body) = original
+            let (mut updated, body) = original
                 .join(
                     now,
                     client_id,
@@ -808,6 +832,22 @@ where
                     reason,
                 )
                 .await;
+
+            // axion patch: as in Kafka, the leader's JoinGroup is answered once every member
+            // has joined this generation (or the rebalance timeout passed; a dead member is
+            // expired at its session timeout meanwhile). Answered at once, the leader was given
+            // the metadata a member sent in an earlier generation: with cooperative
+            // rebalancing, partitions that member still owned were handed to another member
+            // and handled by two live consumers at once.
+            let leader_waits = match &body {
+                Body::JoinGroupResponse(response)
+                    if response.error_code == i16::from(ErrorCode::None) =>
+                {
+                    updated.joined(&response.member_id);
+                    response.leader == response.member_id && updated.awaiting_rejoin()
+                }
+                _ => false,
+            };
 
             debug!(group_id, ?updated, ?version, iteration,);
 
@@ -834,7 +874,15 @@ where
                         wrappers.insert(group_id.to_owned(), (updated, Some(version)))
                     })?;
 
-                    if group_instance_id.is_some() && elapsed < PAUSE_MS {
+                    let rebalance_timeout = rebalance_timeout_ms.unwrap_or(session_timeout_ms);
+                    if leader_waits && elapsed < u128::try_from(rebalance_timeout).unwrap_or(0) {
+                        debug!(group_id, member_id, "leader waits for members to rejoin");
+                        COORDINATOR_REQUESTS.add(1, &[KeyValue::new("method", "join_leader_waits")]);
+                        sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
+
+                        iteration += 1;
+                        continue;
+                    } else if group_instance_id.is_some() && elapsed < PAUSE_MS {
                         let pause = PAUSE_MS.saturating_sub(elapsed);
                         debug!(pause);
 
@@ -941,6 +989,20 @@ where
                 )
                 .await;
 
+            // axion patch: as in Kafka, a follower's SyncGroup waits for the leader's (bounded
+            // by the rebalance timeout) instead of being told to rejoin, which sent it round
+            // another join and sync, each a rebalance round trip.
+            let follower_waits = matches!(
+                &body,
+                Body::SyncGroupResponse(response)
+                    if response.error_code == i16::from(ErrorCode::RebalanceInProgress)
+            ) && updated.is_forming()
+                && updated.generation_id() == generation_id
+                && updated.leader().is_some_and(|leader| leader != member_id);
+            let rebalance_timeout = updated
+                .rebalance_timeout_ms()
+                .unwrap_or(updated.session_timeout_ms());
+
             debug!(group_id, ?updated, ?version, iteration,);
             match self
                 .storage
@@ -965,7 +1027,15 @@ where
                         wrappers.insert(group_id.to_owned(), (updated, Some(version)))
                     })?;
 
-                    if group_instance_id.is_some() && elapsed < PAUSE_MS {
+                    if follower_waits && elapsed < u128::try_from(rebalance_timeout).unwrap_or(0) {
+                        debug!(group_id, member_id, "follower waits for the leader's sync");
+                        COORDINATOR_REQUESTS
+                            .add(1, &[KeyValue::new("method", "sync_follower_waits")]);
+                        sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
+
+                        iteration += 1;
+                        continue;
+                    } else if group_instance_id.is_some() && elapsed < PAUSE_MS {
                         let pause = PAUSE_MS.saturating_sub(elapsed);
                         debug!(pause);
 
@@ -1712,6 +1782,8 @@ where
 pub struct Member {
     join_response: JoinGroupResponseMember,
     last_contact: Option<SystemTime>,
+    /// axion patch: the generation of the member's last JoinGroup.
+    joined_generation: Option<i32>,
 }
 
 #[async_trait::async_trait]
@@ -1831,6 +1903,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    joined_generation: None,
                 },
             );
 
@@ -1903,6 +1976,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    joined_generation: None,
                 },
             );
         }
@@ -2134,7 +2208,17 @@ where
             .entry(member_id.to_owned())
             .and_modify(|member| _ = member.last_contact.replace(now));
 
-        if self.missed_heartbeat(group_id, now) || (generation_id < self.generation_id) {
+        // axion patch: a member that has not joined this generation rejoins (the leader's
+        // JoinGroup waits for it).
+        let not_joined = self
+            .members
+            .get(member_id)
+            .is_some_and(|member| member.joined_generation != Some(self.generation_id));
+
+        if self.missed_heartbeat(group_id, now)
+            || (generation_id < self.generation_id)
+            || not_joined
+        {
             debug!(self.generation_id);
 
             return (
@@ -2384,6 +2468,7 @@ where
                         .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                         .metadata(protocol.metadata.clone()),
                     last_contact: Some(now),
+                    joined_generation: None,
                 },
             );
 
@@ -2554,6 +2639,7 @@ where
                             .group_instance_id(group_instance_id.map(|s| s.to_owned()))
                             .metadata(protocol.metadata.clone()),
                         last_contact: Some(now),
+                        joined_generation: None,
                     },
                 );
 
