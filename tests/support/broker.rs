@@ -2,13 +2,23 @@
 //! on drop. The tansu is the patched build of `vendor/tansu` that `scripts/setup.sh` installs. `TANSU_BIN` overrides where the binary is; else `PATH`, else `~/.cargo/bin`.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Broker {
     child: Child,
     pub port: u16,
+}
+
+/// How a broker starts.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// `name:password` users: with any, the broker requires SASL (`--authentication`) and
+    /// knows them for SCRAM-SHA-256 and -512 (the patched tansu's `TANSU_SCRAM_USERS`).
+    pub users: &'a [&'a str],
+    /// Certificate chain and private key (PEM): the listener speaks TLS (`--cert`, `--key`).
+    pub tls: Option<(&'a Path, &'a Path)>,
 }
 
 impl Broker {
@@ -25,13 +35,21 @@ impl Broker {
     /// (`--authentication`) and knows them for SCRAM-SHA-256 and -512 (the patched tansu's
     /// `TANSU_SCRAM_USERS`).
     pub fn start_with_users(users: &[&str]) -> Broker {
+        Self::start_with(&Options {
+            users,
+            ..Options::default()
+        })
+    }
+
+    /// A broker started with `options` (SASL users, TLS).
+    pub fn start_with(options: &Options<'_>) -> Broker {
         for _attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
                 .port();
-            if let Some(child) = spawn_on(port, Duration::from_secs(10), users) {
+            if let Some(child) = spawn_on(port, Duration::from_secs(10), options) {
                 return Broker { child, port };
             }
         }
@@ -52,7 +70,7 @@ impl Broker {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(child) = spawn_on(self.port, Duration::from_secs(5), &[]) {
+            if let Some(child) = spawn_on(self.port, Duration::from_secs(5), &Options::default()) {
                 self.child = child;
                 return;
             }
@@ -80,7 +98,7 @@ fn log_to(port: u16) -> Stdio {
 }
 
 /// Spawns tansu on `port`; `None` if it exits (port taken) or does not listen in `wait`.
-fn spawn_on(port: u16, wait: Duration, users: &[&str]) -> Option<Child> {
+fn spawn_on(port: u16, wait: Duration, options: &Options<'_>) -> Option<Child> {
     let bin = tansu_bin();
     let url = format!("tcp://127.0.0.1:{port}");
     let mut command = Command::new(&bin);
@@ -94,10 +112,13 @@ fn spawn_on(port: u16, wait: Duration, users: &[&str]) -> Option<Child> {
         .arg(&url)
         .arg("--advertised-listener-url")
         .arg(&url);
-    if !users.is_empty() {
+    if !options.users.is_empty() {
         command
             .arg("--authentication")
-            .env("TANSU_SCRAM_USERS", users.join(","));
+            .env("TANSU_SCRAM_USERS", options.users.join(","));
+    }
+    if let Some((cert, key)) = options.tls {
+        command.arg("--cert").arg(cert).arg("--key").arg(key);
     }
     let mut child = command
         .stdout(log_to(port))

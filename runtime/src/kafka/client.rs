@@ -89,11 +89,16 @@ fn random_u64() -> u64 {
 impl KafkaClient {
     /// Connects, and starts reading the reply topics of `contracts` (more are added on first
     /// use). Fails with `UNAVAILABLE` within the request timeout if the brokers cannot be
-    /// reached or a reply topic does not exist.
+    /// reached, refuse the TLS handshake, or a reply topic does not exist; with
+    /// `UNAUTHENTICATED` as soon as they refuse the SASL login.
     pub async fn connect(
         config: &KafkaConfig,
         contracts: &[&ServiceContract],
     ) -> Result<Self, RpcError> {
+        let probed = config.clone();
+        tokio::task::spawn_blocking(move || super::probe::require(&probed, probed.request_timeout))
+            .await
+            .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))??;
         let mut producer_config = config.reliable_producer(&config.client_group());
         let mut events_config = producer_config.clone();
         events_config.set("linger.ms", EVENT_LINGER_MS);

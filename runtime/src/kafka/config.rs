@@ -67,7 +67,7 @@ impl SaslMechanism {
         }
     }
 
-    fn librdkafka_name(self) -> &'static str {
+    pub(crate) fn librdkafka_name(self) -> &'static str {
         match self {
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",

@@ -23,6 +23,7 @@ pub mod dedup;
 pub mod dlq;
 pub mod headers;
 mod passthrough;
+mod probe;
 mod producer;
 mod recovery;
 pub mod retry;

@@ -66,6 +66,10 @@ use crate::RpcError;
 use lanes::{Lanes, Limits, Tp};
 use record::Record;
 
+/// Longest a server's start waits for a first broker answer (a refused login fails the
+/// start; silence does not).
+const START_CONTACT: Duration = Duration::from_secs(10);
+
 /// Serves a [`Handler`] (a generated `*Server`) on Kafka.
 #[derive(Debug)]
 pub struct KafkaServer;
@@ -164,6 +168,20 @@ impl ServerBuilder {
             return Err(RpcError::invalid_argument(format!(
                 "allowed reply topic {t:?} is not a topic name"
             )));
+        }
+        // A refused login or TLS handshake fails the start; brokers that are down (or still
+        // starting) do not: the consumer keeps trying, as it does when they go away later.
+        let probed = config.clone();
+        let within = config.request_timeout.min(START_CONTACT);
+        let contact = tokio::task::spawn_blocking(move || super::probe::contact(&probed, within))
+            .await
+            .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))??;
+        if let super::probe::Contact::Silent = contact {
+            tracing::warn!(
+                brokers = %config.brokers.join(","),
+                waited_ms = within.as_millis() as u64,
+                "no broker answered; serving starts anyway and joins the group once one does"
+            );
         }
         let contract = self.handler.contract();
         let group = match &config.server_group {

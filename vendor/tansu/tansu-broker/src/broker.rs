@@ -34,6 +34,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 use tansu_sans_io::{ErrorCode, RootMessageMeta};
+use tansu_service::TcpContext;
 use tansu_schema::{Registry, lake::House};
 use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
 use tokio::{
@@ -265,7 +266,9 @@ where
             Some(ls)
         };
 
-        let _acceptor = self.tls_server_config.clone().map(TlsAcceptor::from);
+        // axion patch: TLS is served when --cert/--key are given (the acceptor was built and
+        // never used: every connection was plaintext whatever the flags).
+        let acceptor = self.tls_server_config.clone().map(TlsAcceptor::from);
 
         let mut connections = 0;
 
@@ -298,14 +301,24 @@ where
                     stream.set_nodelay(true)?;
 
                     let service = services(
-                        self.cluster_id.as_str(),
                         self.groups.clone(),
                         self.storage.clone(),
                         self.sasl_config.clone()
                     )?;
+                    let tcp = TcpContext::default().cluster_id(Some(self.cluster_id.as_str().into()));
+                    let acceptor = acceptor.clone();
 
                     let handle = set.spawn(async move {
-                            match service.serve(c, stream).await {
+                            let (c, _) = c.swap_state(tcp);
+                            // axion patch: the TLS handshake first, on the connection's own task.
+                            let served = match acceptor {
+                                Some(acceptor) => match acceptor.accept(stream).await {
+                                    Ok(stream) => service.serve(c, stream).await,
+                                    Err(handshake) => Err(Error::from(handshake)),
+                                },
+                                None => service.serve(c, stream).await,
+                            };
+                            match served {
                                 Err(Error::Io(ref io))
                                     if io.kind() == ErrorKind::UnexpectedEof
                                         || io.kind() == ErrorKind::BrokenPipe

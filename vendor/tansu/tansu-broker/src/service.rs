@@ -16,10 +16,7 @@ use std::sync::Arc;
 
 use rama::Layer;
 use rsasl::config::SASLConfig;
-use tansu_service::{
-    BytesFrameLayer, BytesFrameService, FrameRouteService, TcpBytesLayer, TcpBytesService,
-    TcpContext, TcpContextLayer, TcpContextService,
-};
+use tansu_service::{BytesFrameLayer, BytesFrameService, FrameRouteService, TcpBytesLayer, TcpBytesService};
 use tansu_storage::Storage;
 use tracing::debug;
 
@@ -29,11 +26,12 @@ pub mod auth;
 pub mod coordinator;
 pub mod storage;
 
-type TcpRouteFrame =
-    TcpContextService<TcpBytesService<BytesFrameService<FrameRouteService<(), Error>>, ()>>;
+// axion patch: the service of one connection, generic over its stream (a `TcpStream`, or a
+// TLS stream over one); the broker gives it the connection's `TcpContext`. It was typed on
+// `TcpStream` (through `TcpContextService`), which left no way to serve TLS.
+type TcpRouteFrame = TcpBytesService<BytesFrameService<FrameRouteService<(), Error>>, ()>;
 
 pub fn services<C, S>(
-    cluster_id: &str,
     coordinator: C,
     storage: S,
     sasl_config: Option<Arc<SASLConfig>>,
@@ -51,7 +49,6 @@ where
         .and_then(|builder| builder.build().map_err(Into::into))
         .map(|route| {
             (
-                TcpContextLayer::new(TcpContext::default().cluster_id(Some(cluster_id.into()))),
                 TcpBytesLayer::default(),
                 BytesFrameLayer::default().with_sasl_config(sasl_config),
             )

@@ -453,6 +453,14 @@ where
         }
     }
 
+    /// axion patch: whether `member_id` is a member of the group.
+    fn is_member(&self, member_id: &str) -> bool {
+        match self {
+            Self::Forming(inner) => inner.members.contains_key(member_id),
+            Self::Formed(inner) => inner.members.contains_key(member_id),
+        }
+    }
+
     /// axion patch: `member_id` joined the group's current generation.
     fn joined(&mut self, member_id: &str) {
         let (members, generation_id) = match self {
@@ -998,7 +1006,9 @@ where
                     if response.error_code == i16::from(ErrorCode::RebalanceInProgress)
             ) && updated.is_forming()
                 && updated.generation_id() == generation_id
-                && updated.leader().is_some_and(|leader| leader != member_id);
+                && updated
+                    .leader()
+                    .is_some_and(|leader| leader != member_id && updated.is_member(leader));
             let rebalance_timeout = updated
                 .rebalance_timeout_ms()
                 .unwrap_or(updated.session_timeout_ms());
@@ -1840,6 +1850,15 @@ where
             return (self, join_group_response.into());
         };
 
+        // axion patch: a group whose members have all gone takes the protocol of whoever
+        // joins next, as an empty group does in Kafka. The protocol of members long gone
+        // (librdkafka's cooperative-sticky) refused a new one (kafkajs' RoundRobinAssigner)
+        // with INCONSISTENT_GROUP_PROTOCOL for good.
+        if self.members.keys().all(|member| member == member_id) {
+            self.state.protocol_type = None;
+            self.state.protocol_name = None;
+        }
+
         let protocol = if let Some(protocol_name) = self.state.protocol_name.as_deref() {
             debug!(protocol_name);
 
@@ -2289,6 +2308,18 @@ where
             member.error_code == error_code
         }) {
             self.generation_id += 1;
+        }
+
+        // axion patch: a leader that left leads no more; the next member to join does (as a
+        // leaving leader of a formed group already did). Kept, followers waited for the
+        // SyncGroup of a member that was gone.
+        if self
+            .state
+            .leader
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
+            _ = self.state.leader.take();
         }
 
         let body = LeaveGroupResponse::default()
