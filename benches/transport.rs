@@ -9,8 +9,10 @@
 //!   runs in its own process; read from /proc);
 //! - the generated pair again with telemetry off (`axion_runtime::telemetry`: no trace
 //!   propagation, no metrics; the request context stays): what they cost;
-//! - and with the server exactly-once (`KafkaConfig::transactional_id`: a transaction per
-//!   request, one at a time), `BENCH_EOS` requests from 64 callers.
+//! - with the server exactly-once (`KafkaConfig::transactional_id`: a transaction per
+//!   request, one at a time), `BENCH_EOS` requests from 64 callers;
+//! - and over SCRAM-SHA-512 + TLS (a second broker with `--authentication` and a test CA's
+//!   certificate), 64 in flight: what a production security setup costs.
 //!
 //! `cargo bench --bench transport` (needs `bash scripts/setup.sh` first); `scripts/bench.sh`
 //! runs it with the codegen and build benchmarks. Env: `BENCH_ROUNDS` (3), `BENCH_SEQ` (300),
@@ -36,6 +38,9 @@ mod procs;
 mod raw;
 #[path = "transport/stats.rs"]
 mod stats;
+#[path = "../tests/support/tls.rs"]
+#[allow(dead_code)]
+mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -62,6 +67,25 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The secure broker's user (SCRAM-SHA-512) and password.
+const SECURE_USER: &str = "bench";
+const SECURE_PASSWORD: &str = "bench-scram-password";
+/// The environment variable that tells a secure server process where the CA is.
+const SECURE_CA_ENV: &str = "BENCH_SECURE_CA";
+
+/// [`config`] over SCRAM-SHA-512 and TLS trusting `ca`.
+fn secure_config(broker: &str, fetch_wait: usize, group: Option<&str>, ca: &str) -> KafkaConfig {
+    let mut cfg = config(broker, fetch_wait, group);
+    cfg.sasl = Some(axion_runtime::kafka::Sasl {
+        mechanism: axion_runtime::kafka::SaslMechanism::ScramSha512,
+        username: SECURE_USER.to_owned(),
+        password: axion_runtime::kafka::Secret::new(SECURE_PASSWORD),
+    });
+    cfg.ssl = true;
+    cfg.ssl_ca_location = Some(ca.into());
+    cfg
 }
 
 fn config(broker: &str, fetch_wait: usize, group: Option<&str>) -> KafkaConfig {
@@ -203,6 +227,44 @@ async fn round(
     let eos_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / eos as f64;
     drop(server);
 
+    // The generated pair over SCRAM-SHA-512 + TLS, on a broker of its own that requires both.
+    let secure = {
+        let pki = tls::TestPki::new();
+        let user = format!("{SECURE_USER}:{SECURE_PASSWORD}");
+        let sb = broker::Broker::start_with(&broker::Options {
+            users: &[&user],
+            tls: Some((&pki.cert, &pki.key)),
+        });
+        let ca = pki.ca.display().to_string();
+        let scfg = secure_config(&sb.address(), fetch_wait, None, &ca);
+        ensure_topics(&scfg, &[&GRAPH_SERVICE_CONTRACT])
+            .await
+            .unwrap();
+        let server = procs::self_server_with(
+            "serve-generated-secure",
+            &sb.address(),
+            fetch_wait,
+            &format!("secure{r}"),
+            &[(SECURE_CA_ENV, &ca)],
+        );
+        let kafka = KafkaClient::connect(&scfg, &[&GRAPH_SERVICE_CONTRACT])
+            .await
+            .unwrap();
+        let client = GraphServiceClient::new(kafka.client());
+        let call = move |tag: &'static str| {
+            let client = client.clone();
+            move |i: usize| {
+                let client = client.clone();
+                async move { client.create_project(&request(tag, i)).await.is_ok() }
+            }
+        };
+        lanes(20, 1, call("secure-warm")).await;
+        let cpu0 = server.cpu_seconds();
+        let run = lanes(par, 64, call("secure")).await;
+        let cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
+        (run, cpu)
+    };
+
     // Events: the generated client's emit vs a raw producer, same payload and window.
     let event = ProjectCreatedEvent {
         project: Some(Project {
@@ -295,13 +357,17 @@ async fn round(
         events: [gen_events.rps, raw_events.rps],
         plain: (plain_par, plain_cpu, plain_allocs),
         exactly_once: (eos_par, eos_cpu),
+        secure,
     }
 }
 
 /// `serve-generated BROKER FETCH_WAIT GROUP`: the generated server until killed (exactly-once
 /// with a transactional id).
 async fn serve_generated(broker: &str, fetch_wait: usize, group: &str, transactional: bool) {
-    let mut cfg = config(broker, fetch_wait, Some(group));
+    let mut cfg = match std::env::var(SECURE_CA_ENV) {
+        Ok(ca) => secure_config(broker, fetch_wait, Some(group), &ca),
+        Err(_) => config(broker, fetch_wait, Some(group)),
+    };
     if transactional {
         cfg.transactional_id = Some(format!("bench-{group}"));
     }
@@ -327,6 +393,9 @@ async fn main() {
         Some("serve-generated-plain") => {
             axion_runtime::telemetry::set_enabled(false);
             return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], false).await;
+        }
+        Some("serve-generated-secure") => {
+            return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], false).await
         }
         Some("serve-generated-eos") => {
             return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], true).await

@@ -153,6 +153,7 @@ fn assert_refused(
     hint: &str,
 ) {
     let e = result.expect_err(what);
+    eprintln!("{what}: {e}");
     let shown = format!("{e} {e:?}");
     assert!(e.is(code), "{what}: {code} expected, got {shown}");
     assert!(shown.contains(hint), "{what}: {shown}");

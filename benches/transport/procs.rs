@@ -129,6 +129,17 @@ pub fn self_cpu_seconds() -> f64 {
 /// `BENCH_SERVER_WRAPPER` (e.g. `heaptrack -o /tmp/{mode}`, `{mode}` replaced by the mode) runs
 /// it under a profiler; its CPU figures are then the wrapper's.
 pub fn self_server(mode: &str, broker: &str, fetch_wait: usize, group: &str) -> ServerProcess {
+    self_server_with(mode, broker, fetch_wait, group, &[])
+}
+
+/// [`self_server`] with more environment (the secure server's credentials).
+pub fn self_server_with(
+    mode: &str,
+    broker: &str,
+    fetch_wait: usize,
+    group: &str,
+    env: &[(&str, &str)],
+) -> ServerProcess {
     let exe = std::env::current_exe().expect("current exe");
     let wrapper = std::env::var("BENCH_SERVER_WRAPPER")
         .unwrap_or_default()
@@ -143,6 +154,7 @@ pub fn self_server(mode: &str, broker: &str, fetch_wait: usize, group: &str) -> 
         None => Command::new(exe),
     };
     cmd.args([mode, broker, &fetch_wait.to_string(), group]);
+    cmd.envs(env.iter().copied());
     ServerProcess::spawn(cmd, mode)
 }
 

@@ -56,6 +56,9 @@ pub struct Round {
     /// The generated pair with the server in exactly-once mode (each request a transaction,
     /// one at a time), 64 callers: the run and server CPU ms per request.
     pub exactly_once: (Run, f64),
+    /// The generated pair over SCRAM-SHA-512 + TLS, 64 in flight: the run and server CPU ms
+    /// per request.
+    pub secure: (Run, f64),
 }
 
 /// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded); one retry if
@@ -214,6 +217,9 @@ pub struct Summary {
     plain_allocs: Fig,
     eos_rps: Fig,
     eos_cpu: Fig,
+    secure_rps: Fig,
+    secure_p99: Fig,
+    secure_cpu: Fig,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -266,6 +272,9 @@ impl Summary {
             plain_allocs: Fig::of(all.iter().map(|r| r.plain.2)),
             eos_rps: Fig::of(all.iter().map(|r| r.exactly_once.0.rps)),
             eos_cpu: Fig::of(all.iter().map(|r| r.exactly_once.1)),
+            secure_rps: Fig::of(all.iter().map(|r| r.secure.0.rps)),
+            secure_p99: Fig::of(all.iter().map(|r| r.secure.0.p99)),
+            secure_cpu: Fig::of(all.iter().map(|r| r.secure.1)),
         }
     }
 
@@ -418,6 +427,12 @@ impl Summary {
             self.eos_rps.show(0),
             self.eos_cpu.show(3)
         );
+        println!(
+            "| SCRAM-SHA-512 + TLS (own broker; p99 {} ms) | {} | {} |",
+            self.secure_p99.show(1),
+            self.secure_rps.show(0),
+            self.secure_cpu.show(3)
+        );
         println!();
         println!("| events (acks=all, idempotent) | events/s |");
         println!("|---|---|");
@@ -461,7 +476,7 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"exactly_once\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"targets\":[",
+            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"exactly_once\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"scram_tls\":{{\"rps\":{},\"p99_ms\":{},\"server_cpu_ms_per_request\":{}}},\"targets\":[",
             self.gen_rss.json(),
             self.gen_cpu.json(),
             self.raw_rss.json(),
@@ -477,7 +492,10 @@ impl Summary {
             self.gen_events.json(),
             self.raw_events.json(),
             self.eos_rps.json(),
-            self.eos_cpu.json()
+            self.eos_cpu.json(),
+            self.secure_rps.json(),
+            self.secure_p99.json(),
+            self.secure_cpu.json()
         ));
         for (i, (name, value, target, ok)) in self.targets().into_iter().enumerate() {
             if i > 0 {
