@@ -18,6 +18,8 @@ use crate::RpcError;
 
 /// How long one metadata round trip may wait before the error events are looked at again.
 const SLICE: Duration = Duration::from_millis(200);
+/// How long each look at the error events takes.
+const EVENTS: Duration = Duration::from_millis(10);
 
 /// What the probe found.
 #[derive(Debug)]
@@ -71,7 +73,8 @@ pub(crate) fn contact(config: &KafkaConfig, within: Duration) -> Result<Contact,
             .client()
             .fetch_metadata(None, left.min(SLICE))
             .is_ok();
-        producer.poll(Duration::ZERO);
+        // Serves the queued events (each call waits its whole timeout, so keep it short).
+        producer.poll(EVENTS);
         let refused = producer
             .context()
             .refused
