@@ -2,7 +2,7 @@
 //! by what peers on the bus see: patterns (topics), reply topics, rpc kinds, request/response
 //! types, and the JSON of payloads (field names are JSON keys; enum numbers travel as numbers).
 //!
-//! Both versions go through the same [`load`](crate::load) and [`model`](crate::model) as
+//! Both versions go through the same [`load`] and [`model`] as
 //! generation; each finding names a place in the new version when there is one, else in the
 //! reference.
 

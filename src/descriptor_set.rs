@@ -78,6 +78,14 @@ fn check_set(encoded: &[u8]) -> Result<()> {
             ));
         }
         let file_name = file.name();
+        // The name goes into every generated file's header comment and the output path: a
+        // line break there ends the comment (found by fuzzing: a `.rs` that is not Rust).
+        if file_name.chars().any(char::is_control) {
+            return Err(Error::at(
+                Location::file(SET),
+                format!("invalid descriptor set: file name {file_name:?} has control characters"),
+            ));
+        }
         if let Some(bad) = first_bad_name(file) {
             return Err(Error::at(
                 Location::file(file_name),

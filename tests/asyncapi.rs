@@ -1,5 +1,5 @@
 //! The AsyncAPI document: `asyncapi.yaml` is exactly what the CLI writes for `proto/`
-//! (`AXION_GEN_BLESS=1 cargo test --test asyncapi` rewrites it), and the real AsyncAPI parser
+//! (a diff on mismatch; `AXION_GEN_BLESS=1 cargo test --test asyncapi` rewrites it), and the real AsyncAPI parser
 //! (`@asyncapi/parser` in tests/asyncapi/, installed by scripts/setup.sh) accepts it and the
 //! edge fixture's document, rejects a corrupted one, and sees one channel per pattern and reply
 //! topic and the send/receive operations of every rpc. Payloads written by the runtime's JSON
@@ -13,6 +13,11 @@ mod contracts;
 #[rustfmt::skip]
 #[path = "fixtures/edge_generated/mod.rs"]
 mod edge_generated;
+mod support {
+    #[allow(dead_code)]
+    #[path = "../support/golden.rs"]
+    pub mod golden;
+}
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -135,13 +140,7 @@ fn golden_matches_a_fresh_run_and_check_detects_drift() {
     run(&["asyncapi", "--proto-dir", "proto"], &fresh);
     let fresh_text = std::fs::read_to_string(&fresh).unwrap();
     let golden = root().join(GOLDEN);
-    if std::env::var_os("AXION_GEN_BLESS").is_some_and(|v| v == "1") {
-        std::fs::write(&golden, &fresh_text).unwrap();
-    }
-    assert!(
-        std::fs::read_to_string(&golden).unwrap() == fresh_text,
-        "{GOLDEN} differs from a fresh run; regenerate with\n  cargo run -- asyncapi --proto-dir proto --out {GOLDEN}"
-    );
+    support::golden::assert_file(&golden, fresh_text.as_bytes());
 
     // A second run is byte-identical (deterministic), and --check agrees with it.
     let again = tmp.path().join("again.yaml");

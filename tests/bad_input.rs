@@ -4,6 +4,11 @@
 //! Each case writes a small proto tree into a temp dir (`<tmp>/proto`), runs
 //! `axion-gen generate --proto-dir <tmp>/proto --out <tmp>/out`, and asserts on the result.
 
+mod support {
+    #[allow(dead_code)]
+    pub mod golden;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -76,11 +81,61 @@ impl Case {
         for e in expected {
             assert!(stderr.contains(e), "stderr lacks {e:?}:\n{stderr}");
         }
+        self.assert_columns(&stderr, expected);
         assert!(
             !self.out().exists(),
             "--out was written on failure:\n{stderr}"
         );
         stderr
+    }
+
+    /// Every `file:line:` of `expected` is followed in `stderr` by a column that points at
+    /// code on that line of the fixture (not past its end, not at its indentation): the
+    /// README's `file:line:col`, checked against the file itself.
+    fn assert_columns(&self, stderr: &str, expected: &[&str]) {
+        let prefix = format!("{}/", self.proto().display());
+        for e in expected {
+            let Some(place) = e.strip_prefix(&prefix).and_then(|p| p.strip_suffix(':')) else {
+                continue;
+            };
+            let Some((name, line)) = place.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(line) = line.parse::<usize>() else {
+                continue;
+            };
+            if name
+                .rsplit_once(':')
+                .is_some_and(|(_, l)| l.parse::<usize>().is_ok())
+            {
+                continue; // already `file:line:col`: pinned
+            }
+            let bytes = std::fs::read(self.proto().join(name)).expect("fixture");
+            let text = String::from_utf8_lossy(&bytes);
+            let source_line: Vec<char> = text
+                .lines()
+                .nth(line - 1)
+                .unwrap_or_else(|| panic!("{name} has no line {line}"))
+                .chars()
+                .collect();
+            for (at, _) in stderr.match_indices(*e) {
+                let rest = &stderr[at + e.len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let col: usize = digits
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no column after {e:?}:\n{stderr}"));
+                assert!(
+                    col >= 1 && col <= source_line.len() + 1,
+                    "{e}{col}: column outside line {line} of {name}:\n{stderr}"
+                );
+                if let Some(c) = source_line.get(col - 1) {
+                    assert!(
+                        !c.is_whitespace() || source_line[..col - 1].iter().any(|c| !c.is_whitespace()),
+                        "{e}{col}: column points at the indentation of line {line} of {name}:\n{stderr}"
+                    );
+                }
+            }
+        }
     }
 
     /// Runs with `--skip-unsupported` and asserts success with a warning naming `expected`.
@@ -93,14 +148,21 @@ impl Case {
         for e in expected {
             assert!(stderr.contains(e), "stderr lacks {e:?}:\n{stderr}");
         }
+        self.assert_columns(&stderr, expected);
         assert!(self.out().join("mod.rs").is_file(), "nothing generated");
         stderr
     }
 }
 
-/// `file:line:` (the column is not pinned).
+/// `file:line:`; [`Case::assert_columns`] checks the column that follows it in the message,
+/// and [`at_col`] pins one.
 fn at(case: &Case, name: &str, line: u32) -> String {
     format!("{}:{line}:", case.shown(name))
+}
+
+/// `file:line:col:` exactly.
+fn at_col(case: &Case, name: &str, line: u32, col: u32) -> String {
+    format!("{}:{line}:{col}:", case.shown(name))
 }
 
 const OK: &str = "syntax = \"proto3\";\npackage ok;\nmessage Ping {}\nservice PingService { rpc Ping(Ping) returns (Ping); }\n";
@@ -111,7 +173,7 @@ fn syntax_error() {
         "a.proto",
         "syntax = \"proto3\";\npackage a;\n\nmessage M {\n  string x = 1\n}\n",
     )]);
-    case.fails(&[], &[&at(&case, "a.proto", 6), "expected ';'"]);
+    case.fails(&[], &[&at_col(&case, "a.proto", 6, 1), "expected ';'"]);
 }
 
 #[test]
@@ -132,7 +194,8 @@ fn unknown_type() {
         "a.proto",
         "syntax = \"proto3\";\npackage a;\nmessage M {\n  Nope x = 1;\n}\n",
     )]);
-    case.fails(&[], &[&at(&case, "a.proto", 4), "Nope"]);
+    // At the type name, after the indentation.
+    case.fails(&[], &[&at_col(&case, "a.proto", 4, 3), "Nope"]);
 }
 
 #[test]
@@ -563,8 +626,7 @@ fn well_known_type_as_rpc_type() {
 // messages, every well-known type, proto2 groups/defaults/extensions, one package over two
 // dirs, a file without a package, deprecations) generates cleanly, and its committed output
 // (tests/fixtures/edge_generated) compiles warning-free as part of this test crate.
-// Regenerate it with:
-//   cargo run -- generate --proto-dir tests/fixtures/edge --out tests/fixtures/edge_generated
+// A mismatch shows a diff; `AXION_GEN_BLESS=1 cargo test --test bad_input` rewrites it.
 
 #[deny(warnings)]
 #[rustfmt::skip] // generated; formatted by axion-gen
@@ -574,21 +636,25 @@ mod edge_generated;
 #[test]
 fn edge_fixture_is_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tmp = tempfile::tempdir().expect("tempdir");
     let out = Command::new(BIN)
         .arg("generate")
         .arg("--proto-dir")
         .arg(root.join("edge"))
         .arg("--out")
-        .arg(root.join("edge_generated"))
-        .arg("--check")
+        .arg(tmp.path())
         .output()
         .expect("run axion-gen");
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "tests/fixtures/edge_generated is stale; regenerate it with\n  cargo run -- generate --proto-dir tests/fixtures/edge --out tests/fixtures/edge_generated\n{}{stderr}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    support::golden::assert_tree(
+        &root.join("edge_generated"),
+        &support::golden::read_tree(tmp.path()),
+        "a fresh `axion-gen generate --proto-dir tests/fixtures/edge` run",
     );
 }
 

@@ -290,6 +290,21 @@ fn enum_value_number_reused() {
 }
 
 #[test]
+fn enum_used_by_a_pattern_removed() {
+    // The fields that carried it are reserved, so only the enum itself is reported, at its
+    // declaration in the reference.
+    let c = "enum_removed";
+    assert_breaks(
+        c,
+        &[(
+            "ENUM_REMOVED",
+            at(c, "before", "enum OrderStatus {"),
+            "enum shop.v1.OrderStatus, carried by pattern axion.order-service.",
+        )],
+    );
+}
+
+#[test]
 fn message_used_by_a_pattern_removed() {
     // The fields that carried it are reserved, so only the message itself is reported, at
     // its declaration in the reference.

@@ -1,6 +1,7 @@
 //! Fuzzing, replayed in the normal test suite:
-//! - every input under fuzz/regressions/<target>/ (inputs that crashed a fuzz target, fixed
-//!   since) runs through the same body the fuzz target runs (fuzz/src/<target>.rs);
+//! - every input of a fuzz target's committed corpus (fuzz/corpus/<target>/) and every one under
+//!   fuzz/regressions/<target>/ (inputs that crashed it, fixed since) runs through the same body
+//!   the fuzz target runs (fuzz/src/<target>.rs);
 //! - the descriptor-set entry point the `model_from_descriptors` target fuzzes generates exactly
 //!   what the `.proto` path generates, for proto/ and the edge fixture (the sets also seed the
 //!   fuzz corpus: `AXION_FUZZ_SEEDS=fuzz/seeds cargo test --test fuzz_regressions`).
@@ -23,44 +24,61 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs every regression input of `target` (none yet: no dir); names each one that fails.
-fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let dir = root().join("fuzz/regressions").join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
+/// The inputs in `dir`, sorted; none when it does not exist.
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.is_file())
         .collect();
     paths.sort();
+    paths
+}
+
+/// Runs `target`'s committed corpus (`fuzz/corpus/<target>`, what its fuzzing runs kept) and
+/// its regression inputs (`fuzz/regressions/<target>`, inputs that once crashed it) through
+/// the body the fuzz target runs; names each input that panics. Returns how many of each ran.
+fn replay(target: &str, run: fn(&[u8])) -> (usize, usize) {
+    let corpus = inputs(&root().join("fuzz/corpus").join(target));
+    let regressions = inputs(&root().join("fuzz/regressions").join(target));
     let mut failed = Vec::new();
-    for path in &paths {
-        let data = std::fs::read(path).expect("read a regression input");
+    for path in corpus.iter().chain(&regressions) {
+        let data = std::fs::read(path).expect("read a fuzz input");
         if std::panic::catch_unwind(|| run(&data)).is_err() {
             failed.push(path.display().to_string());
         }
     }
+    assert!(failed.is_empty(), "fuzz inputs fail again: {failed:#?}");
+    // A corpus that vanished (a moved directory) would make this test replay nothing.
     assert!(
-        failed.is_empty(),
-        "regression inputs fail again: {failed:#?}"
+        corpus.len() >= 100,
+        "fuzz/corpus/{target} holds {} inputs: the committed corpus is missing",
+        corpus.len()
     );
-    paths.len()
+    eprintln!(
+        "{target}: {} corpus inputs and {} regressions replayed",
+        corpus.len(),
+        regressions.len()
+    );
+    (corpus.len(), regressions.len())
 }
 
 #[test]
-fn decode_message_regressions() {
+fn decode_message_corpus_replays() {
     replay("decode_message", decode_message::run);
 }
 
 #[test]
-fn model_from_descriptors_regressions() {
-    // The first crash found: prost-reflect panicked on an unknown `syntax`.
-    assert!(replay("model_from_descriptors", model_from_descriptors::run) > 0);
+fn model_from_descriptors_corpus_and_regressions_replay() {
+    // The crashes found so far (the first: prost-reflect panicked on an unknown `syntax`).
+    let (_, regressions) = replay("model_from_descriptors", model_from_descriptors::run);
+    assert!(regressions >= 7, "regression inputs missing: {regressions}");
 }
 
 #[test]
-fn load_proto_text_regressions() {
+fn load_proto_text_corpus_replays() {
     replay("load_proto_text", load_proto_text::run);
 }
 

@@ -1,40 +1,21 @@
-//! Golden files: `generated/` is exactly what the CLI writes for `proto/`, and `--help` output
-//! is what `tests/snapshots/` holds. `AXION_GEN_BLESS=1 cargo test --test golden` rewrites
-//! both; review with `git diff`.
+//! Golden files: `generated/` is exactly what the CLI writes for `proto/`, and every command's
+//! `--help` output is what `tests/snapshots/` holds. A mismatch shows a diff;
+//! `AXION_GEN_BLESS=1 cargo test --test golden` rewrites both (`tests/support/golden.rs`);
+//! review with `git diff`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod support {
+    pub mod golden;
+}
+
+use std::path::PathBuf;
 use std::process::Command;
+
+use support::golden::{assert_file, assert_tree, read_tree};
 
 const BIN: &str = env!("CARGO_BIN_EXE_axion-gen");
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bless() -> bool {
-    std::env::var_os("AXION_GEN_BLESS").is_some_and(|v| v == "1")
-}
-
-fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 #[test]
@@ -50,29 +31,11 @@ fn generated_dir_matches_a_fresh_cli_run() {
         .unwrap();
     assert!(status.success());
     let fresh = read_tree(tmp.path());
-    let golden_dir = root().join("generated");
-    if bless() {
-        std::fs::remove_dir_all(&golden_dir).ok();
-        for (rel, bytes) in &fresh {
-            let path = golden_dir.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, bytes).unwrap();
-        }
-        return;
-    }
-    let golden = read_tree(&golden_dir);
-    let fresh_names: Vec<_> = fresh.keys().collect();
-    let golden_names: Vec<_> = golden.keys().collect();
-    assert_eq!(
-        fresh_names, golden_names,
-        "file lists differ (AXION_GEN_BLESS=1 to update)"
+    assert_tree(
+        &root().join("generated"),
+        &fresh,
+        "a fresh `axion-gen generate --proto-dir proto --ts generated/ts` run",
     );
-    for (rel, bytes) in &fresh {
-        assert!(
-            golden[rel] == *bytes,
-            "generated/{rel} differs from a fresh run; AXION_GEN_BLESS=1 cargo test --test golden, then review git diff"
-        );
-    }
 }
 
 #[test]
@@ -172,20 +135,12 @@ fn help_output_is_golden() {
         ("help-generate.txt", vec!["generate", "--help"]),
         ("help-list.txt", vec!["list", "--help"]),
         ("help-topics.txt", vec!["topics", "--help"]),
+        ("help-asyncapi.txt", vec!["asyncapi", "--help"]),
+        ("help-check.txt", vec!["check", "--help"]),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
-        assert!(out.status.success());
-        let path = root().join("tests/snapshots").join(name);
-        if bless() {
-            std::fs::write(&path, &out.stdout).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            expected,
-            "{name} changed; AXION_GEN_BLESS=1 cargo test --test golden to update"
-        );
+        assert!(out.status.success(), "{args:?}");
+        assert_file(&root().join("tests/snapshots").join(name), &out.stdout);
     }
 }
 

@@ -46,18 +46,53 @@ fn generated(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// What `proto/axion/{graph,codegen}/v1/*.proto` ask for, written out by hand: the labels,
+/// the dynamic files and the generated constants are all checked against these literals, never
+/// against the generator's own output.
+struct Pinned {
+    router: &'static str,
+    middleware: &'static str,
+    rule: &'static str,
+    host: &'static str,
+    port: u16,
+}
+
+const GRAPH: Pinned = Pinned {
+    router: "graph-service",
+    middleware: "graph-service-headers",
+    rule: "Host(`graph.axion.localhost`)",
+    host: "graph.axion.localhost",
+    port: 8080,
+};
+
+const CODEGEN: Pinned = Pinned {
+    router: "codegen-service",
+    middleware: "codegen-service-headers",
+    rule: "Host(`codegen.axion.localhost`) && PathPrefix(`/codegen`)",
+    host: "codegen.axion.localhost",
+    port: 8081,
+};
+
+#[test]
+fn generated_traefik_constants_are_what_the_protos_ask_for() {
+    assert_eq!(GRAPH_SERVICE_TRAEFIK::ROUTER, GRAPH.router);
+    assert_eq!(GRAPH_SERVICE_TRAEFIK::MIDDLEWARE, GRAPH.middleware);
+    assert_eq!(GRAPH_SERVICE_TRAEFIK::RULE, GRAPH.rule);
+    assert_eq!(GRAPH_SERVICE_TRAEFIK::HOST, GRAPH.host);
+    assert_eq!(GRAPH_SERVICE_TRAEFIK::PORT, GRAPH.port);
+    assert_eq!(CODEGEN_SERVICE_TRAEFIK::ROUTER, CODEGEN.router);
+    assert_eq!(CODEGEN_SERVICE_TRAEFIK::MIDDLEWARE, CODEGEN.middleware);
+    assert_eq!(CODEGEN_SERVICE_TRAEFIK::RULE, CODEGEN.rule);
+    assert_eq!(CODEGEN_SERVICE_TRAEFIK::HOST, CODEGEN.host);
+    assert_eq!(CODEGEN_SERVICE_TRAEFIK::PORT, CODEGEN.port);
+}
+
 fn graph_expected() -> Expected {
-    Expected::service(
-        GRAPH_SERVICE_TRAEFIK::ROUTER,
-        GRAPH_SERVICE_TRAEFIK::MIDDLEWARE,
-    )
+    Expected::service(GRAPH.router, GRAPH.middleware)
 }
 
 fn codegen_expected() -> Expected {
-    Expected::service(
-        CODEGEN_SERVICE_TRAEFIK::ROUTER,
-        CODEGEN_SERVICE_TRAEFIK::MIDDLEWARE,
-    )
+    Expected::service(CODEGEN.router, CODEGEN.middleware)
 }
 
 /// An edge with no checks (always ready), on `port` at a loopback address of its own.
@@ -186,18 +221,18 @@ async fn generated_snippets_are_accepted_by_the_docker_provider() {
 
     for (t, ip, port, rule, mw) in [
         (
-            "graph-service",
+            GRAPH.router,
             graph_ip,
-            GRAPH_SERVICE_TRAEFIK::PORT,
-            GRAPH_SERVICE_TRAEFIK::RULE,
-            GRAPH_SERVICE_TRAEFIK::MIDDLEWARE,
+            GRAPH.port,
+            GRAPH.rule,
+            GRAPH.middleware,
         ),
         (
-            "codegen-service",
+            CODEGEN.router,
             codegen_ip,
-            CODEGEN_SERVICE_TRAEFIK::PORT,
-            CODEGEN_SERVICE_TRAEFIK::RULE,
-            CODEGEN_SERVICE_TRAEFIK::MIDDLEWARE,
+            CODEGEN.port,
+            CODEGEN.rule,
+            CODEGEN.middleware,
         ),
     ] {
         let router = traefik
@@ -245,17 +280,11 @@ async fn generated_snippets_are_accepted_by_the_docker_provider() {
         .unwrap();
     assert_eq!(unknown.status, 404);
     // Both edges answer through Traefik, each under its rule.
-    let graph = wait_status(&traefik, GRAPH_SERVICE_TRAEFIK::HOST, "/health", 200).await;
+    let graph = wait_status(&traefik, GRAPH.host, "/health", 200).await;
     assert_eq!(graph.status, 200, "{graph:?}");
-    let codegen = wait_status(
-        &traefik,
-        CODEGEN_SERVICE_TRAEFIK::HOST,
-        "/codegen/health",
-        200,
-    )
-    .await;
+    let codegen = wait_status(&traefik, CODEGEN.host, "/codegen/health", 200).await;
     assert_eq!(codegen.status, 200, "{codegen:?}");
-    let no_prefix = http(traefik.web, CODEGEN_SERVICE_TRAEFIK::HOST, "/health", &[])
+    let no_prefix = http(traefik.web, CODEGEN.host, "/health", &[])
         .await
         .unwrap();
     assert_eq!(
@@ -365,7 +394,7 @@ async fn graph_service_edge_through_traefik() {
     assert!(problems.is_empty(), "{problems:#?}");
 
     // GET /health by Host reaches the service: its JSON, all checks passing.
-    let health = wait_status(&traefik, GRAPH_SERVICE_TRAEFIK::HOST, "/health", 200).await;
+    let health = wait_status(&traefik, GRAPH.host, "/health", 200).await;
     let routing = traefik.spawned.elapsed();
     assert_eq!(health.status, 200, "{health:?}");
     let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
@@ -387,7 +416,7 @@ async fn graph_service_edge_through_traefik() {
     // The attached headers middleware answers CORS for trusted origins only.
     let cors = http(
         traefik.web,
-        GRAPH_SERVICE_TRAEFIK::HOST,
+        GRAPH.host,
         "/health",
         &[("Origin", "https://app.axion.localhost")],
     )
@@ -400,7 +429,7 @@ async fn graph_service_edge_through_traefik() {
     );
     let foreign = http(
         traefik.web,
-        GRAPH_SERVICE_TRAEFIK::HOST,
+        GRAPH.host,
         "/health",
         &[("Origin", "https://evil.example")],
     )
@@ -411,13 +440,13 @@ async fn graph_service_edge_through_traefik() {
     // A WebSocket client gets ProjectCreated after a CreateProject sent over Kafka.
     let mut ws = ws_connect(
         &traefik,
-        GRAPH_SERVICE_TRAEFIK::HOST,
+        GRAPH.host,
         "/events",
         Some(GRAPH_SERVICE_TRUSTED_ORIGINS[0]),
     )
     .await
     .unwrap();
-    let mut no_origin = ws_connect(&traefik, GRAPH_SERVICE_TRAEFIK::HOST, "/events", None)
+    let mut no_origin = ws_connect(&traefik, GRAPH.host, "/events", None)
         .await
         .unwrap();
     let kafka = KafkaClient::connect(&cfg, &[&GRAPH_SERVICE_CONTRACT])
@@ -451,13 +480,7 @@ async fn graph_service_edge_through_traefik() {
 
     // An untrusted Origin is refused by the edge, through Traefik.
     assert_eq!(
-        ws_refused(
-            &traefik,
-            GRAPH_SERVICE_TRAEFIK::HOST,
-            "/events",
-            "https://evil.example"
-        )
-        .await,
+        ws_refused(&traefik, GRAPH.host, "/events", "https://evil.example").await,
         403
     );
     // An unknown Host matches no router.
@@ -697,20 +720,20 @@ async fn file_provider_output_routes_the_same_way() {
     );
 
     // And it routes the same way.
-    let health = wait_status(&file, GRAPH_SERVICE_TRAEFIK::HOST, "/health", 200).await;
+    let health = wait_status(&file, GRAPH.host, "/health", 200).await;
     assert_eq!(health.status, 200, "{health:?}");
-    let health = wait_status(&file, CODEGEN_SERVICE_TRAEFIK::HOST, "/codegen/health", 200).await;
+    let health = wait_status(&file, CODEGEN.host, "/codegen/health", 200).await;
     assert_eq!(health.status, 200, "{health:?}");
     for (host, path) in [
         ("unknown.axion.localhost", "/health"),
-        (CODEGEN_SERVICE_TRAEFIK::HOST, "/health"),
+        (CODEGEN.host, "/health"),
     ] {
         let r = http(file.web, host, path, &[]).await.unwrap();
         assert_eq!(r.status, 404, "{host}{path}");
     }
     let mut ws = ws_connect(
         &file,
-        GRAPH_SERVICE_TRAEFIK::HOST,
+        GRAPH.host,
         "/events",
         Some("https://app.axion.localhost"),
     )
@@ -724,13 +747,7 @@ async fn file_provider_output_routes_the_same_way() {
     let event = next_json(&mut ws).await;
     assert_eq!(event["data"]["project"]["name"], "via-file", "{event}");
     assert_eq!(
-        ws_refused(
-            &file,
-            GRAPH_SERVICE_TRAEFIK::HOST,
-            "/events",
-            "http://evil.example"
-        )
-        .await,
+        ws_refused(&file, GRAPH.host, "/events", "http://evil.example").await,
         403
     );
     for t in [&file, &docker] {

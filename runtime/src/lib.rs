@@ -5,7 +5,7 @@
 //! clients and `*Server` types call, the [`RpcError`] every call fails with, NestJS-compatible
 //! JSON ([`json`]), and the transports: [`MemoryTransport`] for unit tests and, with the
 //! `kafka` feature, the Kafka transport that makes a service a peer of NestJS services; with
-//! the `edge` feature, the HTTP/WebSocket edge ([`edge`]) Traefik routes to.
+//! the `edge` feature, the HTTP/WebSocket edge (module `edge`) Traefik routes to.
 //!
 //! A handler gets a [`Request`] (the message and its [`Context`]: headers, key, where it was
 //! read, correlation id, [`deadline`], trace) and returns a [`Response`] (the reply and its

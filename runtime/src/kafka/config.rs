@@ -296,7 +296,7 @@ pub mod env {
 }
 
 impl KafkaConfig {
-    /// Reads the stack's variables (see [`env`]); unset ones keep their defaults.
+    /// Reads the stack's variables (see [`env`](mod@env)); unset ones keep their defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
