@@ -95,10 +95,7 @@ impl KafkaClient {
         config: &KafkaConfig,
         contracts: &[&ServiceContract],
     ) -> Result<Self, RpcError> {
-        let probed = config.clone();
-        tokio::task::spawn_blocking(move || super::probe::require(&probed, probed.request_timeout))
-            .await
-            .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))??;
+        super::probe::require(config).await?;
         let mut producer_config = config.reliable_producer(&config.client_group());
         let mut events_config = producer_config.clone();
         events_config.set("linger.ms", EVENT_LINGER_MS);

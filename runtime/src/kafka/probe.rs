@@ -57,10 +57,17 @@ impl ProducerContext for Watch {
     fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
-/// Contacts the brokers of `config` for at most `within`: `Err` when they refused the SASL
-/// login (`UNAUTHENTICATED`) or the TLS handshake (`UNAVAILABLE`, naming the certificate
-/// problem). Blocking: run it off the async workers.
-pub(crate) fn contact(config: &KafkaConfig, within: Duration) -> Result<Contact, RpcError> {
+/// Contacts the brokers of `config` for at most `within`, on a blocking thread: `Err` when
+/// they refused the SASL login (`UNAUTHENTICATED`) or the TLS handshake (`UNAVAILABLE`, naming
+/// the certificate problem).
+pub(crate) async fn contact(config: &KafkaConfig, within: Duration) -> Result<Contact, RpcError> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || contact_blocking(&config, within))
+        .await
+        .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))?
+}
+
+fn contact_blocking(config: &KafkaConfig, within: Duration) -> Result<Contact, RpcError> {
     let mut c = config.common();
     config.librdkafka.apply(&mut c);
     let producer: BaseProducer<Watch> = c
@@ -93,9 +100,10 @@ pub(crate) fn contact(config: &KafkaConfig, within: Duration) -> Result<Contact,
     }
 }
 
-/// [`contact`], where silence is an error too (`UNAVAILABLE`).
-pub(crate) fn require(config: &KafkaConfig, within: Duration) -> Result<(), RpcError> {
-    match contact(config, within)? {
+/// [`contact`] within the request timeout, where silence is an error too (`UNAVAILABLE`).
+pub(crate) async fn require(config: &KafkaConfig) -> Result<(), RpcError> {
+    let within = config.request_timeout;
+    match contact(config, within).await? {
         Contact::Answered => Ok(()),
         Contact::Silent => Err(RpcError::unavailable(format!(
             "brokers {} unreachable: no answer within {} ms",

@@ -54,10 +54,7 @@ pub async fn ensure_topics(
 ) -> Result<Vec<String>, RpcError> {
     let specs = topic_manifest(contracts, config.topic_partitions, config.topic_replication);
     // The admin client never reports a refused login or handshake: check first.
-    let probed = config.clone();
-    tokio::task::spawn_blocking(move || super::probe::require(&probed, probed.request_timeout))
-        .await
-        .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))??;
+    super::probe::require(config).await?;
     let mut admin_config = config.common();
     config.librdkafka.apply(&mut admin_config);
     let admin: AdminClient<DefaultClientContext> = admin_config

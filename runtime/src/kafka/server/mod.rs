@@ -171,11 +171,8 @@ impl ServerBuilder {
         }
         // A refused login or TLS handshake fails the start; brokers that are down (or still
         // starting) do not: the consumer keeps trying, as it does when they go away later.
-        let probed = config.clone();
         let within = config.request_timeout.min(START_CONTACT);
-        let contact = tokio::task::spawn_blocking(move || super::probe::contact(&probed, within))
-            .await
-            .map_err(|e| RpcError::internal(format!("connection check failed: {e}")))??;
+        let contact = super::probe::contact(&config, within).await?;
         if let super::probe::Contact::Silent = contact {
             tracing::warn!(
                 brokers = %config.brokers.join(","),
