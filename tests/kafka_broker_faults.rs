@@ -158,3 +158,37 @@ async fn callers_fail_fast_while_the_broker_is_down_and_recover_when_it_returns(
     }
     server.shutdown().await;
 }
+
+/// A server started while its brokers are down starts anyway (after at most its request
+/// timeout, with a warning) and serves once they are up; only a refused login or handshake
+/// fails a start (`tests/kafka_tls.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_the_broker_is_down_serves_once_it_is_up() {
+    let mut broker = Broker::start();
+    let config = cfg(&broker, "started-while-down");
+    broker.stop();
+    let started = Instant::now();
+    let server = KafkaServer::start(&config, GraphServiceServer::new(graph::Graph::default()))
+        .await
+        .expect("brokers that are down do not fail a start");
+    assert!(
+        started.elapsed() < CALL_TIMEOUT + Duration::from_secs(3),
+        "the start waited {:?}",
+        started.elapsed()
+    );
+    broker.restart();
+    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    assert!(
+        server.wait_assigned(Duration::from_secs(60)).await,
+        "the server joined its group once the broker was up"
+    );
+    let kafka = KafkaClient::connect(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let client = GraphServiceClient::new(kafka.client());
+    let created = client.create_project(&create("after-the-outage")).await;
+    assert_eq!(created.unwrap().project.unwrap().name, "after-the-outage");
+    server.shutdown().await;
+}
