@@ -87,16 +87,16 @@ python3 benches/stats.py codegen "$OUT" >/dev/null
 
 # 2. Build: no-op vs one touched .proto (its mtime is restored afterwards).
 log "build: no-op and touched .proto, $ROUNDS rounds each"
-cargo build -p axion-gen --lib -q
+cargo build -p axion-gen-cli --examples -q
 proto=proto/axion/graph/v1/graph.proto
 touch -r "$proto" "$TMP/mtime"
 : > "$OUT/build.tsv"
 build_once() { # case run
   local t0 t1 ran=0
   t0=$(date +%s.%N)
-  cargo build -p axion-gen --lib -v > "$TMP/build.log" 2>&1
+  cargo build -p axion-gen-cli --examples -v > "$TMP/build.log" 2>&1
   t1=$(date +%s.%N)
-  grep -q "Running .*axion-gen-[0-9a-f]*/build-script-build" "$TMP/build.log" && ran=1
+  grep -q "Running .*axion-gen-cli-[0-9a-f]*/build-script-build" "$TMP/build.log" && ran=1
   printf '%s\t%s\t%.2f\t%s\n' "$1" "$2" "$(echo "$t1 - $t0" | bc)" "$ran" >> "$OUT/build.tsv"
 }
 for run in $(seq 1 "$ROUNDS"); do

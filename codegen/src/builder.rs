@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::load::{self, Inputs};
 use crate::model::{self, Model};
-use crate::{emit, writer};
-
-// A submodule so build.rs, which compiles builder.rs as its own module, gets it too.
-#[path = "descriptor_set.rs"]
-mod descriptor_set;
+use crate::{descriptor_set, emit, writer};
 
 /// The default pattern prefix: the stack's topics read `axion.graph-service....`.
 pub const DEFAULT_TOPIC_PREFIX: &str = "axion";

@@ -25,6 +25,7 @@
 
 pub mod breaking;
 pub mod builder;
+mod descriptor_set;
 pub mod docs;
 pub mod emit;
 mod envelope;

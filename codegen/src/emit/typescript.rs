@@ -30,7 +30,7 @@ pub fn emit(packages: &[Package], ts_proto_import: &str) -> BTreeMap<String, Str
     }
     files.insert(
         format!("{HELPER_MODULE}.ts"),
-        include_str!("../../templates/ts.axion-kafka.ts").to_owned(),
+        include_str!("../../../templates/ts.axion-kafka.ts").to_owned(),
     );
     files.insert("index.ts".to_owned(), index(&with_services));
     files

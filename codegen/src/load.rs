@@ -14,7 +14,7 @@ use crate::error::{Error, Location, Result};
 /// The options file axion-gen ships; it resolves even when no include dir has it.
 pub const OPTIONS_PROTO_NAME: &str = "axion/options.proto";
 /// The text of [`OPTIONS_PROTO_NAME`].
-pub const OPTIONS_PROTO: &str = include_str!("../proto/axion/options.proto");
+pub const OPTIONS_PROTO: &str = include_str!("../../proto/axion/options.proto");
 
 /// protox's built-in well-known types; copies of these in an input dir are not compiled.
 pub(crate) const WELL_KNOWN: &[&str] = &[
