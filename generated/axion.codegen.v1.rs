@@ -114,7 +114,7 @@ impl ::axion_runtime::serde::Serialize for Job {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
@@ -145,11 +145,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Job {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for Job {
+impl ::axion_runtime::codegen::json::JsonMessage for Job {
     const FULL_NAME: &'static str = "axion.codegen.v1.Job";
     fn merge_field<'de, A>(
         &mut self,
@@ -159,7 +159,7 @@ impl ::axion_runtime::json::JsonMessage for Job {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "id" => self.id = map.next_value::<j::De<j::Str, _>>()?.0,
             "projectId" | "project_id" => {
@@ -184,7 +184,7 @@ impl ::axion_runtime::serde::Serialize for StartJobRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("projectId", &j::ser::<j::Str, _>(&self.project_id))?;
@@ -204,11 +204,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for StartJobRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for StartJobRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for StartJobRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.StartJobRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -218,7 +218,7 @@ impl ::axion_runtime::json::JsonMessage for StartJobRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "projectId" | "project_id" => {
                 self.project_id = map.next_value::<j::De<j::Str, _>>()?.0;
@@ -238,7 +238,7 @@ impl ::axion_runtime::serde::Serialize for ListJobsRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         if self.page.is_some() {
@@ -253,11 +253,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for ListJobsRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for ListJobsRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -267,7 +267,7 @@ impl ::axion_runtime::json::JsonMessage for ListJobsRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "page" => self.page = map.next_value::<j::De<j::Opt<j::Msg>, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -281,7 +281,7 @@ impl ::axion_runtime::serde::Serialize for ListJobsResponse {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("jobs", &j::ser::<j::List<j::Msg>, _>(&self.jobs))?;
@@ -298,11 +298,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsResponse {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for ListJobsResponse {
+impl ::axion_runtime::codegen::json::JsonMessage for ListJobsResponse {
     const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsResponse";
     fn merge_field<'de, A>(
         &mut self,
@@ -312,7 +312,7 @@ impl ::axion_runtime::json::JsonMessage for ListJobsResponse {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "jobs" => self.jobs = map.next_value::<j::De<j::List<j::Msg>, _>>()?.0,
             "nextPageToken" | "next_page_token" => {
@@ -329,7 +329,7 @@ impl ::axion_runtime::serde::Serialize for CancelJobRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
@@ -342,11 +342,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CancelJobRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for CancelJobRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for CancelJobRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.CancelJobRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -356,7 +356,7 @@ impl ::axion_runtime::json::JsonMessage for CancelJobRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "id" => self.id = map.next_value::<j::De<j::Str, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -365,7 +365,7 @@ impl ::axion_runtime::json::JsonMessage for CancelJobRequest {
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::ProtoEnum for Language {
+impl ::axion_runtime::codegen::json::ProtoEnum for Language {
     fn number_of(name: &str) -> ::core::option::Option<i32> {
         Self::from_str_name(name).map(|value| value as i32)
     }
@@ -425,30 +425,48 @@ impl CODEGEN_SERVICE_TRAEFIK {
     /// Whether the edge speaks WebSocket.
     pub const WEBSOCKET: bool = true;
 }
+/// The contract of each of `axion.codegen.v1.CodegenService`'s rpcs, by rpc.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct CODEGEN_SERVICE_METHODS;
+impl CODEGEN_SERVICE_METHODS {
+    /// `StartJob` (request-reply).
+    pub const START_JOB: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "StartJob",
+        pattern: CODEGEN_SERVICE_PATTERNS::START_JOB,
+        reply_topic: ::core::option::Option::Some(
+            CODEGEN_SERVICE_REPLY_TOPICS::START_JOB,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+    /// `ListJobs` (request-reply).
+    pub const LIST_JOBS: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "ListJobs",
+        pattern: CODEGEN_SERVICE_PATTERNS::LIST_JOBS,
+        reply_topic: ::core::option::Option::Some(
+            CODEGEN_SERVICE_REPLY_TOPICS::LIST_JOBS,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+    /// `CancelJob` (request-reply).
+    pub const CANCEL_JOB: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "CancelJob",
+        pattern: CODEGEN_SERVICE_PATTERNS::CANCEL_JOB,
+        reply_topic: ::core::option::Option::Some(
+            CODEGEN_SERVICE_REPLY_TOPICS::CANCEL_JOB,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+}
 /// What a transport needs to know of `axion.codegen.v1.CodegenService`: patterns, reply topics, kinds, consumer group.
 pub const CODEGEN_SERVICE_CONTRACT: ::axion_runtime::ServiceContract = ::axion_runtime::ServiceContract {
     proto_name: "axion.codegen.v1.CodegenService",
     name: CODEGEN_SERVICE_NAME,
     server_group: "codegen-service-server",
     methods: &[
-        ::axion_runtime::MethodContract {
-            rpc: "StartJob",
-            pattern: CODEGEN_SERVICE_PATTERNS::START_JOB,
-            reply_topic: "axion.codegen-service.start-job.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "ListJobs",
-            pattern: CODEGEN_SERVICE_PATTERNS::LIST_JOBS,
-            reply_topic: "axion.codegen-service.list-jobs.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "CancelJob",
-            pattern: CODEGEN_SERVICE_PATTERNS::CANCEL_JOB,
-            reply_topic: "axion.codegen-service.cancel.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
+        CODEGEN_SERVICE_METHODS::START_JOB,
+        CODEGEN_SERVICE_METHODS::LIST_JOBS,
+        CODEGEN_SERVICE_METHODS::CANCEL_JOB,
     ],
 };
 /// Renders code from a project's graph.
@@ -530,9 +548,7 @@ pub mod codegen_service_client {
             &self,
             request: &super::StartJobRequest,
         ) -> ::core::result::Result<super::Job, ::axion_runtime::RpcError> {
-            self.inner
-                .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[0usize], request)
-                .await
+            self.inner.unary(&super::CODEGEN_SERVICE_METHODS::START_JOB, request).await
         }
         /// [`Self::start_job`] with per-call options (record key, headers, timeout).
         /// The reply comes with its headers.
@@ -545,11 +561,7 @@ pub mod codegen_service_client {
             ::axion_runtime::RpcError,
         > {
             self.inner
-                .unary_with(
-                    &super::CODEGEN_SERVICE_CONTRACT.methods[0usize],
-                    request,
-                    options,
-                )
+                .unary_with(&super::CODEGEN_SERVICE_METHODS::START_JOB, request, options)
                 .await
         }
         /// Lists jobs, one page at a time.
@@ -559,9 +571,7 @@ pub mod codegen_service_client {
             &self,
             request: &super::ListJobsRequest,
         ) -> ::core::result::Result<super::ListJobsResponse, ::axion_runtime::RpcError> {
-            self.inner
-                .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[1usize], request)
-                .await
+            self.inner.unary(&super::CODEGEN_SERVICE_METHODS::LIST_JOBS, request).await
         }
         /// [`Self::list_jobs`] with per-call options (record key, headers, timeout).
         /// The reply comes with its headers.
@@ -574,11 +584,7 @@ pub mod codegen_service_client {
             ::axion_runtime::RpcError,
         > {
             self.inner
-                .unary_with(
-                    &super::CODEGEN_SERVICE_CONTRACT.methods[1usize],
-                    request,
-                    options,
-                )
+                .unary_with(&super::CODEGEN_SERVICE_METHODS::LIST_JOBS, request, options)
                 .await
         }
         /// Cancels a running job; unknown ids are ignored.
@@ -588,9 +594,7 @@ pub mod codegen_service_client {
             &self,
             request: &super::CancelJobRequest,
         ) -> ::core::result::Result<super::Job, ::axion_runtime::RpcError> {
-            self.inner
-                .unary(&super::CODEGEN_SERVICE_CONTRACT.methods[2usize], request)
-                .await
+            self.inner.unary(&super::CODEGEN_SERVICE_METHODS::CANCEL_JOB, request).await
         }
         /// [`Self::cancel_job`] with per-call options (record key, headers, timeout).
         /// The reply comes with its headers.
@@ -604,7 +608,7 @@ pub mod codegen_service_client {
         > {
             self.inner
                 .unary_with(
-                    &super::CODEGEN_SERVICE_CONTRACT.methods[2usize],
+                    &super::CODEGEN_SERVICE_METHODS::CANCEL_JOB,
                     request,
                     options,
                 )
@@ -656,7 +660,7 @@ pub mod codegen_service_server {
             let service = ::std::sync::Arc::clone(&self.inner);
             match incoming.pattern.as_str() {
                 super::CODEGEN_SERVICE_PATTERNS::START_JOB => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |request: ::axion_runtime::Request<super::StartJobRequest>| async move {
                             super::CodegenService::start_job(&*service, request).await
@@ -664,7 +668,7 @@ pub mod codegen_service_server {
                     )
                 }
                 super::CODEGEN_SERVICE_PATTERNS::LIST_JOBS => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |request: ::axion_runtime::Request<super::ListJobsRequest>| async move {
                             super::CodegenService::list_jobs(&*service, request).await
@@ -672,7 +676,7 @@ pub mod codegen_service_server {
                     )
                 }
                 super::CODEGEN_SERVICE_PATTERNS::CANCEL_JOB => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |
                             request: ::axion_runtime::Request<super::CancelJobRequest>|
@@ -681,7 +685,7 @@ pub mod codegen_service_server {
                         },
                     )
                 }
-                _ => ::axion_runtime::server::no_handler(incoming),
+                _ => ::axion_runtime::codegen::no_handler(incoming),
             }
         }
     }

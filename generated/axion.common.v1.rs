@@ -28,7 +28,7 @@ impl ::axion_runtime::serde::Serialize for Actor {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("userId", &j::ser::<j::Str, _>(&self.user_id))?;
@@ -42,11 +42,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Actor {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for Actor {
+impl ::axion_runtime::codegen::json::JsonMessage for Actor {
     const FULL_NAME: &'static str = "axion.common.v1.Actor";
     fn merge_field<'de, A>(
         &mut self,
@@ -56,7 +56,7 @@ impl ::axion_runtime::json::JsonMessage for Actor {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "userId" | "user_id" => {
                 self.user_id = map.next_value::<j::De<j::Str, _>>()?.0;
@@ -75,7 +75,7 @@ impl ::axion_runtime::serde::Serialize for PageRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("pageSize", &j::ser::<j::U32, _>(&self.page_size))?;
@@ -89,11 +89,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for PageRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for PageRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for PageRequest {
     const FULL_NAME: &'static str = "axion.common.v1.PageRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -103,7 +103,7 @@ impl ::axion_runtime::json::JsonMessage for PageRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "pageSize" | "page_size" => {
                 self.page_size = map.next_value::<j::De<j::U32, _>>()?.0;

@@ -172,7 +172,7 @@ impl ::axion_runtime::serde::Serialize for Project {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
@@ -213,11 +213,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for Project {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for Project {
+impl ::axion_runtime::codegen::json::JsonMessage for Project {
     const FULL_NAME: &'static str = "axion.graph.v1.Project";
     fn merge_field<'de, A>(
         &mut self,
@@ -227,7 +227,7 @@ impl ::axion_runtime::json::JsonMessage for Project {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "id" => self.id = map.next_value::<j::De<j::Str, _>>()?.0,
             "name" => self.name = map.next_value::<j::De<j::Str, _>>()?.0,
@@ -277,7 +277,7 @@ impl ::axion_runtime::serde::Serialize for project::Source {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("url", &j::ser::<j::Str, _>(&self.url))?;
@@ -291,11 +291,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for project::Source {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for project::Source {
+impl ::axion_runtime::codegen::json::JsonMessage for project::Source {
     const FULL_NAME: &'static str = "axion.graph.v1.Project.Source";
     fn merge_field<'de, A>(
         &mut self,
@@ -305,7 +305,7 @@ impl ::axion_runtime::json::JsonMessage for project::Source {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "url" => self.url = map.next_value::<j::De<j::Str, _>>()?.0,
             "revision" => self.revision = map.next_value::<j::De<j::Str, _>>()?.0,
@@ -320,7 +320,7 @@ impl ::axion_runtime::serde::Serialize for CreateProjectRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("name", &j::ser::<j::Str, _>(&self.name))?;
@@ -338,11 +338,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for CreateProjectRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -352,7 +352,7 @@ impl ::axion_runtime::json::JsonMessage for CreateProjectRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "name" => self.name = map.next_value::<j::De<j::Str, _>>()?.0,
             "description" => self.description = map.next_value::<j::De<j::Str, _>>()?.0,
@@ -370,7 +370,7 @@ impl ::axion_runtime::serde::Serialize for CreateProjectResponse {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         if self.project.is_some() {
@@ -385,11 +385,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectResponse {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for CreateProjectResponse {
+impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectResponse {
     const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectResponse";
     fn merge_field<'de, A>(
         &mut self,
@@ -399,7 +399,7 @@ impl ::axion_runtime::json::JsonMessage for CreateProjectResponse {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "project" => self.project = map.next_value::<j::De<j::Opt<j::Msg>, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -413,7 +413,7 @@ impl ::axion_runtime::serde::Serialize for GetProjectRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
@@ -426,11 +426,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for GetProjectRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for GetProjectRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for GetProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.GetProjectRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -440,7 +440,7 @@ impl ::axion_runtime::json::JsonMessage for GetProjectRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "id" => self.id = map.next_value::<j::De<j::Str, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -454,7 +454,7 @@ impl ::axion_runtime::serde::Serialize for ListProjectsRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry(
@@ -470,11 +470,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListProjectsRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for ListProjectsRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for ListProjectsRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.ListProjectsRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -484,7 +484,7 @@ impl ::axion_runtime::json::JsonMessage for ListProjectsRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "status" => {
                 self.status = map.next_value::<j::De<j::Enum<ProjectStatus>, _>>()?.0;
@@ -500,7 +500,7 @@ impl ::axion_runtime::serde::Serialize for DeleteProjectRequest {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
@@ -513,11 +513,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for DeleteProjectRequest {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for DeleteProjectRequest {
+impl ::axion_runtime::codegen::json::JsonMessage for DeleteProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.DeleteProjectRequest";
     fn merge_field<'de, A>(
         &mut self,
@@ -527,7 +527,7 @@ impl ::axion_runtime::json::JsonMessage for DeleteProjectRequest {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "id" => self.id = map.next_value::<j::De<j::Str, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -541,7 +541,7 @@ impl ::axion_runtime::serde::Serialize for ProjectCreatedEvent {
     where
         S: ::axion_runtime::serde::Serializer,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         use ::axion_runtime::serde::ser::SerializeMap as _;
         let mut map = serializer.serialize_map(::core::option::Option::None)?;
         if self.project.is_some() {
@@ -556,11 +556,11 @@ impl<'de> ::axion_runtime::serde::Deserialize<'de> for ProjectCreatedEvent {
     where
         D: ::axion_runtime::serde::Deserializer<'de>,
     {
-        ::axion_runtime::json::deserialize_message(deserializer)
+        ::axion_runtime::codegen::json::deserialize_message(deserializer)
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::JsonMessage for ProjectCreatedEvent {
+impl ::axion_runtime::codegen::json::JsonMessage for ProjectCreatedEvent {
     const FULL_NAME: &'static str = "axion.graph.v1.ProjectCreatedEvent";
     fn merge_field<'de, A>(
         &mut self,
@@ -570,7 +570,7 @@ impl ::axion_runtime::json::JsonMessage for ProjectCreatedEvent {
     where
         A: ::axion_runtime::serde::de::MapAccess<'de>,
     {
-        use ::axion_runtime::json as j;
+        use ::axion_runtime::codegen::json as j;
         match key {
             "project" => self.project = map.next_value::<j::De<j::Opt<j::Msg>, _>>()?.0,
             _ => return ::core::result::Result::Ok(false),
@@ -579,7 +579,7 @@ impl ::axion_runtime::json::JsonMessage for ProjectCreatedEvent {
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::json::ProtoEnum for ProjectStatus {
+impl ::axion_runtime::codegen::json::ProtoEnum for ProjectStatus {
     fn number_of(name: &str) -> ::core::option::Option<i32> {
         Self::from_str_name(name).map(|value| value as i32)
     }
@@ -646,42 +646,66 @@ impl GRAPH_SERVICE_TRAEFIK {
     /// Whether the edge speaks WebSocket.
     pub const WEBSOCKET: bool = true;
 }
+/// The contract of each of `axion.graph.v1.GraphService`'s rpcs, by rpc.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct GRAPH_SERVICE_METHODS;
+impl GRAPH_SERVICE_METHODS {
+    /// `CreateProject` (request-reply).
+    pub const CREATE_PROJECT: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "CreateProject",
+        pattern: GRAPH_SERVICE_PATTERNS::CREATE_PROJECT,
+        reply_topic: ::core::option::Option::Some(
+            GRAPH_SERVICE_REPLY_TOPICS::CREATE_PROJECT,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+    /// `GetProject` (request-reply).
+    pub const GET_PROJECT: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "GetProject",
+        pattern: GRAPH_SERVICE_PATTERNS::GET_PROJECT,
+        reply_topic: ::core::option::Option::Some(
+            GRAPH_SERVICE_REPLY_TOPICS::GET_PROJECT,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+    /// `ListProjects` (server-streaming).
+    pub const LIST_PROJECTS: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "ListProjects",
+        pattern: GRAPH_SERVICE_PATTERNS::LIST_PROJECTS,
+        reply_topic: ::core::option::Option::Some(
+            GRAPH_SERVICE_REPLY_TOPICS::LIST_PROJECTS,
+        ),
+        kind: ::axion_runtime::MethodKind::ServerStreaming,
+    };
+    /// `DeleteProject` (request-reply).
+    pub const DELETE_PROJECT: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "DeleteProject",
+        pattern: GRAPH_SERVICE_PATTERNS::DELETE_PROJECT,
+        reply_topic: ::core::option::Option::Some(
+            GRAPH_SERVICE_REPLY_TOPICS::DELETE_PROJECT,
+        ),
+        kind: ::axion_runtime::MethodKind::RequestReply,
+    };
+    /// `ProjectCreated` (event).
+    pub const PROJECT_CREATED: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
+        rpc: "ProjectCreated",
+        pattern: GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
+        reply_topic: ::core::option::Option::None,
+        kind: ::axion_runtime::MethodKind::Event,
+    };
+}
 /// What a transport needs to know of `axion.graph.v1.GraphService`: patterns, reply topics, kinds, consumer group.
 pub const GRAPH_SERVICE_CONTRACT: ::axion_runtime::ServiceContract = ::axion_runtime::ServiceContract {
     proto_name: "axion.graph.v1.GraphService",
     name: GRAPH_SERVICE_NAME,
     server_group: "graph-service-server",
     methods: &[
-        ::axion_runtime::MethodContract {
-            rpc: "CreateProject",
-            pattern: GRAPH_SERVICE_PATTERNS::CREATE_PROJECT,
-            reply_topic: "axion.graph-service.create-project.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "GetProject",
-            pattern: GRAPH_SERVICE_PATTERNS::GET_PROJECT,
-            reply_topic: "axion.graph-service.get-project.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "ListProjects",
-            pattern: GRAPH_SERVICE_PATTERNS::LIST_PROJECTS,
-            reply_topic: "axion.graph-service.list-projects.reply",
-            kind: ::axion_runtime::MethodKind::ServerStreaming,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "DeleteProject",
-            pattern: GRAPH_SERVICE_PATTERNS::DELETE_PROJECT,
-            reply_topic: "axion.graph-service.delete-project.reply",
-            kind: ::axion_runtime::MethodKind::RequestReply,
-        },
-        ::axion_runtime::MethodContract {
-            rpc: "ProjectCreated",
-            pattern: GRAPH_SERVICE_PATTERNS::PROJECT_CREATED,
-            reply_topic: "axion.graph-service.project-created.reply",
-            kind: ::axion_runtime::MethodKind::Event,
-        },
+        GRAPH_SERVICE_METHODS::CREATE_PROJECT,
+        GRAPH_SERVICE_METHODS::GET_PROJECT,
+        GRAPH_SERVICE_METHODS::LIST_PROJECTS,
+        GRAPH_SERVICE_METHODS::DELETE_PROJECT,
+        GRAPH_SERVICE_METHODS::PROJECT_CREATED,
     ],
 };
 /// Creates, reads, lists and deletes projects.
@@ -788,7 +812,7 @@ pub mod graph_service_client {
             ::axion_runtime::RpcError,
         > {
             self.inner
-                .unary(&super::GRAPH_SERVICE_CONTRACT.methods[0usize], request)
+                .unary(&super::GRAPH_SERVICE_METHODS::CREATE_PROJECT, request)
                 .await
         }
         /// [`Self::create_project`] with per-call options (record key, headers, timeout).
@@ -803,7 +827,7 @@ pub mod graph_service_client {
         > {
             self.inner
                 .unary_with(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[0usize],
+                    &super::GRAPH_SERVICE_METHODS::CREATE_PROJECT,
                     request,
                     options,
                 )
@@ -816,9 +840,7 @@ pub mod graph_service_client {
             &self,
             request: &super::GetProjectRequest,
         ) -> ::core::result::Result<super::Project, ::axion_runtime::RpcError> {
-            self.inner
-                .unary(&super::GRAPH_SERVICE_CONTRACT.methods[1usize], request)
-                .await
+            self.inner.unary(&super::GRAPH_SERVICE_METHODS::GET_PROJECT, request).await
         }
         /// [`Self::get_project`] with per-call options (record key, headers, timeout).
         /// The reply comes with its headers.
@@ -831,11 +853,7 @@ pub mod graph_service_client {
             ::axion_runtime::RpcError,
         > {
             self.inner
-                .unary_with(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[1usize],
-                    request,
-                    options,
-                )
+                .unary_with(&super::GRAPH_SERVICE_METHODS::GET_PROJECT, request, options)
                 .await
         }
         /// Streams every stored project, oldest first.
@@ -849,10 +867,7 @@ pub mod graph_service_client {
             ::axion_runtime::RpcError,
         > {
             self.inner
-                .server_streaming(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[2usize],
-                    request,
-                )
+                .server_streaming(&super::GRAPH_SERVICE_METHODS::LIST_PROJECTS, request)
                 .await
         }
         /// [`Self::list_projects`] with per-call options (record key, headers, timeout).
@@ -866,7 +881,7 @@ pub mod graph_service_client {
         > {
             self.inner
                 .server_streaming_with(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[2usize],
+                    &super::GRAPH_SERVICE_METHODS::LIST_PROJECTS,
                     request,
                     options,
                 )
@@ -880,7 +895,7 @@ pub mod graph_service_client {
             request: &super::DeleteProjectRequest,
         ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
             self.inner
-                .unary(&super::GRAPH_SERVICE_CONTRACT.methods[3usize], request)
+                .unary(&super::GRAPH_SERVICE_METHODS::DELETE_PROJECT, request)
                 .await
         }
         /// [`Self::delete_project`] with per-call options (record key, headers, timeout).
@@ -895,7 +910,7 @@ pub mod graph_service_client {
         > {
             self.inner
                 .unary_with(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[3usize],
+                    &super::GRAPH_SERVICE_METHODS::DELETE_PROJECT,
                     request,
                     options,
                 )
@@ -908,7 +923,7 @@ pub mod graph_service_client {
             &self,
             event: &super::ProjectCreatedEvent,
         ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
-            self.inner.emit(&super::GRAPH_SERVICE_CONTRACT.methods[4usize], event).await
+            self.inner.emit(&super::GRAPH_SERVICE_METHODS::PROJECT_CREATED, event).await
         }
         /// [`Self::project_created`] with per-call options (record key, headers, timeout).
         pub async fn project_created_with(
@@ -918,7 +933,7 @@ pub mod graph_service_client {
         ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
             self.inner
                 .emit_with(
-                    &super::GRAPH_SERVICE_CONTRACT.methods[4usize],
+                    &super::GRAPH_SERVICE_METHODS::PROJECT_CREATED,
                     event,
                     options,
                 )
@@ -970,7 +985,7 @@ pub mod graph_service_server {
             let service = ::std::sync::Arc::clone(&self.inner);
             match incoming.pattern.as_str() {
                 super::GRAPH_SERVICE_PATTERNS::CREATE_PROJECT => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |
                             request: ::axion_runtime::Request<
@@ -982,7 +997,7 @@ pub mod graph_service_server {
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::GET_PROJECT => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |
                             request: ::axion_runtime::Request<super::GetProjectRequest>|
@@ -992,7 +1007,7 @@ pub mod graph_service_server {
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::LIST_PROJECTS => {
-                    ::axion_runtime::server::server_streaming(
+                    ::axion_runtime::codegen::server_streaming(
                         incoming,
                         move |
                             request: ::axion_runtime::Request<
@@ -1004,7 +1019,7 @@ pub mod graph_service_server {
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::DELETE_PROJECT => {
-                    ::axion_runtime::server::unary(
+                    ::axion_runtime::codegen::unary(
                         incoming,
                         move |
                             request: ::axion_runtime::Request<
@@ -1016,7 +1031,7 @@ pub mod graph_service_server {
                     )
                 }
                 super::GRAPH_SERVICE_PATTERNS::PROJECT_CREATED => {
-                    ::axion_runtime::server::event(
+                    ::axion_runtime::codegen::event(
                         incoming,
                         move |
                             event: ::axion_runtime::Request<super::ProjectCreatedEvent>|
@@ -1025,7 +1040,7 @@ pub mod graph_service_server {
                         },
                     )
                 }
-                _ => ::axion_runtime::server::no_handler(incoming),
+                _ => ::axion_runtime::codegen::no_handler(incoming),
             }
         }
     }

@@ -93,10 +93,16 @@ struct InputArgs {
     /// More include dirs for imports (repeatable).
     #[arg(long = "include", short = 'I', value_name = "DIR")]
     includes: Vec<PathBuf>,
-    /// Prefix of default patterns (<prefix>.<service>.<rpc>); "" for none. A file's
-    /// `option (axion.file).topic_prefix` wins.
-    #[arg(long, value_name = "P", default_value = axion_gen::DEFAULT_TOPIC_PREFIX)]
-    topic_prefix: String,
+    /// Prefix of default patterns; "" for none. Default: "axion" with the service scheme, none
+    /// with the package scheme. A file's `option (axion.file).topic_prefix` wins.
+    #[arg(long, value_name = "P")]
+    topic_prefix: Option<String>,
+    /// How default patterns are formed: "service" is <prefix>.<service>.<rpc>
+    /// (axion.graph-service.create-project), "package" is [<prefix>.]<proto
+    /// package>.<service>.<rpc> (axion.graph.v1.graph-service.create-project: versions of one API
+    /// side by side). A file's `option (axion.file).pattern_scheme` wins.
+    #[arg(long, value_name = "SCHEME", value_enum, default_value_t = Scheme::Service)]
+    pattern_scheme: Scheme,
     /// Skip client/bidi-streaming rpcs, edition files and copies of well-known types with a
     /// warning instead of failing.
     #[arg(long)]
@@ -104,6 +110,38 @@ struct InputArgs {
     /// Extra .proto files (below the proto dir or an include dir).
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// `--pattern-scheme` values ([`axion_gen::PatternScheme`]).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Scheme {
+    Service,
+    Package,
+}
+
+impl InputArgs {
+    /// The configuration these flags describe; every command starts from it.
+    fn builder(&self) -> axion_gen::Builder {
+        let mut builder = axion_gen::configure()
+            .pattern_scheme(match self.pattern_scheme {
+                Scheme::Service => axion_gen::PatternScheme::Service,
+                Scheme::Package => axion_gen::PatternScheme::Package,
+            })
+            .skip_unsupported(self.skip_unsupported);
+        if let Some(dir) = &self.proto_dir {
+            builder = builder.proto_dir(dir);
+        }
+        for dir in &self.includes {
+            builder = builder.include(dir);
+        }
+        for file in &self.files {
+            builder = builder.proto_file(file);
+        }
+        if let Some(prefix) = &self.topic_prefix {
+            builder = builder.topic_prefix(prefix);
+        }
+        builder
+    }
 }
 
 #[derive(Args, Debug)]
@@ -127,7 +165,7 @@ struct GenerateArgs {
     ts: Option<PathBuf>,
     /// Where the TypeScript contracts import ts-proto's types from: ts-proto's output dir
     /// relative to the --ts dir (starting with "."), or a module prefix used as is.
-    #[arg(long, value_name = "PATH", default_value = "../gen")]
+    #[arg(long, value_name = "PATH", default_value = axion_gen::emit::typescript::DEFAULT_TS_PROTO_IMPORT)]
     ts_proto_import: String,
 }
 
@@ -158,32 +196,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn generate(
-    input: &InputArgs,
-    server_url: Option<&str>,
-) -> axion_gen::Result<axion_gen::Generated> {
-    generate_with(input, server_url, |b| b)
-}
-
-fn generate_with(
-    input: &InputArgs,
-    server_url: Option<&str>,
-    more: impl FnOnce(axion_gen::Builder) -> axion_gen::Builder,
-) -> axion_gen::Result<axion_gen::Generated> {
-    let mut builder = axion_gen::configure()
-        .topic_prefix(input.topic_prefix.clone())
-        .skip_unsupported(input.skip_unsupported);
-    if let Some(url) = server_url {
-        builder = builder.traefik_server_url(url);
-    }
-    let builder = more(builder);
-    let inputs = axion_gen::Inputs {
-        proto_dir: input.proto_dir.clone(),
-        files: input.files.clone(),
-        includes: input.includes.clone(),
-        skip_unsupported: input.skip_unsupported,
-    };
-    let generated = builder.generate(&inputs)?;
+/// Runs the pipeline `builder` describes; its warnings go to stderr.
+fn generate(builder: &axion_gen::Builder) -> axion_gen::Result<axion_gen::Generated> {
+    let generated = builder.generate()?;
     for warning in &generated.warnings {
         eprintln!("{warning}");
     }
@@ -194,136 +209,115 @@ fn run(cli: Cli) -> axion_gen::Result<ExitCode> {
     match cli.command {
         Command::Asyncapi(args) => asyncapi(&args),
         Command::Check(args) => check(&args),
-        Command::Generate(args) => {
-            let generated =
-                generate_with(
-                    &args.input,
-                    args.traefik_server_url.as_deref(),
-                    |b| match &args.ts {
-                        Some(dir) => b.ts_out(dir).ts_proto_import(&args.ts_proto_import),
-                        None => b,
-                    },
-                )?;
-            let outputs = generated.outputs(&args.out);
-            let count: usize = outputs.iter().map(|(_, files)| files.len()).sum();
-            let dirs: Vec<String> = outputs
-                .iter()
-                .map(|(d, _)| d.display().to_string())
-                .collect();
-            if args.check {
-                let mut drift = Vec::new();
-                for (dir, files) in &outputs {
-                    for (path, kind) in axion_gen::writer::check(dir, files)? {
-                        drift.push((dir.join(path), kind));
-                    }
-                }
-                if drift.is_empty() {
-                    eprintln!("{count} files up to date in {}", dirs.join(" and "));
-                    return Ok(ExitCode::SUCCESS);
-                }
-                for (path, kind) in &drift {
-                    println!("{}: {kind:?}", path.display());
-                }
-                eprintln!(
-                    "{} file(s) drifted; run without --check to regenerate",
-                    drift.len()
-                );
-                return Ok(ExitCode::from(1));
-            }
-            let mut written = 0;
-            for (dir, files) in &outputs {
-                written += axion_gen::writer::write(dir, files)?.len();
-            }
-            eprintln!(
-                "generated {count} files into {} ({written} changed)",
-                dirs.join(" and ")
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Generate(args) => generate_files(&args),
+        Command::Topics(args) => topics(&args),
+        Command::List(args) => list(&args),
+    }
+}
+
+fn generate_files(args: &GenerateArgs) -> axion_gen::Result<ExitCode> {
+    let mut builder = args.input.builder().out_dir(&args.out);
+    if let Some(url) = &args.traefik_server_url {
+        builder = builder.traefik_server_url(url);
+    }
+    if let Some(dir) = &args.ts {
+        builder = builder.ts_out(dir).ts_proto_import(&args.ts_proto_import);
+    }
+    let generated = generate(&builder)?;
+    let outputs = generated.outputs(&args.out);
+    let count: usize = outputs.iter().map(|(_, files)| files.len()).sum();
+    let dirs: Vec<String> = outputs
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    if args.check {
+        let drift = builder.check(&generated)?;
+        if drift.is_empty() {
+            eprintln!("{count} files up to date in {}", dirs.join(" and "));
+            return Ok(ExitCode::SUCCESS);
         }
-        Command::Topics(args) => {
-            let generated = generate(&args.input, None)?;
-            // The same set as the runtime's `ensure_topics`: servers dead-letter poison
-            // messages to `<pattern>.dlq`.
-            let mut topics: Vec<String> = generated
-                .model
-                .packages
-                .iter()
-                .flat_map(|p| p.services.iter())
-                .flat_map(|s| s.methods.iter())
-                .flat_map(|m| {
-                    let reply = (m.kind != axion_gen::model::MethodKind::Event)
-                        .then(|| m.reply_topic.clone());
-                    [m.pattern.clone(), m.dlq_topic.clone()]
-                        .into_iter()
-                        .chain(reply)
-                })
-                .collect();
-            topics.sort_unstable();
-            topics.dedup();
-            if args.json {
-                let rows: Vec<serde_json::Value> = topics
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "name": t,
-                            "partitions": args.partitions,
-                            "replication": args.replication,
-                        })
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).expect("rows serialize")
-                );
-            } else {
-                for t in topics {
-                    println!("{t} {} {}", args.partitions, args.replication);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        for (path, kind) in &drift {
+            println!("{}: {kind:?}", path.display());
         }
-        Command::List(args) => {
-            let generated = generate(&args.input, None)?;
-            let rows: Vec<Row> = generated
-                .model
-                .packages
-                .iter()
-                .flat_map(|p| p.services.iter())
-                .flat_map(|s| {
-                    s.methods.iter().map(move |m| Row {
-                        service: s.full_name.clone(),
-                        service_name: s.kafka_name.clone(),
-                        rpc: m.proto_name.clone(),
-                        kind: m.kind.as_str(),
-                        pattern: m.pattern.clone(),
-                        reply_topic: (m.kind != axion_gen::model::MethodKind::Event)
-                            .then(|| m.reply_topic.clone()),
-                        request: m.input_proto.clone(),
-                        response: m.output_proto.clone(),
-                    })
+        eprintln!(
+            "{} file(s) drifted; run without --check to regenerate",
+            drift.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let written = builder.write(&generated)?.len();
+    eprintln!(
+        "generated {count} files into {} ({written} changed)",
+        dirs.join(" and ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn topics(args: &TopicsArgs) -> axion_gen::Result<ExitCode> {
+    let generated = generate(&args.input.builder())?;
+    let topics = generated.model.topics();
+    if args.json {
+        let rows: Vec<serde_json::Value> = topics
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t,
+                    "partitions": args.partitions,
+                    "replication": args.replication,
                 })
-                .collect();
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).expect("rows serialize")
-                );
-            } else {
-                println!("SERVICE\tRPC\tKIND\tPATTERN\tREPLY TOPIC");
-                for r in &rows {
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        r.service,
-                        r.rpc,
-                        r.kind,
-                        r.pattern,
-                        r.reply_topic.as_deref().unwrap_or("-")
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
+    } else {
+        for t in topics {
+            println!("{t} {} {}", args.partitions, args.replication);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(args: &ListArgs) -> axion_gen::Result<ExitCode> {
+    let generated = generate(&args.input.builder())?;
+    let rows: Vec<Row> = generated
+        .model
+        .packages
+        .iter()
+        .flat_map(|p| p.services.iter())
+        .flat_map(|s| {
+            s.methods.iter().map(move |m| Row {
+                service: s.full_name.clone(),
+                service_name: s.kafka_name.clone(),
+                rpc: m.proto_name.clone(),
+                kind: m.kind.as_str(),
+                pattern: m.pattern.clone(),
+                reply_topic: m.reply_topic.clone(),
+                request: m.input_proto.clone(),
+                response: m.output_proto.clone(),
+            })
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
+    } else {
+        println!("SERVICE\tRPC\tKIND\tPATTERN\tREPLY TOPIC");
+        for r in &rows {
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                r.service,
+                r.rpc,
+                r.kind,
+                r.pattern,
+                r.reply_topic.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(serde::Serialize)]
@@ -340,7 +334,7 @@ struct Row {
 
 fn asyncapi(args: &AsyncapiArgs) -> axion_gen::Result<ExitCode> {
     use axion_gen::emit::asyncapi;
-    let generated = generate(&args.input, None)?;
+    let generated = generate(&args.input.builder())?;
     let options = asyncapi::Options {
         api_version: args.api_version.clone(),
         brokers: args.server.clone(),
@@ -365,33 +359,20 @@ fn asyncapi(args: &AsyncapiArgs) -> axion_gen::Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     };
-    let existing = std::fs::read_to_string(out).ok();
     if args.check {
-        if existing.as_deref() == Some(text.as_str()) {
-            eprintln!("{} is up to date", out.display());
-            return Ok(ExitCode::SUCCESS);
-        }
-        let kind = if existing.is_some() {
-            "Changed"
-        } else {
-            "Missing"
-        };
-        println!("{}: {kind}", out.display());
-        eprintln!("run without --check to regenerate");
-        return Ok(ExitCode::from(1));
+        return Ok(match axion_gen::writer::check_file(out, &text) {
+            None => {
+                eprintln!("{} is up to date", out.display());
+                ExitCode::SUCCESS
+            }
+            Some(kind) => {
+                println!("{}: {kind:?}", out.display());
+                eprintln!("run without --check to regenerate");
+                ExitCode::from(1)
+            }
+        });
     }
-    if existing.as_deref() != Some(text.as_str()) {
-        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| axion_gen::Error::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        std::fs::write(out, &text).map_err(|source| axion_gen::Error::Io {
-            path: out.clone(),
-            source,
-        })?;
-    }
+    axion_gen::writer::write_file(out, &text)?;
     eprintln!(
         "wrote {} ({} channels, {} operations, {} schemas)",
         out.display(),
@@ -403,24 +384,7 @@ fn asyncapi(args: &AsyncapiArgs) -> axion_gen::Result<ExitCode> {
 }
 
 fn check(args: &CheckArgs) -> axion_gen::Result<ExitCode> {
-    let input = &args.input;
-    let new = axion_gen::Inputs {
-        proto_dir: input.proto_dir.clone(),
-        files: input.files.clone(),
-        includes: input.includes.clone(),
-        skip_unsupported: input.skip_unsupported,
-    };
-    let reference = axion_gen::Inputs {
-        proto_dir: Some(args.against.clone()),
-        files: Vec::new(),
-        includes: input.includes.clone(),
-        skip_unsupported: input.skip_unsupported,
-    };
-    let options = axion_gen::model::ModelOptions {
-        topic_prefix: input.topic_prefix.clone(),
-        skip_unsupported: input.skip_unsupported,
-    };
-    let findings = axion_gen::breaking::check(&new, &reference, &options)?;
+    let findings = args.input.builder().breaking_changes(&args.against)?;
     if args.json {
         println!(
             "{}",

@@ -124,12 +124,9 @@ fn descriptor_sets_generate_what_proto_files_generate() {
             .into_iter()
             .filter(|n| n != "axion/options.proto")
             .collect();
-        let inputs = axion_gen::Inputs {
-            proto_dir: Some(dir.clone()),
-            ..Default::default()
-        };
         let from_files = axion_gen::configure()
-            .generate(&inputs)
+            .proto_dir(&dir)
+            .generate()
             .unwrap_or_else(|e| panic!("{label}: {e}"));
         let set = descriptor_set(&dir, &names);
         let from_set = axion_gen::configure()

@@ -40,7 +40,7 @@ impl fmt::Display for Finding {
 }
 
 /// Compares the contracts of `new` with those of `reference`. An empty list means compatible.
-pub fn check(new: &Inputs, reference: &Inputs, options: &ModelOptions) -> Result<Vec<Finding>> {
+pub(crate) fn check(new: &Inputs, reference: &Inputs, options: &ModelOptions) -> Result<Vec<Finding>> {
     let new = Version::load(new, options)?;
     let old = Version::load(reference, options)?;
     let mut out = Findings::default();
@@ -235,7 +235,7 @@ impl Version {
 }
 
 fn reply_of(m: &Method) -> Option<&str> {
-    (m.kind != MethodKind::Event).then_some(m.reply_topic.as_str())
+    m.reply_topic.as_deref()
 }
 
 fn compare_rpcs(old: &Version, new: &Version, out: &mut Findings) {

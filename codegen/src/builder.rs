@@ -3,26 +3,32 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::breaking::{self, Finding};
 use crate::error::{Error, Result};
 use crate::load::{self, Inputs};
-use crate::model::{self, Model};
-use crate::{descriptor_set, emit, writer};
+use crate::model::{self, Model, ModelOptions, PatternScheme};
+use crate::writer::{self, Drift};
+use crate::{descriptor_set, emit};
 
-/// The default pattern prefix: the stack's topics read `axion.graph-service....`.
-pub const DEFAULT_TOPIC_PREFIX: &str = "axion";
+/// Where [`Builder::compile_dir`] writes below `OUT_DIR` when no [`Builder::out_dir`] is set:
+/// what `axion_runtime::include_contracts!()` reads.
+pub const OUT_DIR_SUBDIR: &str = "axion";
 
 /// Starts a build-script/CLI configuration, in the spirit of `tonic_build::configure()`.
 pub fn configure() -> Builder {
     Builder::default()
 }
 
-/// Generation options. Every front end goes through [`Builder::generate`].
+/// The one configuration of a generation: its inputs, the options of the model, and the
+/// outputs chosen (Rust modules with Traefik snippets, TypeScript contracts). Every front end
+/// (build scripts, the CLI, the fuzzers) fills one and runs it.
 #[derive(Clone, Debug)]
 pub struct Builder {
-    topic_prefix: String,
-    skip_unsupported: bool,
-    out_dir: Option<PathBuf>,
+    proto_dir: Option<PathBuf>,
+    files: Vec<PathBuf>,
     includes: Vec<PathBuf>,
+    model: ModelOptions,
+    out_dir: Option<PathBuf>,
     emit_rerun_if_changed: Option<bool>,
     traefik_server_url: Option<String>,
     ts_out: Option<PathBuf>,
@@ -32,10 +38,11 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            topic_prefix: DEFAULT_TOPIC_PREFIX.to_owned(),
-            skip_unsupported: false,
-            out_dir: None,
+            proto_dir: None,
+            files: Vec::new(),
             includes: Vec::new(),
+            model: ModelOptions::default(),
+            out_dir: None,
             emit_rerun_if_changed: None,
             traefik_server_url: None,
             ts_out: None,
@@ -98,30 +105,50 @@ impl Generated {
 }
 
 impl Builder {
-    /// Prefix of default patterns (`<prefix>.<service>.<rpc>`); `""` drops it. A file's
-    /// `option (axion.file).topic_prefix` wins over this. Default: `axion`.
+    /// Every `.proto` below `dir` is a contract, and `dir` is the first include dir.
+    pub fn proto_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.proto_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds a contract file: a path on disk, or a name relative to an include dir.
+    pub fn proto_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.files.push(file.into());
+        self
+    }
+
+    /// Adds an include dir for imports (after the proto dir).
+    pub fn include(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.includes.push(dir.into());
+        self
+    }
+
+    /// Prefix of default patterns; `""` drops it. A file's `option (axion.file).topic_prefix`
+    /// wins over this. Default: the scheme's ([`PatternScheme::default_prefix`]): `axion` with
+    /// the service scheme, none with the package scheme.
     pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.topic_prefix = prefix.into();
+        self.model.topic_prefix = Some(prefix.into());
+        self
+    }
+
+    /// How default patterns are formed ([`PatternScheme`]); a file's
+    /// `option (axion.file).pattern_scheme` wins over this. Default: [`PatternScheme::Service`].
+    pub fn pattern_scheme(mut self, scheme: PatternScheme) -> Self {
+        self.model.pattern_scheme = scheme;
         self
     }
 
     /// Skip client/bidi-streaming rpcs, edition files and copies of well-known types, with a
     /// warning, instead of failing. Default: false.
     pub fn skip_unsupported(mut self, yes: bool) -> Self {
-        self.skip_unsupported = yes;
+        self.model.skip_unsupported = yes;
         self
     }
 
-    /// Where [`Builder::compile`] writes. Default: `$OUT_DIR/axion` (what
-    /// `axion_runtime::include_contracts!()` reads).
+    /// Where the Rust modules (and Traefik snippets) go. Default in a build script:
+    /// `$OUT_DIR/axion` (what `axion_runtime::include_contracts!()` reads).
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
-        self
-    }
-
-    /// Adds an include dir for imports.
-    pub fn include(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.includes.push(dir.into());
         self
     }
 
@@ -159,48 +186,37 @@ impl Builder {
 
     /// Generates from every `.proto` under `proto_dir` and writes the output (build scripts).
     pub fn compile_dir(self, proto_dir: impl AsRef<Path>) -> Result<Generated> {
-        let inputs = Inputs {
-            proto_dir: Some(proto_dir.as_ref().to_owned()),
-            files: Vec::new(),
-            includes: self.includes.clone(),
-            skip_unsupported: self.skip_unsupported,
-        };
-        self.compile_inputs(&inputs, Some(proto_dir.as_ref()))
+        self.proto_dir(proto_dir.as_ref()).run()
     }
 
     /// Generates from `protos` (paths below one of `includes`) and writes the output
     /// (build scripts), like `tonic_build::compile_protos`.
     pub fn compile(
-        self,
+        mut self,
         protos: &[impl AsRef<Path>],
         includes: &[impl AsRef<Path>],
     ) -> Result<Generated> {
-        let mut all_includes: Vec<PathBuf> =
-            includes.iter().map(|i| i.as_ref().to_owned()).collect();
-        all_includes.extend(self.includes.iter().cloned());
-        let inputs = Inputs {
-            proto_dir: None,
-            files: protos.iter().map(|p| p.as_ref().to_owned()).collect(),
-            includes: all_includes,
-            skip_unsupported: self.skip_unsupported,
-        };
-        self.compile_inputs(&inputs, None)
+        let given: Vec<PathBuf> = includes.iter().map(|i| i.as_ref().to_owned()).collect();
+        self.includes.splice(0..0, given);
+        self.files
+            .extend(protos.iter().map(|p| p.as_ref().to_owned()));
+        self.run()
     }
 
-    fn compile_inputs(&self, inputs: &Inputs, proto_dir: Option<&Path>) -> Result<Generated> {
+    /// Generates from the configured inputs and writes every output: the build-script entry
+    /// point (prints `cargo:rerun-if-changed` and warnings when run by Cargo).
+    pub fn run(&self) -> Result<Generated> {
         let in_cargo = std::env::var_os("OUT_DIR").is_some();
         let rerun = self.emit_rerun_if_changed.unwrap_or(in_cargo);
-        let result = self.generate(inputs);
+        let result = self.generate();
         if rerun {
             // Even on failure, rerun when the inputs change.
             let mut paths: Vec<PathBuf> = match &result {
                 Ok(g) => g.inputs.clone(),
                 Err(_) => Vec::new(),
             };
-            if let Some(dir) = proto_dir {
-                paths.push(dir.to_owned());
-            }
-            paths.extend(inputs.files.iter().cloned());
+            paths.extend(self.proto_dir.iter().cloned());
+            paths.extend(self.files.iter().cloned());
             paths.sort();
             paths.dedup();
             for path in paths.iter().filter(|p| p.exists()) {
@@ -213,23 +229,51 @@ impl Builder {
                 println!("cargo:warning={warning}");
             }
         }
-        let out_dir = match &self.out_dir {
-            Some(dir) => dir.clone(),
-            None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| {
-                Error::Usage("OUT_DIR is not set: call out_dir(..) outside a build script".into())
-            })?)
-            .join("axion"),
-        };
-        for (dir, files) in generated.outputs(&out_dir) {
+        for (dir, files) in generated.outputs(&self.resolved_out_dir()?) {
             writer::write(&dir, &files)?;
         }
         Ok(generated)
     }
 
-    /// Runs the pipeline without writing: load → model → emit → format.
-    pub fn generate(&self, inputs: &Inputs) -> Result<Generated> {
+    /// Writes every output of `generated` (from [`Builder::generate`]) where this
+    /// configuration puts it, rewriting only changed files and removing stale ones. Returns
+    /// the paths written.
+    pub fn write(&self, generated: &Generated) -> Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
+        for (dir, files) in generated.outputs(&self.resolved_out_dir()?) {
+            written.extend(writer::write(&dir, &files)?);
+        }
+        Ok(written)
+    }
+
+    /// Compares every output of `generated` with what is on disk, writing nothing: the
+    /// drifted files (path below the output dirs, how they differ).
+    pub fn check(&self, generated: &Generated) -> Result<Vec<(PathBuf, Drift)>> {
+        let mut drift = Vec::new();
+        for (dir, files) in generated.outputs(&self.resolved_out_dir()?) {
+            for (path, kind) in writer::check(&dir, &files)? {
+                drift.push((dir.join(path), kind));
+            }
+        }
+        Ok(drift)
+    }
+
+    /// The breaking changes of the configured contracts against an earlier version of them
+    /// in `reference_dir` (read with the same include dirs and options).
+    pub fn breaking_changes(&self, reference_dir: impl Into<PathBuf>) -> Result<Vec<Finding>> {
+        let reference = Inputs {
+            proto_dir: Some(reference_dir.into()),
+            files: Vec::new(),
+            ..self.inputs()
+        };
+        breaking::check(&self.inputs(), &reference, &self.model)
+    }
+
+    /// Runs the pipeline on the configured inputs without writing: load → model → emit →
+    /// format.
+    pub fn generate(&self) -> Result<Generated> {
         let mut warnings = Vec::new();
-        let loaded = load::load(inputs, &mut warnings)?;
+        let loaded = load::load(&self.inputs(), &mut warnings)?;
         self.generate_loaded(&loaded, warnings)
     }
 
@@ -243,19 +287,34 @@ impl Builder {
         self.generate_loaded(&loaded, warnings)
     }
 
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            proto_dir: self.proto_dir.clone(),
+            files: self.files.clone(),
+            includes: self.includes.clone(),
+            skip_unsupported: self.model.skip_unsupported,
+        }
+    }
+
+    fn resolved_out_dir(&self) -> Result<PathBuf> {
+        match &self.out_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => std::env::var_os("OUT_DIR")
+                .map(|dir| PathBuf::from(dir).join(OUT_DIR_SUBDIR))
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "OUT_DIR is not set: call out_dir(..) outside a build script".into(),
+                    )
+                }),
+        }
+    }
+
     fn generate_loaded(
         &self,
         loaded: &load::Loaded,
         mut warnings: Vec<String>,
     ) -> Result<Generated> {
-        let model = model::build(
-            loaded,
-            &model::ModelOptions {
-                topic_prefix: self.topic_prefix.clone(),
-                skip_unsupported: self.skip_unsupported,
-            },
-            &mut warnings,
-        )?;
+        let model = model::build(loaded, &self.model, &mut warnings)?;
         let files = emit_files(&model, self.traefik_server_url.as_deref())?;
         let ts_files = match &self.ts_out {
             Some(_) => emit::typescript::emit(&model.packages, &self.ts_proto_import),

@@ -35,7 +35,6 @@ pub mod model;
 pub mod names;
 pub mod writer;
 
-pub use builder::{configure, Builder, Generated, DEFAULT_TOPIC_PREFIX};
+pub use builder::{configure, Builder, Generated, OUT_DIR_SUBDIR};
 pub use error::{Error, Location, Result};
-pub use load::Inputs;
-pub use model::Model;
+pub use model::{Model, PatternScheme, DEFAULT_TOPIC_PREFIX};

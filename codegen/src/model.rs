@@ -12,19 +12,108 @@ use crate::load::Loaded;
 use crate::names;
 
 /// What the model needs from the user's configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ModelOptions {
-    /// Prefix of default patterns, unless a file sets `(axion.file).topic_prefix`.
-    pub topic_prefix: String,
+    /// Prefix of default patterns, unless a file sets `(axion.file).topic_prefix`; `None` is the
+    /// scheme's default ([`PatternScheme::default_prefix`]).
+    pub topic_prefix: Option<String>,
+    /// How default patterns are formed, unless a file sets `(axion.file).pattern_scheme`.
+    pub pattern_scheme: PatternScheme,
     /// Skip client/bidi-streaming rpcs with a warning instead of failing.
     pub skip_unsupported: bool,
 }
+
+/// How the default pattern (request topic) of an rpc is formed. An rpc's
+/// `(axion.method).pattern` is used verbatim whatever the scheme.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PatternScheme {
+    /// `<prefix>.<service name>.<rpc>` (`axion.graph-service.create-project`): the stack's
+    /// topics, one version of each service on the bus. The prefix defaults to `axion`.
+    #[default]
+    Service,
+    /// `[<prefix>.]<proto package>.<service name>.<rpc>`
+    /// (`axion.graph.v1.graph-service.create-project` for package `axion.graph.v1`): the
+    /// package names the namespace, so `v1` and `v1beta1` of one API live side by side. There
+    /// is no prefix unless one is set; a file without a package falls back to
+    /// `[<prefix>.]<service name>.<rpc>`.
+    Package,
+}
+
+impl PatternScheme {
+    /// Every scheme, in the order `--help` lists them.
+    pub const ALL: [PatternScheme; 2] = [PatternScheme::Service, PatternScheme::Package];
+
+    /// The name used by `--pattern-scheme` and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatternScheme::Service => "service",
+            PatternScheme::Package => "package",
+        }
+    }
+
+    /// The prefix of default patterns when none is configured.
+    pub fn default_prefix(self) -> &'static str {
+        match self {
+            PatternScheme::Service => DEFAULT_TOPIC_PREFIX,
+            PatternScheme::Package => "",
+        }
+    }
+
+    /// The default pattern of rpc `rpc` of service `service` (its Kafka name) in `package`.
+    pub fn default_pattern(self, prefix: &str, package: &str, service: &str, rpc: &str) -> String {
+        let namespace = match self {
+            PatternScheme::Service => None,
+            PatternScheme::Package => Some(package).filter(|p| !p.is_empty()),
+        };
+        let parts = [Some(prefix).filter(|p| !p.is_empty()), namespace];
+        let head: Vec<&str> = parts.into_iter().flatten().collect();
+        names::default_pattern(&head.join("."), service, rpc)
+    }
+}
+
+impl std::str::FromStr for PatternScheme {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        PatternScheme::ALL
+            .into_iter()
+            .find(|scheme| scheme.as_str() == s)
+            .ok_or_else(|| format!("unknown pattern scheme {s:?}: expected service or package"))
+    }
+}
+
+/// The prefix of default patterns of the service scheme: the stack's topics read
+/// `axion.graph-service....`.
+pub const DEFAULT_TOPIC_PREFIX: &str = "axion";
 
 /// The whole input, resolved.
 #[derive(Debug)]
 pub struct Model {
     /// One entry per proto package, by package name.
     pub packages: Vec<Package>,
+}
+
+impl Model {
+    /// Every topic the contracts need, sorted: each rpc's request topic (its pattern), its
+    /// reply topic unless it is an event, and the `.dlq` dead-letter topic its servers write
+    /// poison messages to. The same set as the runtime's `ensure_topics`.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .packages
+            .iter()
+            .flat_map(|p| &p.services)
+            .flat_map(|s| &s.methods)
+            .flat_map(|m| {
+                [Some(&m.pattern), Some(&m.dlq_topic), m.reply_topic.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+            })
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
 }
 
 /// A proto package: one Rust module and one generated file.
@@ -188,6 +277,8 @@ pub struct Service {
     pub reply_topics_const: String,
     /// `GRAPH_SERVICE_CONTRACT`.
     pub contract_const: String,
+    /// `GRAPH_SERVICE_METHODS`: the contract of each rpc, by the rpc's key.
+    pub methods_const: String,
     /// `GRAPH_SERVICE_TRUSTED_ORIGINS`.
     pub trusted_origins_const: String,
     /// `graph-service-server`.
@@ -233,8 +324,8 @@ pub struct Method {
     pub options_ident: String,
     /// The pattern (= request topic).
     pub pattern: String,
-    /// `<pattern>.reply`.
-    pub reply_topic: String,
+    /// `<pattern>.reply`; `None` for events, which are never answered.
+    pub reply_topic: Option<String>,
     /// `<pattern>.dlq`, the dead-letter topic of the serving side.
     pub dlq_topic: String,
     /// How it travels.
@@ -307,7 +398,9 @@ struct TypeInfo {
 
 /// Builds and validates the model.
 pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>) -> Result<Model> {
-    if let Some(problem) = Some(options.topic_prefix.as_str())
+    if let Some(problem) = options
+        .topic_prefix
+        .as_deref()
         .filter(|p| !p.is_empty())
         .and_then(names::topic_problem)
     {
@@ -829,6 +922,37 @@ impl Extensions {
     }
 }
 
+/// The file's `(axion.file).pattern_scheme`, when it sets one.
+fn file_scheme(
+    ext: &Extensions,
+    file: &FileDescriptorProto,
+    comments: &Comments,
+) -> Result<Option<PatternScheme>> {
+    let Some(number) = ext
+        .file_options(file.name())
+        .and_then(|o| opt_enum(&o, "pattern_scheme"))
+    else {
+        return Ok(None);
+    };
+    match number {
+        0 => Ok(None),
+        1 => Ok(Some(PatternScheme::Service)),
+        2 => Ok(Some(PatternScheme::Package)),
+        other => Err(Error::at(
+            comments.option_location(&[], 8, ext.file.as_ref(), "pattern_scheme"),
+            format!("(axion.file).pattern_scheme {other} is not a known scheme (1 service, 2 package)"),
+        )),
+    }
+}
+
+fn opt_enum(msg: &DynamicMessage, field: &str) -> Option<i32> {
+    let fd = msg.descriptor().get_field_by_name(field)?;
+    if !msg.has_field(&fd) {
+        return None;
+    }
+    msg.get_field(&fd).as_enum_number()
+}
+
 fn opt_str(msg: &DynamicMessage, field: &str) -> Option<String> {
     let fd = msg.descriptor().get_field_by_name(field)?;
     if !msg.has_field(&fd) {
@@ -994,7 +1118,10 @@ fn build_service(
             format!("(axion.file).topic_prefix must be a legal Kafka topic part: {problem}"),
         ));
     }
-    let prefix = file_prefix.unwrap_or_else(|| options.topic_prefix.clone());
+    let scheme = file_scheme(ext, file, comments)?.unwrap_or(options.pattern_scheme);
+    let prefix = file_prefix
+        .or_else(|| options.topic_prefix.clone())
+        .unwrap_or_else(|| scheme.default_prefix().to_owned());
 
     let stem = names::constant_stem(svc.name());
     let trait_ident = names::rust_upper_camel(svc.name());
@@ -1073,15 +1200,11 @@ fn build_service(
             m_location.clone()
         };
         let pattern =
-            explicit.unwrap_or_else(|| names::default_pattern(&prefix, &kafka_name, m.name()));
-        let reply_topic = names::reply_topic(&pattern);
-        if let Some(problem) = names::topic_problem(&pattern).or_else(|| {
-            if is_event {
-                None
-            } else {
-                names::topic_problem(&reply_topic)
-            }
-        }) {
+            explicit.unwrap_or_else(|| scheme.default_pattern(&prefix, package, &kafka_name, m.name()));
+        let reply_topic = (!is_event).then(|| names::reply_topic(&pattern));
+        if let Some(problem) = names::topic_problem(&pattern)
+            .or_else(|| reply_topic.as_deref().and_then(names::topic_problem))
+        {
             errors.push(Error::at(
                 pattern_location,
                 format!(
@@ -1161,6 +1284,7 @@ fn build_service(
         patterns_const: format!("{stem}_PATTERNS"),
         reply_topics_const: format!("{stem}_REPLY_TOPICS"),
         contract_const: format!("{stem}_CONTRACT"),
+        methods_const: format!("{stem}_METHODS"),
         trusted_origins_const: format!("{stem}_TRUSTED_ORIGINS"),
         server_group: format!("{kafka_name}-server"),
         server_group_const: format!("{stem}_SERVER_GROUP"),
@@ -1326,7 +1450,7 @@ fn validate(packages: &BTreeMap<String, Package>, errors: &mut Vec<Error>) {
         let hint = if explicit {
             "every rpc needs its own pattern"
         } else {
-            "default patterns do not include the proto package: give one service `option (axion.service).name`, or its file `option (axion.file).topic_prefix`"
+            "default patterns do not include the proto package: generate with `--pattern-scheme package` (or set the file's `option (axion.file).pattern_scheme = PATTERN_SCHEME_PACKAGE`), or give one service `option (axion.service).name`, or its file `option (axion.file).topic_prefix`"
         };
         if list.len() == 1 {
             errors.push(Error::at(

@@ -120,10 +120,8 @@ pub enum Drift {
 pub fn check(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<(String, Drift)>> {
     let mut drift = Vec::new();
     for (rel, content) in files {
-        match std::fs::read_to_string(out_dir.join(rel)) {
-            Ok(existing) if existing == *content => {}
-            Ok(_) => drift.push((rel.clone(), Drift::Changed)),
-            Err(_) => drift.push((rel.clone(), Drift::Missing)),
+        if let Some(kind) = check_file(&out_dir.join(rel), content) {
+            drift.push((rel.clone(), kind));
         }
     }
     for rel in generated_files(out_dir, files)? {
@@ -144,14 +142,9 @@ pub fn write(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<Pat
     let mut written = Vec::new();
     for (rel, content) in files {
         let path = out_dir.join(rel);
-        if std::fs::read_to_string(&path).is_ok_and(|existing| existing == *content) {
-            continue;
+        if write_file(&path, content)? {
+            written.push(path);
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::fs::write(&path, content).map_err(io(&path))?;
-        written.push(path);
     }
     for rel in generated_files(out_dir, files)? {
         if !files.contains_key(&rel) {
@@ -160,6 +153,33 @@ pub fn write(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<Pat
         }
     }
     Ok(written)
+}
+
+/// How the single file at `path` differs from `content` (`None`: it is up to date); writes
+/// nothing. For outputs that are one file of their own (an AsyncAPI document).
+pub fn check_file(path: &Path, content: &str) -> Option<Drift> {
+    match std::fs::read_to_string(path) {
+        Ok(existing) if existing == content => None,
+        Ok(_) => Some(Drift::Changed),
+        Err(_) => Some(Drift::Missing),
+    }
+}
+
+/// Writes `content` to `path` unless it already holds it (its mtime stays put), creating the
+/// parent dirs. Returns whether it wrote.
+pub fn write_file(path: &Path, content: &str) -> Result<bool> {
+    if check_file(path, content).is_none() {
+        return Ok(false);
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(path, content).map_err(io(path))?;
+    Ok(true)
 }
 
 /// Relative paths of files below `dir` that carry [`MARKER`] in their first lines and are of

@@ -9,11 +9,7 @@ pub fn run(data: &[u8]) {
     let dir = scratch_dir();
     let file = dir.join("fuzz.proto");
     std::fs::write(&file, data).expect("write the input");
-    let inputs = axion_gen::Inputs {
-        proto_dir: Some(dir.clone()),
-        ..Default::default()
-    };
-    match axion_gen::configure().generate(&inputs) {
+    match axion_gen::configure().proto_dir(&dir).generate() {
         Ok(generated) => crate::model_from_descriptors::check_generated(&generated),
         Err(e) => {
             crate::model_from_descriptors::check_error(&e);

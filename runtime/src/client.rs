@@ -83,6 +83,12 @@ impl Client {
         request: &Req,
         options: CallOptions,
     ) -> Result<Prepared, RpcError> {
+        let Some(reply_topic) = method.reply_topic else {
+            return Err(RpcError::invalid_argument(format!(
+                "{} is an event: emit it, nothing answers a call",
+                method.pattern
+            )));
+        };
         let mut timeout = options.timeout.unwrap_or(self.timeout);
         let scope = scope::current();
         if let Some(inherited) = scope.as_ref().and_then(|s| s.deadline) {
@@ -120,7 +126,7 @@ impl Client {
         }
         let call = Call {
             pattern: method.pattern,
-            reply_topic: method.reply_topic,
+            reply_topic,
             payload: json::encode(request)?,
             key: options.key,
             headers,

@@ -35,8 +35,9 @@ pub struct MethodContract {
     pub rpc: &'static str,
     /// The pattern, which is also the request topic, e.g. `axion.graph-service.create-project`.
     pub pattern: &'static str,
-    /// The topic replies go to (`<pattern>.reply`); unused for events.
-    pub reply_topic: &'static str,
+    /// The topic replies go to (`<pattern>.reply`); `None` for events, which are never
+    /// answered.
+    pub reply_topic: Option<&'static str>,
     /// How the rpc travels.
     pub kind: MethodKind,
 }
@@ -67,9 +68,6 @@ impl ServiceContract {
 
     /// Every reply topic (rpcs that expect a reply only).
     pub fn reply_topics(&self) -> impl Iterator<Item = &'static str> {
-        self.methods
-            .iter()
-            .filter(|m| m.kind.expects_reply())
-            .map(|m| m.reply_topic)
+        self.methods.iter().filter_map(|m| m.reply_topic)
     }
 }

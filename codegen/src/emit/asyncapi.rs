@@ -290,7 +290,7 @@ fn correlation_id() -> Value {
     })
 }
 
-fn request_headers(m: &Method) -> Value {
+fn request_headers(reply_topic: &str) -> Value {
     json!({
         "type": "object",
         "required": ["kafka_correlationId", "kafka_replyTopic", "kafka_replyPartition"],
@@ -301,7 +301,7 @@ fn request_headers(m: &Method) -> Value {
             },
             "kafka_replyTopic": {
                 "type": "string",
-                "const": m.reply_topic,
+                "const": reply_topic,
                 "description": "Where the reply goes.",
             },
             "kafka_replyPartition": {
@@ -362,7 +362,7 @@ fn add_method(
             },
             content_type: "application/json",
             correlation_id: (!is_event).then(correlation_id),
-            headers: (!is_event).then(|| request_headers(m)),
+            headers: m.reply_topic.as_deref().map(request_headers),
             payload: schema_ref(&m.input_proto),
             bindings: message_binding(),
         },
@@ -386,7 +386,7 @@ fn add_method(
         Ref::to(format!("#/components/messages/{request_id}")),
     );
 
-    let reply = (!is_event).then(|| {
+    let reply = m.reply_topic.as_ref().map(|reply_topic| {
         let reply_id = format!("{id}.{REPLY}");
         let streaming = m.kind == MethodKind::ServerStreaming;
         messages.insert(
@@ -413,12 +413,12 @@ fn add_method(
             },
         );
         let channel = channels
-            .entry(m.reply_topic.clone())
+            .entry(reply_topic.clone())
             .or_insert_with(|| Channel {
-                address: m.reply_topic.clone(),
+                address: reply_topic.clone(),
                 description: String::new(),
                 messages: BTreeMap::new(),
-                bindings: channel_binding(&m.reply_topic, options),
+                bindings: channel_binding(reply_topic, options),
             });
         channel.description = format!(
             "Replies of {id}, to the partition named by the request's kafka_replyPartition."
@@ -428,8 +428,8 @@ fn add_method(
             Ref::to(format!("#/components/messages/{reply_id}")),
         );
         Reply {
-            channel: channel_ref(&m.reply_topic),
-            messages: vec![channel_message_ref(&m.reply_topic, REPLY)],
+            channel: channel_ref(reply_topic),
+            messages: vec![channel_message_ref(reply_topic, REPLY)],
         }
     });
 

@@ -13,7 +13,7 @@ pub fn emit(package: &Package) -> TokenStream {
         let path = ty(path);
         quote! {
             #[allow(deprecated)]
-            impl ::axion_runtime::json::ProtoEnum for #path {
+            impl ::axion_runtime::codegen::json::ProtoEnum for #path {
                 fn number_of(name: &str) -> ::core::option::Option<i32> {
                     Self::from_str_name(name).map(|value| value as i32)
                 }
@@ -102,7 +102,7 @@ fn message(m: &Message) -> TokenStream {
         }
     } else {
         quote! {
-            use ::axion_runtime::json as j;
+            use ::axion_runtime::codegen::json as j;
             use ::axion_runtime::serde::ser::SerializeMap as _;
             let mut map = serializer.serialize_map(::core::option::Option::None)?;
             #(#writes)*
@@ -116,7 +116,7 @@ fn message(m: &Message) -> TokenStream {
         }
     } else {
         quote! {
-            use ::axion_runtime::json as j;
+            use ::axion_runtime::codegen::json as j;
             match key {
                 #(#reads)*
                 _ => return ::core::result::Result::Ok(false),
@@ -142,11 +142,11 @@ fn message(m: &Message) -> TokenStream {
             where
                 D: ::axion_runtime::serde::Deserializer<'de>,
             {
-                ::axion_runtime::json::deserialize_message(deserializer)
+                ::axion_runtime::codegen::json::deserialize_message(deserializer)
             }
         }
         #[allow(deprecated)]
-        impl ::axion_runtime::json::JsonMessage for #path {
+        impl ::axion_runtime::codegen::json::JsonMessage for #path {
             const FULL_NAME: &'static str = #full_name;
             fn merge_field<'de, A>(
                 &mut self,

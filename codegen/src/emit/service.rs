@@ -41,10 +41,9 @@ fn constants(svc: &Service) -> TokenStream {
     let reply_items = svc
         .methods
         .iter()
-        .filter(|m| m.kind != MethodKind::Event)
-        .map(|m| {
+        .filter_map(|m| Some((m, m.reply_topic.as_ref()?)))
+        .map(|(m, topic)| {
             let key = ident(&m.key);
-            let topic = &m.reply_topic;
             let doc = format!(" Replies of `{}`.", m.proto_name);
             quote! { #[doc = #doc] pub const #key: &'static str = #topic; }
         });
@@ -137,38 +136,56 @@ fn traefik_constants(svc: &Service) -> TokenStream {
 
 fn contract(svc: &Service) -> TokenStream {
     let contract = ident(&svc.contract_const);
+    let methods_const = ident(&svc.methods_const);
     let name_const = ident(&svc.name_const);
     let patterns = ident(&svc.patterns_const);
+    let replies = ident(&svc.reply_topics_const);
     let full = &svc.full_name;
     let group = &svc.server_group;
     let doc = format!(
         " What a transport needs to know of `{full}`: patterns, reply topics, kinds, consumer group."
     );
-    let methods = svc.methods.iter().map(|m| {
+    let methods_doc = format!(" The contract of each of `{full}`'s rpcs, by rpc.");
+    let method_items = svc.methods.iter().map(|m| {
         let rpc = &m.proto_name;
         let key = ident(&m.key);
-        let reply = &m.reply_topic;
+        let reply = match &m.reply_topic {
+            Some(_) => quote!(::core::option::Option::Some(#replies::#key)),
+            None => quote!(::core::option::Option::None),
+        };
         let kind = match m.kind {
             MethodKind::RequestReply => quote!(RequestReply),
             MethodKind::ServerStreaming => quote!(ServerStreaming),
             MethodKind::Event => quote!(Event),
         };
+        let doc = format!(" `{rpc}` ({}).", m.kind.as_str());
         quote! {
-            ::axion_runtime::MethodContract {
+            #[doc = #doc]
+            pub const #key: ::axion_runtime::MethodContract = ::axion_runtime::MethodContract {
                 rpc: #rpc,
                 pattern: #patterns::#key,
                 reply_topic: #reply,
                 kind: ::axion_runtime::MethodKind::#kind,
-            }
+            };
         }
     });
+    let keys = svc.methods.iter().map(|m| ident(&m.key));
     quote! {
+        #[doc = #methods_doc]
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        pub struct #methods_const;
+
+        impl #methods_const {
+            #(#method_items)*
+        }
+
         #[doc = #doc]
         pub const #contract: ::axion_runtime::ServiceContract = ::axion_runtime::ServiceContract {
             proto_name: #full,
             name: #name_const,
             server_group: #group,
-            methods: &[#(#methods),*],
+            methods: &[#(#methods_const::#keys),*],
         };
     }
 }
@@ -225,14 +242,15 @@ fn service_trait(svc: &Service) -> TokenStream {
 fn client(svc: &Service) -> TokenStream {
     let module = ident(&svc.client_mod);
     let client = ident(&svc.client_ident);
-    let contract = ident(&svc.contract_const);
+    let methods_const = ident(&svc.methods_const);
     let module_doc = format!(" The typed client of `{}`.", svc.full_name);
     let client_doc = format!(
         " Calls `{}` over any transport: Kafka (a NestJS or Rust server on the other side) or in memory.",
         svc.full_name
     );
-    let methods = svc.methods.iter().enumerate().map(|(index, m)| {
+    let methods = svc.methods.iter().map(|m| {
         let method = ident(&m.rust_ident);
+        let key = ident(&m.key);
         let input = ty(&from_submodule(&m.input_type, 1));
         let output = ty(&from_submodule(&m.output_type, 1));
         let mut lines = m.docs.clone();
@@ -256,7 +274,7 @@ fn client(svc: &Service) -> TokenStream {
                     &self,
                     request: &#input,
                 ) -> ::core::result::Result<#output, ::axion_runtime::RpcError> {
-                    self.inner.unary(&super::#contract.methods[#index], request).await
+                    self.inner.unary(&super::#methods_const::#key, request).await
                 }
 
                 #[doc = #with_docs]
@@ -269,7 +287,7 @@ fn client(svc: &Service) -> TokenStream {
                     ::axion_runtime::Response<#output>,
                     ::axion_runtime::RpcError,
                 > {
-                    self.inner.unary_with(&super::#contract.methods[#index], request, options).await
+                    self.inner.unary_with(&super::#methods_const::#key, request, options).await
                 }
             },
             MethodKind::ServerStreaming => quote! {
@@ -281,7 +299,7 @@ fn client(svc: &Service) -> TokenStream {
                     ::axion_runtime::ResponseStream<#output>,
                     ::axion_runtime::RpcError,
                 > {
-                    self.inner.server_streaming(&super::#contract.methods[#index], request).await
+                    self.inner.server_streaming(&super::#methods_const::#key, request).await
                 }
 
                 #[doc = #with_docs]
@@ -294,7 +312,7 @@ fn client(svc: &Service) -> TokenStream {
                     ::axion_runtime::RpcError,
                 > {
                     self.inner
-                        .server_streaming_with(&super::#contract.methods[#index], request, options)
+                        .server_streaming_with(&super::#methods_const::#key, request, options)
                         .await
                 }
             },
@@ -304,7 +322,7 @@ fn client(svc: &Service) -> TokenStream {
                     &self,
                     event: &#input,
                 ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
-                    self.inner.emit(&super::#contract.methods[#index], event).await
+                    self.inner.emit(&super::#methods_const::#key, event).await
                 }
 
                 #[doc = #with_docs]
@@ -313,7 +331,7 @@ fn client(svc: &Service) -> TokenStream {
                     event: &#input,
                     options: ::axion_runtime::CallOptions,
                 ) -> ::core::result::Result<(), ::axion_runtime::RpcError> {
-                    self.inner.emit_with(&super::#contract.methods[#index], event, options).await
+                    self.inner.emit_with(&super::#methods_const::#key, event, options).await
                 }
             },
         }
@@ -382,7 +400,7 @@ fn server(svc: &Service) -> TokenStream {
         let input = ty(&from_submodule(&m.input_type, 1));
         match m.kind {
             MethodKind::RequestReply => quote! {
-                super::#patterns::#key => ::axion_runtime::server::unary(
+                super::#patterns::#key => ::axion_runtime::codegen::unary(
                     incoming,
                     move |request: ::axion_runtime::Request<#input>| async move {
                         super::#service_trait::#method(&*service, request).await
@@ -390,7 +408,7 @@ fn server(svc: &Service) -> TokenStream {
                 ),
             },
             MethodKind::ServerStreaming => quote! {
-                super::#patterns::#key => ::axion_runtime::server::server_streaming(
+                super::#patterns::#key => ::axion_runtime::codegen::server_streaming(
                     incoming,
                     move |request: ::axion_runtime::Request<#input>| async move {
                         super::#service_trait::#method(&*service, request).await
@@ -398,7 +416,7 @@ fn server(svc: &Service) -> TokenStream {
                 ),
             },
             MethodKind::Event => quote! {
-                super::#patterns::#key => ::axion_runtime::server::event(
+                super::#patterns::#key => ::axion_runtime::codegen::event(
                     incoming,
                     move |event: ::axion_runtime::Request<#input>| async move {
                         super::#service_trait::#method(&*service, event).await
@@ -456,7 +474,7 @@ fn server(svc: &Service) -> TokenStream {
                     #clone_service
                     match incoming.pattern.as_str() {
                         #(#arms)*
-                        _ => ::axion_runtime::server::no_handler(incoming),
+                        _ => ::axion_runtime::codegen::no_handler(incoming),
                     }
                 }
             }

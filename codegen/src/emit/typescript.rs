@@ -214,9 +214,13 @@ fn service(out: &mut String, svc: &Service, type_ref: &dyn Fn(&TsType) -> String
         )],
     );
     let _ = writeln!(out, "export const {} = {{", svc.reply_topics_const);
-    for m in svc.methods.iter().filter(|m| m.kind != MethodKind::Event) {
+    for (m, topic) in svc
+        .methods
+        .iter()
+        .filter_map(|m| Some((m, m.reply_topic.as_ref()?)))
+    {
         let _ = writeln!(out, "  /** Replies of `{}`. */", m.proto_name);
-        let _ = writeln!(out, "  {}: {},", m.key, lit(&m.reply_topic));
+        let _ = writeln!(out, "  {}: {},", m.key, lit(topic));
     }
     let _ = writeln!(out, "}} as const;\n");
 

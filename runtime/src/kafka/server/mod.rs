@@ -186,11 +186,17 @@ impl ServerBuilder {
             None => contract.server_group.to_owned(),
         };
         let topics: Vec<String> = contract.request_topics().map(str::to_owned).collect();
-        // Event patterns too: a request sent to one gets its refusal there (`server::event`).
+        // Event patterns too: a NestJS caller that `send`s to one listens on `<pattern>.reply`,
+        // and gets its refusal there (`server::event`).
         let mut replies: HashMap<String, Vec<String>> = contract
             .methods
             .iter()
-            .map(|m| (m.pattern.to_owned(), vec![m.reply_topic.to_owned()]))
+            .map(|m| {
+                let reply = m
+                    .reply_topic
+                    .map_or_else(|| format!("{}.reply", m.pattern), str::to_owned);
+                (m.pattern.to_owned(), vec![reply])
+            })
             .collect();
 
         for list in replies.values_mut() {
