@@ -244,7 +244,10 @@ fn a_file_option_sets_the_scheme_of_its_file_only() {
     let got: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         got,
-        ["axion.thing-service.get-thing", "a.v2.thing-service.get-thing"]
+        [
+            "axion.thing-service.get-thing",
+            "a.v2.thing-service.get-thing"
+        ]
     );
 
     // And the other way round: a file asking for the service scheme keeps the stack's topic
@@ -296,14 +299,18 @@ fn the_builder_takes_the_scheme() {
         .proto_dir(fixture())
         .generate()
         .expect_err("the versions collide");
-    assert!(err.to_string().contains("acme.things.v1.ThingService"), "{err}");
+    assert!(
+        err.to_string().contains("acme.things.v1.ThingService"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_file_without_a_package_falls_back_to_the_service_name() {
     let tree = proto_tree(&[(
         "loose.proto",
-        "syntax = \"proto3\";\nmessage M {}\nservice Loose { rpc Get(M) returns (M); }\n".to_owned(),
+        "syntax = \"proto3\";\nmessage M {}\nservice Loose { rpc Get(M) returns (M); }\n"
+            .to_owned(),
     )]);
     let got = patterns(&[
         "list",

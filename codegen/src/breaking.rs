@@ -40,7 +40,11 @@ impl fmt::Display for Finding {
 }
 
 /// Compares the contracts of `new` with those of `reference`. An empty list means compatible.
-pub(crate) fn check(new: &Inputs, reference: &Inputs, options: &ModelOptions) -> Result<Vec<Finding>> {
+pub(crate) fn check(
+    new: &Inputs,
+    reference: &Inputs,
+    options: &ModelOptions,
+) -> Result<Vec<Finding>> {
     let new = Version::load(new, options)?;
     let old = Version::load(reference, options)?;
     let mut out = Findings::default();

@@ -26,7 +26,21 @@
 //! With a path prefix (the Traefik option `path_prefix`, which Traefik does not strip) the
 //! routes are also served under it: `/graph/health`, `/graph/events`, `/graph/metrics`.
 //!
-//! ```ignore
+//! ```no_run
+//! # // A service includes its build script's output; the checked-in goldens stand in here.
+//! # mod contracts {
+//! #     include!(concat!(env!("CARGO_MANIFEST_DIR"), "/../generated/mod.rs"));
+//! # }
+//! # use std::sync::Arc;
+//! # use axion_runtime::edge::{kafka, Edge, Events};
+//! # use axion_runtime::kafka::{KafkaConfig, ServerHandle};
+//! # use contracts::axion::graph::v1::{
+//! #     GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_TRAEFIK, GRAPH_SERVICE_TRUSTED_ORIGINS,
+//! # };
+//! # async fn serve_edge(
+//! #     config: KafkaConfig,
+//! #     server: Arc<ServerHandle>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
 //! let events = Events::new(256);
 //! let feed = kafka::EventFeed::start(&config, &GRAPH_SERVICE_CONTRACT, events.clone()).await?;
 //! let edge = Edge::new(GRAPH_SERVICE_TRUSTED_ORIGINS)
@@ -36,6 +50,8 @@
 //!     .events(events);
 //! let listener = tokio::net::TcpListener::bind(("0.0.0.0", GRAPH_SERVICE_TRAEFIK::PORT)).await?;
 //! edge.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::future::Future;

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{ident, ty};
-use crate::model::{Message, Package, Storage};
+use crate::model::{Codec, Message, Package, Storage};
 
 /// Serde and enum impls for every message and enum of a package.
 pub fn emit(package: &Package) -> TokenStream {
@@ -23,6 +23,47 @@ pub fn emit(package: &Package) -> TokenStream {
     quote! { #(#messages)* #(#enums)* }
 }
 
+/// The runtime's codec type for `c`, named through the `j` alias every impl imports.
+fn codec(c: &Codec) -> TokenStream {
+    match c {
+        Codec::F64 => quote!(j::F64),
+        Codec::F32 => quote!(j::F32),
+        Codec::I64 => quote!(j::I64),
+        Codec::U64 => quote!(j::U64),
+        Codec::I32 => quote!(j::I32),
+        Codec::U32 => quote!(j::U32),
+        Codec::Bool => quote!(j::Bool),
+        Codec::Str => quote!(j::Str),
+        Codec::Bytes => quote!(j::Bytes),
+        Codec::Enum(path) => {
+            let path = ty(path);
+            quote!(j::Enum<#path>)
+        }
+        Codec::Msg => quote!(j::Msg),
+        Codec::ProtoBytes => quote!(j::ProtoBytes),
+        Codec::Timestamp => quote!(j::Timestamp),
+        Codec::Duration => quote!(j::Duration),
+        Codec::Empty => quote!(j::Empty),
+        Codec::Struct => quote!(j::Struct),
+        Codec::Value => quote!(j::Value),
+        Codec::ListValue => quote!(j::ListValue),
+        Codec::Any => quote!(j::Any),
+        Codec::FieldMask => quote!(j::FieldMask),
+        Codec::Opt(inner) => {
+            let inner = codec(inner);
+            quote!(j::Opt<#inner>)
+        }
+        Codec::List(item) => {
+            let item = codec(item);
+            quote!(j::List<#item>)
+        }
+        Codec::Map(key, value) => {
+            let (key, value) = (codec(key), codec(value));
+            quote!(j::Map<#key, #value>)
+        }
+    }
+}
+
 fn message(m: &Message) -> TokenStream {
     let path = ty(&m.rust_path);
     let full_name = &m.full_name;
@@ -32,7 +73,7 @@ fn message(m: &Message) -> TokenStream {
     let mut reads = Vec::new();
     for f in &m.fields {
         let key = &f.json_name;
-        let codec = ty(&f.codec);
+        let codec = codec(&f.codec);
         let field = ident(&f.rust_ident);
         let keys = if f.json_name == f.proto_name {
             quote!(#key)

@@ -1,0 +1,316 @@
+//! Services: names, patterns and topics of each rpc, the Traefik edge.
+
+use prost_types::FileDescriptorProto;
+use protox::prost_reflect::{DynamicMessage, ReflectMessage};
+
+use crate::error::{Error, Location, Result};
+use crate::names;
+
+use super::comments::Comments;
+use super::index::Resolver;
+use super::options::{file_scheme, opt_bool, opt_str, opt_u32, str_list, Extensions};
+use super::scheme::ModelOptions;
+use super::{Method, MethodKind, Service, Traefik};
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_service(
+    file: &FileDescriptorProto,
+    index: usize,
+    svc: &prost_types::ServiceDescriptorProto,
+    comments: &Comments,
+    resolver: &Resolver<'_>,
+    ext: &Extensions,
+    options: &ModelOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Service> {
+    let package = file.package();
+    let full_name = if package.is_empty() {
+        svc.name().to_owned()
+    } else {
+        format!("{package}.{}", svc.name())
+    };
+    let svc_path = vec![6, index as i32];
+    let location = comments.location(&svc_path);
+    let svc_opts = ext.service_options(&full_name);
+    let explicit_name = svc_opts
+        .as_ref()
+        .and_then(|o| opt_str(o, "name"))
+        .filter(|n| !n.is_empty());
+    if let Some(problem) = explicit_name.as_deref().and_then(names::topic_problem) {
+        // Every default pattern would repeat this; say it once, where the name is set.
+        return Err(Error::at(
+            comments.option_location(&svc_path, 3, ext.service.as_ref(), "name"),
+            format!(
+                "(axion.service).name of {} is part of every default pattern and must be a legal Kafka topic part: {problem}",
+                svc.name()
+            ),
+        ));
+    }
+    let kafka_name = explicit_name.unwrap_or_else(|| names::kafka_service_name(svc.name()));
+    let file_prefix = ext
+        .file_options(file.name())
+        .and_then(|o| opt_str(&o, "topic_prefix"));
+    if let Some(problem) = file_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .and_then(names::topic_problem)
+    {
+        return Err(Error::at(
+            comments.option_location(&[], 8, ext.file.as_ref(), "topic_prefix"),
+            format!("(axion.file).topic_prefix must be a legal Kafka topic part: {problem}"),
+        ));
+    }
+    let scheme = file_scheme(ext, file, comments)?.unwrap_or(options.pattern_scheme);
+    let prefix = file_prefix
+        .or_else(|| options.topic_prefix.clone())
+        .unwrap_or_else(|| scheme.default_prefix().to_owned());
+
+    let stem = names::constant_stem(svc.name());
+    let trait_ident = names::rust_upper_camel(svc.name());
+    let snake = names::rust_snake(svc.name())
+        .trim_start_matches("r#")
+        .to_owned();
+
+    let mut errors = Vec::new();
+    let mut methods = Vec::new();
+    for (j, m) in svc.method.iter().enumerate() {
+        let path = vec![6, index as i32, 2, j as i32];
+        let m_location = comments.location(&path);
+        if m.client_streaming() {
+            let what = if m.server_streaming() {
+                "bidirectional"
+            } else {
+                "client"
+            };
+            let message = format!(
+                "rpc {} uses {what} streaming, which the Kafka transport cannot express (only request/reply, server streaming and events)",
+                m.name()
+            );
+            if options.skip_unsupported {
+                warnings.push(format!("{m_location}: warning: {message}; skipped"));
+                continue;
+            }
+            errors.push(Error::at(
+                m_location,
+                format!("{message}; pass --skip-unsupported to skip it"),
+            ));
+            continue;
+        }
+        if let Some(wkt) = [m.input_type(), m.output_type()]
+            .into_iter()
+            .find(|t| t.starts_with(".google.protobuf.") && *t != ".google.protobuf.Empty")
+        {
+            let wkt = wkt.trim_start_matches('.');
+            let why = if wkt.ends_with("Value") && wkt != "google.protobuf.Value" {
+                "ts-proto sends a wrapper as {\"value\": ..}, which has no Rust type here"
+            } else {
+                "prost-types gives it no JSON form to travel on the bus"
+            };
+            let message = format!(
+                "rpc {} takes or returns {wkt} directly ({why}); only google.protobuf.Empty may be an rpc's request or response: wrap it in a message of your own",
+                m.name()
+            );
+            if options.skip_unsupported {
+                warnings.push(format!("{m_location}: warning: {message}; skipped"));
+                continue;
+            }
+            errors.push(Error::at(
+                m_location,
+                format!("{message}, or pass --skip-unsupported to skip the rpc"),
+            ));
+            continue;
+        }
+        let m_opts = ext.method_options(&full_name, m.name());
+        let is_event = m_opts
+            .as_ref()
+            .and_then(|o| opt_bool(o, "event"))
+            .unwrap_or(false);
+        if is_event && m.server_streaming() {
+            errors.push(Error::at(
+                m_location,
+                format!("rpc {} is an event and cannot stream replies", m.name()),
+            ));
+            continue;
+        }
+        let explicit = m_opts
+            .as_ref()
+            .and_then(|o| opt_str(o, "pattern"))
+            .filter(|p| !p.is_empty());
+        let pattern_location = if explicit.is_some() {
+            comments.option_location(&path, 4, ext.method.as_ref(), "pattern")
+        } else {
+            m_location.clone()
+        };
+        let pattern = explicit
+            .unwrap_or_else(|| scheme.default_pattern(&prefix, package, &kafka_name, m.name()));
+        let reply_topic = (!is_event).then(|| names::reply_topic(&pattern));
+        if let Some(problem) = names::topic_problem(&pattern)
+            .or_else(|| reply_topic.as_deref().and_then(names::topic_problem))
+        {
+            errors.push(Error::at(
+                pattern_location,
+                format!(
+                    "rpc {}: pattern is not a legal Kafka topic: {problem}",
+                    m.name()
+                ),
+            ));
+            continue;
+        }
+        let kind = if is_event {
+            MethodKind::Event
+        } else if m.server_streaming() {
+            MethodKind::ServerStreaming
+        } else {
+            MethodKind::RequestReply
+        };
+        methods.push(Method {
+            proto_name: m.name().to_owned(),
+            key: names::pattern_key(m.name()),
+            rust_ident: names::rust_snake(m.name()),
+            options_ident: names::options_method(&names::rust_snake(m.name())),
+            dlq_topic: names::dlq_topic(&pattern),
+            pattern,
+            reply_topic,
+            kind,
+            input_type: resolver.rust_path(package, m.input_type()),
+            output_type: resolver.rust_path(package, m.output_type()),
+            input_proto: m.input_type().trim_start_matches('.').to_owned(),
+            output_proto: m.output_type().trim_start_matches('.').to_owned(),
+            input_ts: resolver.ts_type(m.input_type()),
+            output_ts: resolver.ts_type(m.output_type()),
+            docs: comments.docs(&path),
+            location: m_location,
+            pattern_location,
+        });
+    }
+
+    let traefik = match svc_opts.as_ref().and_then(|o| {
+        let fd = o.descriptor().get_field_by_name("traefik")?;
+        o.has_field(&fd)
+            .then(|| o.get_field(&fd).as_message().cloned())?
+    }) {
+        Some(t) => match traefik(
+            &t,
+            &kafka_name,
+            &comments.option_location(&svc_path, 3, ext.service.as_ref(), "traefik"),
+        ) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    let mut trusted_origins = Vec::new();
+    if let Some(t) = &traefik {
+        trusted_origins.push(format!("http://{}", t.host));
+        trusted_origins.push(format!("https://{}", t.host));
+    }
+    if let Some(o) = svc_opts.as_ref().and_then(|o| {
+        let fd = o.descriptor().get_field_by_name("traefik")?;
+        o.get_field(&fd).as_message().cloned()
+    }) {
+        for extra in str_list(&o, "trusted_origins") {
+            if !trusted_origins.contains(&extra) {
+                trusted_origins.push(extra);
+            }
+        }
+    }
+    Error::from_list(errors)?;
+
+    Ok(Service {
+        proto_name: svc.name().to_owned(),
+        full_name,
+        name_const: format!("{stem}_NAME"),
+        patterns_const: format!("{stem}_PATTERNS"),
+        reply_topics_const: format!("{stem}_REPLY_TOPICS"),
+        contract_const: format!("{stem}_CONTRACT"),
+        methods_const: format!("{stem}_METHODS"),
+        trusted_origins_const: format!("{stem}_TRUSTED_ORIGINS"),
+        server_group: format!("{kafka_name}-server"),
+        server_group_const: format!("{stem}_SERVER_GROUP"),
+        messages_type: format!("{}Messages", svc.name()),
+        kafka_name,
+        client_mod: format!("{snake}_client"),
+        client_ident: format!("{}Client", trait_ident.trim_end_matches('_')),
+        server_mod: format!("{snake}_server"),
+        server_ident: format!("{}Server", trait_ident.trim_end_matches('_')),
+        trait_ident,
+        docs: comments.docs(&svc_path),
+        methods,
+        traefik,
+        trusted_origins,
+        location,
+        proto_file: file.name().to_owned(),
+    })
+}
+
+pub(super) fn traefik(
+    t: &DynamicMessage,
+    kafka_name: &str,
+    location: &Location,
+) -> Result<Traefik> {
+    let host = opt_str(t, "host").unwrap_or_default();
+    let port = opt_u32(t, "port").unwrap_or(0);
+    let mut problems = Vec::new();
+    if host.is_empty() {
+        problems.push("it needs a host (e.g. host: \"graph.axion.localhost\")".to_owned());
+    } else if host.contains(['`', ' ', '/', ',']) {
+        problems.push(format!("host must be a plain host name, got {host:?}"));
+    }
+    if port == 0 {
+        problems.push("it needs a port (the edge's port inside its container, 1-65535)".to_owned());
+    } else if port > 65535 {
+        problems.push(format!("port must be 1-65535, got {port}"));
+    }
+    if !problems.is_empty() {
+        return Err(Error::at(
+            location.clone(),
+            format!("(axion.service).traefik: {}", problems.join("; ")),
+        ));
+    }
+    let name = opt_str(t, "name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| kafka_name.to_owned());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::at(
+            location.clone(),
+            format!("(axion.service).traefik.name must be [a-zA-Z0-9_-]+, got {name:?}"),
+        ));
+    }
+    let path_prefix = opt_str(t, "path_prefix").filter(|p| !p.is_empty());
+    if let Some(p) = &path_prefix {
+        if !p.starts_with('/') || p.contains('`') {
+            return Err(Error::at(
+                location.clone(),
+                format!("(axion.service).traefik.path_prefix must start with '/', got {p:?}"),
+            ));
+        }
+    }
+    let mut entrypoints = str_list(t, "entrypoints");
+    if entrypoints.is_empty() {
+        entrypoints.push("web".to_owned());
+    }
+    let health_path = opt_str(t, "health_path")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/health".to_owned());
+    let server_url = opt_str(t, "server_url")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("http://{kafka_name}:{port}"));
+    Ok(Traefik {
+        middleware: format!("{name}-headers"),
+        name,
+        host,
+        port,
+        path_prefix,
+        entrypoints,
+        websocket: opt_bool(t, "websocket").unwrap_or(true),
+        health_path,
+        server_url,
+    })
+}
