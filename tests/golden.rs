@@ -193,3 +193,35 @@ fn topics_manifest_lists_request_and_reply_topics() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The build script dogfoods the generator as any service's does: through an ordinary
+/// build-dependency on the library crate, not by compiling its sources again.
+#[test]
+fn the_build_script_uses_the_generator_as_a_build_dependency() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args(["tree", "-e", "build", "-p", "axion-gen-cli", "--depth", "1"])
+        .args(["--locked", "--offline", "--color", "never"])
+        .output()
+        .expect("run cargo tree");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let build_deps = tree
+        .split_once("[build-dependencies]")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no build-dependencies in\n{tree}"));
+    assert!(
+        build_deps.contains("axion-gen v0.1.0") && build_deps.contains("/codegen)"),
+        "{tree}"
+    );
+    let script = std::fs::read_to_string(root().join("build.rs")).unwrap();
+    assert!(
+        !script.contains("#[path"),
+        "build.rs compiles sources itself"
+    );
+}

@@ -10,6 +10,7 @@ mod support {
     pub mod golden;
 }
 
+#[rustfmt::skip] // generated; formatted by axion-gen
 #[path = "fixtures/versions_generated/mod.rs"]
 mod versions;
 
