@@ -340,7 +340,7 @@ fn header(comment: &str, sources: &[String]) -> String {
 }
 
 fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String, String>> {
-    let prost = emit::messages::emit(&model.packages)?;
+    let prost = emit::messages::emit(model)?;
     let mut files = BTreeMap::new();
     // Rust sources are formatted at the end, in parallel (writer::format_files).
     let (mut heads, mut codes) = (Vec::new(), Vec::new());

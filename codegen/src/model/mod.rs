@@ -38,6 +38,9 @@ use validate::validate;
 pub struct Model {
     /// One entry per proto package, by package name.
     pub packages: Vec<Package>,
+    /// The `google/protobuf/*.proto` files the packages import (directly or not): prost-build
+    /// looks up every message a field names, well-known types included.
+    pub well_known_files: Vec<FileDescriptorProto>,
 }
 
 impl Model {
@@ -496,5 +499,12 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
     Error::from_list(errors)?;
     Ok(Model {
         packages: packages.into_values().collect(),
+        // Loaded with their importers already: the message emitter needs them, not a reload.
+        well_known_files: loaded
+            .files
+            .iter()
+            .filter(|f| f.name().starts_with("google/protobuf/"))
+            .cloned()
+            .collect(),
     })
 }
