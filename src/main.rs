@@ -196,6 +196,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// The model of the contracts `builder` reads (nothing emitted); its warnings go to stderr.
+fn model(builder: &axion_gen::Builder) -> axion_gen::Result<axion_gen::Model> {
+    let mut warnings = Vec::new();
+    let model = builder.model(&mut warnings);
+    for warning in &warnings {
+        eprintln!("{warning}");
+    }
+    model
+}
+
 /// Runs the pipeline `builder` describes; its warnings go to stderr.
 fn generate(builder: &axion_gen::Builder) -> axion_gen::Result<axion_gen::Generated> {
     let generated = builder.generate()?;
@@ -254,8 +264,7 @@ fn generate_files(args: &GenerateArgs) -> axion_gen::Result<ExitCode> {
 }
 
 fn topics(args: &TopicsArgs) -> axion_gen::Result<ExitCode> {
-    let generated = generate(&args.input.builder())?;
-    let topics = generated.model.topics();
+    let topics = model(&args.input.builder())?.topics();
     if args.json {
         let rows: Vec<serde_json::Value> = topics
             .iter()
@@ -280,9 +289,8 @@ fn topics(args: &TopicsArgs) -> axion_gen::Result<ExitCode> {
 }
 
 fn list(args: &ListArgs) -> axion_gen::Result<ExitCode> {
-    let generated = generate(&args.input.builder())?;
-    let rows: Vec<Row> = generated
-        .model
+    let model = model(&args.input.builder())?;
+    let rows: Vec<Row> = model
         .packages
         .iter()
         .flat_map(|p| p.services.iter())
@@ -334,14 +342,14 @@ struct Row {
 
 fn asyncapi(args: &AsyncapiArgs) -> axion_gen::Result<ExitCode> {
     use axion_gen::emit::asyncapi;
-    let generated = generate(&args.input.builder())?;
+    let model = model(&args.input.builder())?;
     let options = asyncapi::Options {
         api_version: args.api_version.clone(),
         brokers: args.server.clone(),
         partitions: args.partitions,
         replicas: args.replication,
     };
-    let doc = asyncapi::emit(&generated.model, &options);
+    let doc = asyncapi::emit(&model, &options);
     let as_json = args.json
         || args
             .out

@@ -269,6 +269,13 @@ impl Builder {
         breaking::check(&self.inputs(), &reference, &self.model)
     }
 
+    /// Loads the configured inputs and builds their model, without emitting anything: what
+    /// listing rpcs, topics or an AsyncAPI document needs. Warnings go to `warnings`.
+    pub fn model(&self, warnings: &mut Vec<String>) -> Result<Model> {
+        let loaded = load::load(&self.inputs(), warnings)?;
+        model::build(&loaded, &self.model, warnings)
+    }
+
     /// Runs the pipeline on the configured inputs without writing: load → model → emit →
     /// format.
     pub fn generate(&self) -> Result<Generated> {
