@@ -347,23 +347,30 @@ fn header(comment: &str, sources: &[String]) -> String {
 }
 
 fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String, String>> {
-    let prost = emit::messages::emit(model)?;
     let mut files = BTreeMap::new();
-    // Rust sources are formatted at the end, in parallel (writer::format_files).
+    // Rust sources are formatted at the end, in parallel (writer::format_files). prost-build
+    // runs on a thread of its own meanwhile: it and the other emitters only read the model.
     let (mut heads, mut codes) = (Vec::new(), Vec::new());
-    for package in &model.packages {
-        let sources: Vec<String> = package.files.iter().map(|f| f.name().to_owned()).collect();
-        let mut code = vec![prost.get(&package.name).cloned().unwrap_or_default()];
-        code.push(emit::json::emit(package).to_string());
-        for svc in &package.services {
-            code.push(emit::service::emit(svc).to_string());
-            let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
-            for (path, text) in emit::traefik::emit(svc, &yml_header, server_url) {
-                files.insert(path, text);
+    let prost = std::thread::scope(|scope| {
+        let prost = scope.spawn(|| emit::messages::emit(model));
+        for package in &model.packages {
+            let sources: Vec<String> =
+                package.files.iter().map(|f| f.name().to_owned()).collect();
+            let mut code = vec![emit::json::emit(package).to_string()];
+            for svc in &package.services {
+                code.push(emit::service::emit(svc).to_string());
+                let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
+                for (path, text) in emit::traefik::emit(svc, &yml_header, server_url) {
+                    files.insert(path, text);
+                }
             }
+            heads.push((package.file_name.clone(), header("//", &sources)));
+            codes.push(code);
         }
-        heads.push((package.file_name.clone(), header("//", &sources)));
-        codes.push(code);
+        prost.join().expect("the prost-build thread panicked")
+    })?;
+    for (package, code) in model.packages.iter().zip(&mut codes) {
+        code.insert(0, prost.get(&package.name).cloned().unwrap_or_default());
     }
     for ((name, head), formatted) in heads.into_iter().zip(writer::format_files(&codes)?) {
         files.insert(name, format!("{head}\n{formatted}"));
