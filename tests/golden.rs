@@ -1,5 +1,6 @@
-//! Golden files: `generated/` is exactly what the CLI writes for `proto/`, and every command's
-//! `--help` output is what `tests/snapshots/` holds. A mismatch shows a diff;
+//! Golden files: `generated/` is exactly what the CLI writes for `proto/`, every fixture case
+//! (`tests/fixtures/<case>/golden.args`) matches `tests/fixtures/<case>_generated/`, and every
+//! command's `--help` output is what `tests/snapshots/` holds. A mismatch shows a diff;
 //! `AXION_GEN_BLESS=1 cargo test --test golden` rewrites both (`tests/support/golden.rs`);
 //! review with `git diff`.
 
@@ -36,6 +37,55 @@ fn generated_dir_matches_a_fresh_cli_run() {
         &fresh,
         "a fresh `axion-gen generate --proto-dir proto --ts generated/ts` run",
     );
+}
+
+/// Every fixture case, found by a glob: a dir `tests/fixtures/<case>/` holding protos and a
+/// `golden.args` file (extra `generate` flags, whitespace-separated, maybe none) is generated
+/// and compared with `tests/fixtures/<case>_generated/`. A new case is a new dir.
+#[test]
+fn every_fixture_case_matches_its_golden() {
+    let fixtures = root().join("tests/fixtures");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|dir| dir.join("golden.args").is_file())
+        .collect();
+    cases.sort();
+    let names: Vec<String> = cases
+        .iter()
+        .map(|c| c.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "edge") && names.iter().any(|n| n == "versions"),
+        "fixture cases found: {names:?}"
+    );
+    for (case, name) in cases.iter().zip(&names) {
+        let args = std::fs::read_to_string(case.join("golden.args")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .arg("generate")
+            .args(args.split_whitespace())
+            .arg("--proto-dir")
+            .arg(case)
+            .arg("--out")
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "case {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_tree(
+            &fixtures.join(format!("{name}_generated")),
+            &read_tree(tmp.path()),
+            &format!(
+                "a fresh `axion-gen generate {} --proto-dir tests/fixtures/{name}` run",
+                args.trim()
+            ),
+        );
+    }
 }
 
 #[test]

@@ -3,12 +3,8 @@
 //! patterns collide), the package scheme — `--pattern-scheme package` on every command that reads
 //! contracts, `Builder::pattern_scheme`, or a file's `(axion.file).pattern_scheme` — puts the
 //! package in every default pattern, and the generated modules of both versions compile
-//! together (`tests/fixtures/versions_generated`, part of this test crate).
-
-mod support {
-    #[allow(dead_code)]
-    pub mod golden;
-}
+//! together (`tests/fixtures/versions_generated`, part of this test crate; `tests/golden.rs`
+//! keeps it equal to a fresh run).
 
 #[rustfmt::skip] // generated; formatted by axion-gen
 #[path = "fixtures/versions_generated/mod.rs"]
@@ -154,26 +150,6 @@ fn asyncapi_and_check_take_the_scheme_too() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&same.stderr)
-    );
-}
-
-#[test]
-fn generated_versions_match_a_fresh_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = axion_gen(&[
-        "generate",
-        "--pattern-scheme",
-        "package",
-        "--proto-dir",
-        fixture().to_str().unwrap(),
-        "--out",
-        tmp.path().to_str().unwrap(),
-    ]);
-    stdout(&out);
-    support::golden::assert_tree(
-        &fixture().with_file_name("versions_generated"),
-        &support::golden::read_tree(tmp.path()),
-        "a fresh `axion-gen generate --pattern-scheme package --proto-dir tests/fixtures/versions` run",
     );
 }
 

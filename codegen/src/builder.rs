@@ -354,8 +354,7 @@ fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String
     let prost = std::thread::scope(|scope| {
         let prost = scope.spawn(|| emit::messages::emit(model));
         for package in &model.packages {
-            let sources: Vec<String> =
-                package.files.iter().map(|f| f.name().to_owned()).collect();
+            let sources: Vec<String> = package.files.iter().map(|f| f.name().to_owned()).collect();
             let mut code = vec![emit::json::emit(package).to_string()];
             for svc in &package.services {
                 code.push(emit::service::emit(svc).to_string());
