@@ -187,6 +187,34 @@ fn both_versions_compile_side_by_side_with_contracts_by_name() {
     assert_eq!(stable.id, "t");
 }
 
+#[test]
+fn each_version_gets_its_own_typescript_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ts = tmp.path().join("ts");
+    stdout(&axion_gen(&[
+        "generate",
+        "--pattern-scheme",
+        "package",
+        "--proto-dir",
+        fixture().to_str().unwrap(),
+        "--out",
+        tmp.path().join("rs").to_str().unwrap(),
+        "--ts",
+        ts.to_str().unwrap(),
+    ]));
+    let index = std::fs::read_to_string(ts.join("index.ts")).unwrap();
+    assert!(
+        index.contains("export * as acme_things_v1 from \"./acme/things/v1\";")
+            && index.contains("export * as acme_things_v1beta1 from \"./acme/things/v1beta1\";"),
+        "{index}"
+    );
+    let beta = std::fs::read_to_string(ts.join("acme/things/v1beta1.ts")).unwrap();
+    assert!(
+        beta.contains("\"acme.things.v1beta1.thing-service.get-thing\""),
+        "{beta}"
+    );
+}
+
 /// Writes `files` (name → text) into a fresh dir.
 fn proto_tree(files: &[(&str, String)]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
