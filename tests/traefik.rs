@@ -12,6 +12,7 @@ mod contracts;
 mod support {
     #[path = "../../examples/support/auth.rs"]
     pub mod auth;
+    #[path = "../../runtime/tests/support/broker.rs"]
     pub mod broker;
     pub mod docker_api;
     #[allow(dead_code)]

@@ -5,16 +5,16 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
-    #[path = "../../examples/support/auth.rs"]
+    #[path = "../../../examples/support/auth.rs"]
     pub mod auth;
     pub mod broker;
     #[allow(dead_code)]
-    #[path = "../../examples/support/graph.rs"]
+    #[path = "../../../examples/support/graph.rs"]
     pub mod graph;
-    #[path = "../../examples/support/graph_edge.rs"]
+    #[path = "../../../examples/support/graph_edge.rs"]
     pub mod graph_edge;
     #[allow(dead_code)]
     pub mod procs;

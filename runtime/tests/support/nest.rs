@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/nest")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/nest")
 }
 
 fn script(name: &str) -> PathBuf {

@@ -3,9 +3,9 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
-#[path = "../examples/support/auth.rs"]
+#[path = "../../examples/support/auth.rs"]
 mod auth;
 
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     #[allow(dead_code)]
@@ -16,7 +16,7 @@ mod support {
     #[allow(dead_code)]
     pub mod raw;
 }
-#[path = "../examples/support/graph.rs"]
+#[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
 

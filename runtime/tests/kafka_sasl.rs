@@ -2,17 +2,17 @@
 //! and SCRAM users (`vendor/tansu/AXION-PATCH.md`). A Rust server and client that log in with
 //! SCRAM-SHA-512 (the stack's default) serve and answer a call; SCRAM-SHA-256 logs in too; a
 //! wrong password is `UNAUTHENTICATED` at once (well within the 5 s request timeout), and no
-//! error shows the password. Over TLS: `tests/kafka_tls.rs`.
+//! error shows the password. Over TLS: `runtime/tests/kafka_tls.rs`.
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     #[allow(dead_code)]
     pub mod broker;
 }
-#[path = "../examples/support/graph.rs"]
+#[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
 

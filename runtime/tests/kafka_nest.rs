@@ -3,15 +3,15 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     pub mod broker;
     pub mod nest;
 }
-#[path = "../examples/support/auth.rs"]
+#[path = "../../examples/support/auth.rs"]
 mod auth;
-#[path = "../examples/support/graph.rs"]
+#[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
 

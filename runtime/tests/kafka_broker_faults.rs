@@ -8,13 +8,13 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     #[allow(dead_code)]
     pub mod broker;
 }
-#[path = "../examples/support/graph.rs"]
+#[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
 
@@ -161,7 +161,7 @@ async fn callers_fail_fast_while_the_broker_is_down_and_recover_when_it_returns(
 
 /// A server started while its brokers are down starts anyway (after at most its request
 /// timeout, with a warning) and serves once they are up; only a refused login or handshake
-/// fails a start (`tests/kafka_tls.rs`).
+/// fails a start (`runtime/tests/kafka_tls.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_while_the_broker_is_down_serves_once_it_is_up() {
     let mut broker = Broker::start();

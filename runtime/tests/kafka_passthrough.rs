@@ -5,7 +5,7 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     #[allow(dead_code)]

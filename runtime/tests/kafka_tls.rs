@@ -8,7 +8,7 @@
 
 // Generated code is formatted by prettyplease; rustfmt must not rewrite the goldens.
 #[rustfmt::skip]
-#[path = "../generated/mod.rs"]
+#[path = "../../generated/mod.rs"]
 mod contracts;
 mod support {
     #[allow(dead_code)]
@@ -17,7 +17,7 @@ mod support {
     pub mod nest;
     pub mod tls;
 }
-#[path = "../examples/support/graph.rs"]
+#[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
 mod graph;
 
