@@ -346,7 +346,23 @@ fn add_method(
 ) {
     let title = format!("{}.{}", svc.proto_name, m.proto_name);
     let id = format!("{}.{}", svc.full_name, m.proto_name);
-    let description = (!m.docs.is_empty()).then(|| m.docs.join("\n"));
+    let request_key = add_request(m, &title, &id, options, channels, messages);
+    let reply = m
+        .reply_topic
+        .as_ref()
+        .map(|topic| add_reply(m, topic, &title, &id, options, channels, messages));
+    add_operations(svc, m, title, &id, request_key, reply, operations);
+}
+
+/// The request (or event) message of `m` and its channel, the pattern; returns its key.
+fn add_request(
+    m: &Method,
+    title: &str,
+    id: &str,
+    options: &Options,
+    channels: &mut BTreeMap<String, Channel>,
+    messages: &mut BTreeMap<String, Message>,
+) -> &'static str {
     let is_event = m.kind == MethodKind::Event;
     let request_key = if is_event { EVENT } else { REQUEST };
     let request_id = format!("{id}.{request_key}");
@@ -385,56 +401,77 @@ fn add_method(
         request_key.to_owned(),
         Ref::to(format!("#/components/messages/{request_id}")),
     );
+    request_key
+}
 
-    let reply = m.reply_topic.as_ref().map(|reply_topic| {
-        let reply_id = format!("{id}.{REPLY}");
-        let streaming = m.kind == MethodKind::ServerStreaming;
-        messages.insert(
-            reply_id.clone(),
-            Message {
-                name: reply_id.clone(),
-                title: format!("{title} reply"),
-                summary: if streaming {
-                    format!(
-                        "{} (one message per item; the last one is marked kafka_nest-is-disposed)",
-                        m.output_proto
-                    )
-                } else {
-                    format!(
-                        "{} (one message, marked kafka_nest-is-disposed)",
-                        m.output_proto
-                    )
-                },
-                content_type: "application/json",
-                correlation_id: Some(correlation_id()),
-                headers: Some(reply_headers()),
-                payload: schema_ref(&m.output_proto),
-                bindings: message_binding(),
+/// The reply message of `m` and its channel, `reply_topic`; returns the operations' reply.
+fn add_reply(
+    m: &Method,
+    reply_topic: &str,
+    title: &str,
+    id: &str,
+    options: &Options,
+    channels: &mut BTreeMap<String, Channel>,
+    messages: &mut BTreeMap<String, Message>,
+) -> Reply {
+    let reply_id = format!("{id}.{REPLY}");
+    let streaming = m.kind == MethodKind::ServerStreaming;
+    messages.insert(
+        reply_id.clone(),
+        Message {
+            name: reply_id.clone(),
+            title: format!("{title} reply"),
+            summary: if streaming {
+                format!(
+                    "{} (one message per item; the last one is marked kafka_nest-is-disposed)",
+                    m.output_proto
+                )
+            } else {
+                format!(
+                    "{} (one message, marked kafka_nest-is-disposed)",
+                    m.output_proto
+                )
             },
-        );
-        let channel = channels
-            .entry(reply_topic.clone())
-            .or_insert_with(|| Channel {
-                address: reply_topic.clone(),
-                description: String::new(),
-                messages: BTreeMap::new(),
-                bindings: channel_binding(reply_topic, options),
-            });
-        channel.description = format!(
-            "Replies of {id}, to the partition named by the request's kafka_replyPartition."
-        );
-        channel.messages.insert(
-            REPLY.to_owned(),
-            Ref::to(format!("#/components/messages/{reply_id}")),
-        );
-        Reply {
-            channel: channel_ref(reply_topic),
-            messages: vec![channel_message_ref(reply_topic, REPLY)],
-        }
-    });
+            content_type: "application/json",
+            correlation_id: Some(correlation_id()),
+            headers: Some(reply_headers()),
+            payload: schema_ref(&m.output_proto),
+            bindings: message_binding(),
+        },
+    );
+    let channel = channels
+        .entry(reply_topic.to_owned())
+        .or_insert_with(|| Channel {
+            address: reply_topic.to_owned(),
+            description: String::new(),
+            messages: BTreeMap::new(),
+            bindings: channel_binding(reply_topic, options),
+        });
+    channel.description =
+        format!("Replies of {id}, to the partition named by the request's kafka_replyPartition.");
+    channel.messages.insert(
+        REPLY.to_owned(),
+        Ref::to(format!("#/components/messages/{reply_id}")),
+    );
+    Reply {
+        channel: channel_ref(reply_topic),
+        messages: vec![channel_message_ref(reply_topic, REPLY)],
+    }
+}
 
+/// The send (caller) and receive (server) operations of `m`.
+fn add_operations(
+    svc: &Service,
+    m: &Method,
+    title: String,
+    id: &str,
+    request_key: &str,
+    reply: Option<Reply>,
+    operations: &mut BTreeMap<String, Operation>,
+) {
+    let description = (!m.docs.is_empty()).then(|| m.docs.join("\n"));
     let request_ref = channel_message_ref(&m.pattern, request_key);
-    let (send_summary, receive_summary) = if is_event {
+    let (send_summary, receive_summary) = if m.kind == MethodKind::Event {
         (
             format!("Emit {title} (ClientKafka.emit)."),
             format!(
