@@ -229,9 +229,7 @@ impl Builder {
                 println!("cargo:warning={warning}");
             }
         }
-        for (dir, files) in generated.outputs(&self.resolved_out_dir()?) {
-            writer::write(&dir, &files)?;
-        }
+        self.write(&generated)?;
         Ok(generated)
     }
 

@@ -29,9 +29,21 @@ use index::{fq, index_message, Resolver, TypeInfo};
 use messages::{collect_enum_types, collect_message, enum_type};
 use options::Extensions;
 use rust_names::check_rust_names;
-pub use scheme::{ModelOptions, PatternScheme, DEFAULT_TOPIC_PREFIX};
+pub use scheme::{PatternScheme, DEFAULT_TOPIC_PREFIX};
 use service::build_service;
 use validate::validate;
+
+/// What the model needs from the user's configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ModelOptions {
+    /// Prefix of default patterns, unless a file sets `(axion.file).topic_prefix`; `None` is the
+    /// scheme's default ([`PatternScheme::default_prefix`]).
+    pub topic_prefix: Option<String>,
+    /// How default patterns are formed, unless a file sets `(axion.file).pattern_scheme`.
+    pub pattern_scheme: PatternScheme,
+    /// Skip client/bidi-streaming rpcs with a warning instead of failing.
+    pub skip_unsupported: bool,
+}
 
 /// The whole input, resolved.
 #[derive(Debug)]

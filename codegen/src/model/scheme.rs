@@ -2,18 +2,6 @@
 
 use crate::names;
 
-/// What the model needs from the user's configuration.
-#[derive(Clone, Debug, Default)]
-pub struct ModelOptions {
-    /// Prefix of default patterns, unless a file sets `(axion.file).topic_prefix`; `None` is the
-    /// scheme's default ([`PatternScheme::default_prefix`]).
-    pub topic_prefix: Option<String>,
-    /// How default patterns are formed, unless a file sets `(axion.file).pattern_scheme`.
-    pub pattern_scheme: PatternScheme,
-    /// Skip client/bidi-streaming rpcs with a warning instead of failing.
-    pub skip_unsupported: bool,
-}
-
 /// How the default pattern (request topic) of an rpc is formed. An rpc's
 /// `(axion.method).pattern` is used verbatim whatever the scheme.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -31,17 +19,6 @@ pub enum PatternScheme {
 }
 
 impl PatternScheme {
-    /// Every scheme, in the order `--help` lists them.
-    pub const ALL: [PatternScheme; 2] = [PatternScheme::Service, PatternScheme::Package];
-
-    /// The name used by `--pattern-scheme` and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PatternScheme::Service => "service",
-            PatternScheme::Package => "package",
-        }
-    }
-
     /// The prefix of default patterns when none is configured.
     pub fn default_prefix(self) -> &'static str {
         match self {
@@ -59,17 +36,6 @@ impl PatternScheme {
         let parts = [Some(prefix).filter(|p| !p.is_empty()), namespace];
         let head: Vec<&str> = parts.into_iter().flatten().collect();
         names::default_pattern(&head.join("."), service, rpc)
-    }
-}
-
-impl std::str::FromStr for PatternScheme {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        PatternScheme::ALL
-            .into_iter()
-            .find(|scheme| scheme.as_str() == s)
-            .ok_or_else(|| format!("unknown pattern scheme {s:?}: expected service or package"))
     }
 }
 

@@ -9,7 +9,8 @@ use crate::names;
 use super::comments::Comments;
 use super::index::Resolver;
 use super::options::{file_scheme, opt_bool, opt_str, opt_u32, str_list, Extensions};
-use super::scheme::{ModelOptions, PatternScheme};
+use super::scheme::PatternScheme;
+use super::ModelOptions;
 use super::{Method, MethodKind, Service, Traefik};
 
 /// What every rpc of one service is built from.
@@ -294,15 +295,13 @@ fn edge(
     scope: &Scope<'_>,
     svc_opts: Option<&DynamicMessage>,
 ) -> Result<(Option<Traefik>, Vec<String>)> {
-    let traefik_opts = svc_opts.and_then(|o| {
-        let fd = o.descriptor().get_field_by_name("traefik")?;
-        o.get_field(&fd).as_message().cloned()
-    });
-    let is_set = svc_opts.is_some_and(|o| {
-        o.descriptor()
-            .get_field_by_name("traefik")
-            .is_some_and(|fd| o.has_field(&fd))
-    });
+    // The message is read even when unset: `trusted_origins` may be given without a host.
+    let (is_set, traefik_opts) = svc_opts
+        .and_then(|o| {
+            let fd = o.descriptor().get_field_by_name("traefik")?;
+            Some((o.has_field(&fd), o.get_field(&fd).as_message().cloned()?))
+        })
+        .map_or((false, None), |(set, t)| (set, Some(t)));
     let traefik = match traefik_opts.as_ref().filter(|_| is_set) {
         Some(t) => Some(traefik(
             t,
