@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use prost_types::FileDescriptorProto;
+
 use crate::breaking::{self, Finding};
 use crate::error::{Error, Result};
 use crate::load::{self, Inputs};
 use crate::model::{self, Model, ModelOptions, PatternScheme};
 use crate::writer::{self, Drift};
-use crate::{descriptor_set, emit};
+use crate::{descriptor_set, emit, render};
 
 /// Where [`Builder::compile_dir`] writes below `OUT_DIR` when no [`Builder::out_dir`] is set:
 /// what `axion_runtime::include_contracts!()` reads.
@@ -279,7 +281,7 @@ impl Builder {
     pub fn generate(&self) -> Result<Generated> {
         let mut warnings = Vec::new();
         let loaded = load::load(&self.inputs(), &mut warnings)?;
-        self.generate_loaded(&loaded, warnings)
+        self.generate_loaded(loaded, warnings)
     }
 
     /// Runs the pipeline without writing on an encoded `FileDescriptorSet`
@@ -289,7 +291,7 @@ impl Builder {
     pub fn generate_from_descriptor_set(&self, encoded: &[u8]) -> Result<Generated> {
         let mut warnings = Vec::new();
         let loaded = descriptor_set::load(encoded, &mut warnings)?;
-        self.generate_loaded(&loaded, warnings)
+        self.generate_loaded(loaded, warnings)
     }
 
     fn inputs(&self) -> Inputs {
@@ -316,11 +318,20 @@ impl Builder {
 
     fn generate_loaded(
         &self,
-        loaded: &load::Loaded,
+        loaded: load::Loaded,
         mut warnings: Vec<String>,
     ) -> Result<Generated> {
-        let model = model::build(loaded, &self.model, &mut warnings)?;
-        let files = emit_files(&model, self.traefik_server_url.as_deref())?;
+        let model = model::build(&loaded, &self.model, &mut warnings)?;
+        // The reflection pool was for the model's options: free it before prost-build and the
+        // printing run; the descriptors move on to prost-build.
+        let load::Loaded {
+            files,
+            pool,
+            disk_files,
+            ..
+        } = loaded;
+        drop(pool);
+        let files = emit_files(&model, files, self.traefik_server_url.as_deref())?;
         let ts_files = match &self.ts_out {
             Some(_) => emit::typescript::emit(&model.packages, &self.ts_proto_import),
             None => BTreeMap::new(),
@@ -329,7 +340,7 @@ impl Builder {
             files,
             model,
             warnings,
-            inputs: loaded.disk_files.clone(),
+            inputs: disk_files,
             ts_files,
             ts_dir: self.ts_out.clone(),
         })
@@ -344,33 +355,25 @@ fn header(comment: &str, sources: &[String]) -> String {
     )
 }
 
-fn emit_files(model: &Model, server_url: Option<&str>) -> Result<BTreeMap<String, String>> {
+fn emit_files(
+    model: &Model,
+    descriptors: Vec<FileDescriptorProto>,
+    server_url: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
-    // Rust sources are formatted at the end, in parallel (writer::format_files). prost-build
-    // runs on a thread of its own meanwhile: it and the other emitters only read the model.
-    let (mut heads, mut codes) = (Vec::new(), Vec::new());
-    let prost = std::thread::scope(|scope| {
-        let prost = scope.spawn(|| emit::messages::emit(model));
-        for package in &model.packages {
-            let sources: Vec<String> = package.files.iter().map(|f| f.name().to_owned()).collect();
-            let mut code = vec![emit::json::emit(package).to_string()];
-            for svc in &package.services {
-                code.push(emit::service::emit(svc).to_string());
-                let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
-                for (path, text) in emit::traefik::emit(svc, &yml_header, server_url) {
-                    files.insert(path, text);
-                }
-            }
-            heads.push((package.file_name.clone(), header("//", &sources)));
-            codes.push(code);
+    for (package, code) in model
+        .packages
+        .iter()
+        .zip(render::packages(model, descriptors)?)
+    {
+        files.insert(
+            package.file_name.clone(),
+            format!("{}\n{code}", header("//", &package.sources)),
+        );
+        for svc in &package.services {
+            let yml_header = header("#", std::slice::from_ref(&svc.proto_file));
+            files.extend(emit::traefik::emit(svc, &yml_header, server_url));
         }
-        prost.join().expect("the prost-build thread panicked")
-    })?;
-    for (package, code) in model.packages.iter().zip(&mut codes) {
-        code.insert(0, prost.get(&package.name).cloned().unwrap_or_default());
-    }
-    for ((name, head), formatted) in heads.into_iter().zip(writer::format_files(&codes)?) {
-        files.insert(name, format!("{head}\n{formatted}"));
     }
     files.insert(
         "mod.rs".to_owned(),

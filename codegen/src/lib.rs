@@ -33,6 +33,7 @@ pub mod error;
 pub mod load;
 pub mod model;
 pub mod names;
+mod render;
 pub mod writer;
 
 pub use builder::{configure, Builder, Generated, OUT_DIR_SUBDIR};

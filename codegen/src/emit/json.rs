@@ -4,23 +4,19 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::{ident, ty};
-use crate::model::{Codec, Message, Package, Storage};
+use crate::model::{Codec, Message, Storage};
 
-/// Serde and enum impls for every message and enum of a package.
-pub fn emit(package: &Package) -> TokenStream {
-    let messages = package.messages.iter().map(message);
-    let enums = package.enums.iter().map(|path| {
-        let path = ty(path);
-        quote! {
-            #[allow(deprecated)]
-            impl ::axion_runtime::codegen::json::ProtoEnum for #path {
-                fn number_of(name: &str) -> ::core::option::Option<i32> {
-                    Self::from_str_name(name).map(|value| value as i32)
-                }
+/// `ProtoEnum` for one of a package's enums (its Rust path relative to the package module).
+pub fn proto_enum(path: &str) -> TokenStream {
+    let path = ty(path);
+    quote! {
+        #[allow(deprecated)]
+        impl ::axion_runtime::codegen::json::ProtoEnum for #path {
+            fn number_of(name: &str) -> ::core::option::Option<i32> {
+                Self::from_str_name(name).map(|value| value as i32)
             }
         }
-    });
-    quote! { #(#messages)* #(#enums)* }
+    }
 }
 
 /// The runtime's codec type for `c`, named through the `j` alias every impl imports.
@@ -64,7 +60,8 @@ fn codec(c: &Codec) -> TokenStream {
     }
 }
 
-fn message(m: &Message) -> TokenStream {
+/// `Serialize`, `Deserialize` and `JsonMessage` for one message.
+pub fn message(m: &Message) -> TokenStream {
     let path = ty(&m.rust_path);
     let full_name = &m.full_name;
 

@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use prost_types::FileDescriptorProto;
-
 use crate::error::{Error, Location, Result};
 use crate::load::Loaded;
 use crate::names;
@@ -50,9 +48,6 @@ pub struct ModelOptions {
 pub struct Model {
     /// One entry per proto package, by package name.
     pub packages: Vec<Package>,
-    /// The `google/protobuf/*.proto` files the packages import (directly or not): prost-build
-    /// looks up every message a field names, well-known types included.
-    pub well_known_files: Vec<FileDescriptorProto>,
 }
 
 impl Model {
@@ -89,8 +84,8 @@ pub struct Package {
     pub file_name: String,
     /// TypeScript module of the package: `axion/graph/v1.ts` (`_.ts` without a package).
     pub ts_file: String,
-    /// The package's files, for prost.
-    pub files: Vec<FileDescriptorProto>,
+    /// Proto names of the package's files (`axion/graph/v1/graph.proto`).
+    pub sources: Vec<String>,
     /// Messages with their JSON field mapping.
     pub messages: Vec<Message>,
     /// Rust paths of the package's enums, relative to the package module.
@@ -460,14 +455,14 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                         format!("{}.ts", file.package().replace('.', "/"))
                     },
                     module,
-                    files: Vec::new(),
+                    sources: Vec::new(),
                     messages: Vec::new(),
                     enums: Vec::new(),
                     enum_types: Vec::new(),
                     services: Vec::new(),
                 }
             });
-        package.files.push(file.clone());
+        package.sources.push(name.to_owned());
         let proto2 = !matches!(file.syntax(), "proto3" | "editions");
         for m in &file.message_type {
             collect_message(
@@ -511,12 +506,5 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
     Error::from_list(errors)?;
     Ok(Model {
         packages: packages.into_values().collect(),
-        // Loaded with their importers already: the message emitter needs them, not a reload.
-        well_known_files: loaded
-            .files
-            .iter()
-            .filter(|f| f.name().starts_with("google/protobuf/"))
-            .cloned()
-            .collect(),
     })
 }
