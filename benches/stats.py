@@ -4,6 +4,8 @@
   stats.py codegen RESULTS_DIR   reads codegen-*.tsv (tool, run, seconds, max_rss_kb) and
                                  options.tsv (tool, options, run, seconds, max_rss_kb),
                                  writes codegen.json and codegen.md
+  stats.py tree RESULTS_DIR      reads tree.tsv (tool, run, seconds, max_rss_kb): the whole
+                                 google-proto-files tree, writes tree.json and tree.md
   stats.py build RESULTS_DIR     reads build.tsv (case, run, seconds, ran_build_script),
                                  writes build.json and build.md
 """
@@ -26,9 +28,10 @@ def rows(path):
     return [line.split("\t") for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def codegen(out):
+def routes(path):
+    """Median figures per route, the axion-gen / protoc route ratios, and the markdown table."""
     runs = defaultdict(lambda: ([], []))
-    for tool, _run, secs, kb in rows(out / "codegen.tsv"):
+    for tool, _run, secs, kb in rows(path):
         runs[tool][0].append(float(secs))
         runs[tool][1].append(float(kb) / 1024)
     result = {tool: {"wall_s": fig(w), "peak_rss_mb": fig(m)} for tool, (w, m) in runs.items()}
@@ -36,6 +39,29 @@ def codegen(out):
     result["ratio_wall_axion_over_protoc_route"] = ax["wall_s"]["median"] / pr["wall_s"]["median"]
     result["ratio_rss_axion_over_protoc_route"] = ax["peak_rss_mb"]["median"] / pr["peak_rss_mb"]["median"]
     result["target_wall_ratio_le_0_5_met"] = result["ratio_wall_axion_over_protoc_route"] <= 0.5
+    result["target_rss_ratio_le_1_met"] = result["ratio_rss_axion_over_protoc_route"] <= 1.0
+    md = ["| codegen route | wall s | peak RSS MB |", "|---|---|---|"]
+    for tool in runs:
+        md.append(f"| {tool} | {show(result[tool]['wall_s'])} | {show(result[tool]['peak_rss_mb'], 0)} |")
+    md.append("")
+    md.append(
+        f"ratio axion-gen / protoc route: wall {result['ratio_wall_axion_over_protoc_route']:.2f} "
+        f"(target ≤ 0.5: {'met' if result['target_wall_ratio_le_0_5_met'] else 'NOT met'}), "
+        f"peak RSS {result['ratio_rss_axion_over_protoc_route']:.2f} "
+        f"(target ≤ 1: {'met' if result['target_rss_ratio_le_1_met'] else 'NOT met'})"
+    )
+    return result, md
+
+
+def tree(out):
+    result, md = routes(out / "tree.tsv")
+    (out / "tree.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "tree.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def codegen(out):
+    result, md = routes(out / "codegen.tsv")
     opts = defaultdict(lambda: ([], []))
     for tool, n, _run, secs, kb in rows(out / "options.tsv"):
         opts[(tool, int(n))][0].append(float(secs))
@@ -45,15 +71,6 @@ def codegen(out):
         for (t, n), (w, m) in sorted(opts.items())
     ]
     (out / "codegen.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = ["| codegen route | wall s | peak RSS MB |", "|---|---|---|"]
-    for tool in runs:
-        md.append(f"| {tool} | {show(result[tool]['wall_s'])} | {show(result[tool]['peak_rss_mb'], 0)} |")
-    md.append("")
-    md.append(
-        f"ratio axion-gen / protoc route: wall {result['ratio_wall_axion_over_protoc_route']:.2f} "
-        f"(target ≤ 0.5: {'met' if result['target_wall_ratio_le_0_5_met'] else 'NOT met'}), "
-        f"peak RSS {result['ratio_rss_axion_over_protoc_route']:.2f}"
-    )
     md += ["", "| file with N custom options | tool | wall s | peak RSS MB |", "|---|---|---|---|"]
     for o in result["options_scaling"]:
         md.append(f"| {o['options']} | {o['tool']} | {show(o['wall_s'])} | {show(o['peak_rss_mb'], 0)} |")
@@ -80,4 +97,4 @@ def build(out):
 
 
 if __name__ == "__main__":
-    {"codegen": codegen, "build": build}[sys.argv[1]](Path(sys.argv[2]))
+    {"codegen": codegen, "tree": tree, "build": build}[sys.argv[1]](Path(sys.argv[2]))

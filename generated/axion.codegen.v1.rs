@@ -109,14 +109,13 @@ impl Language {
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for Job {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for Job {
+    const FULL_NAME: &'static str = "axion.codegen.v1.Job";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
         map.serialize_entry("projectId", &j::ser::<j::Str, _>(&self.project_id))?;
         map.serialize_entry(
@@ -136,21 +135,8 @@ impl ::axion_runtime::serde::Serialize for Job {
             )?;
         }
         map.serialize_entry("type", &j::ser::<j::Str, _>(&self.r#type))?;
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for Job {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for Job {
-    const FULL_NAME: &'static str = "axion.codegen.v1.Job";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -178,15 +164,15 @@ impl ::axion_runtime::codegen::json::JsonMessage for Job {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(Job);
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for StartJobRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for StartJobRequest {
+    const FULL_NAME: &'static str = "axion.codegen.v1.StartJobRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("projectId", &j::ser::<j::Str, _>(&self.project_id))?;
         map.serialize_entry(
             "language",
@@ -195,21 +181,8 @@ impl ::axion_runtime::serde::Serialize for StartJobRequest {
         if self.actor.is_some() {
             map.serialize_entry("actor", &j::ser::<j::Opt<j::Msg>, _>(&self.actor))?;
         }
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for StartJobRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for StartJobRequest {
-    const FULL_NAME: &'static str = "axion.codegen.v1.StartJobRequest";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -232,33 +205,20 @@ impl ::axion_runtime::codegen::json::JsonMessage for StartJobRequest {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for ListJobsRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        if self.page.is_some() {
-            map.serialize_entry("page", &j::ser::<j::Opt<j::Msg>, _>(&self.page))?;
-        }
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(StartJobRequest);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for ListJobsRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        if self.page.is_some() {
+            map.serialize_entry("page", &j::ser::<j::Opt<j::Msg>, _>(&self.page))?;
+        }
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -275,35 +235,22 @@ impl ::axion_runtime::codegen::json::JsonMessage for ListJobsRequest {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(ListJobsRequest);
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for ListJobsResponse {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for ListJobsResponse {
+    const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsResponse";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("jobs", &j::ser::<j::List<j::Msg>, _>(&self.jobs))?;
         map.serialize_entry(
             "nextPageToken",
             &j::ser::<j::Str, _>(&self.next_page_token),
         )?;
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListJobsResponse {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for ListJobsResponse {
-    const FULL_NAME: &'static str = "axion.codegen.v1.ListJobsResponse";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -323,31 +270,18 @@ impl ::axion_runtime::codegen::json::JsonMessage for ListJobsResponse {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for CancelJobRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for CancelJobRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(ListJobsResponse);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for CancelJobRequest {
     const FULL_NAME: &'static str = "axion.codegen.v1.CancelJobRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -364,6 +298,7 @@ impl ::axion_runtime::codegen::json::JsonMessage for CancelJobRequest {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(CancelJobRequest);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::ProtoEnum for Language {
     fn number_of(name: &str) -> ::core::option::Option<i32> {

@@ -23,31 +23,17 @@ pub struct PageRequest {
     pub page_token: ::axion_runtime::prost::alloc::string::String,
 }
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for Actor {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("userId", &j::ser::<j::Str, _>(&self.user_id))?;
-        map.serialize_entry("displayName", &j::ser::<j::Str, _>(&self.display_name))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for Actor {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for Actor {
     const FULL_NAME: &'static str = "axion.common.v1.Actor";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("userId", &j::ser::<j::Str, _>(&self.user_id))?;
+        map.serialize_entry("displayName", &j::ser::<j::Str, _>(&self.display_name))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -69,32 +55,19 @@ impl ::axion_runtime::codegen::json::JsonMessage for Actor {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for PageRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("pageSize", &j::ser::<j::U32, _>(&self.page_size))?;
-        map.serialize_entry("pageToken", &j::ser::<j::Str, _>(&self.page_token))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for PageRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(Actor);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for PageRequest {
     const FULL_NAME: &'static str = "axion.common.v1.PageRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("pageSize", &j::ser::<j::U32, _>(&self.page_size))?;
+        map.serialize_entry("pageToken", &j::ser::<j::Str, _>(&self.page_token))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -116,3 +89,4 @@ impl ::axion_runtime::codegen::json::JsonMessage for PageRequest {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(PageRequest);

@@ -167,14 +167,13 @@ impl ProjectStatus {
     }
 }
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for Project {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for Project {
+    const FULL_NAME: &'static str = "axion.graph.v1.Project";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
         map.serialize_entry("name", &j::ser::<j::Str, _>(&self.name))?;
         map.serialize_entry("description", &j::ser::<j::Str, _>(&self.description))?;
@@ -204,21 +203,8 @@ impl ::axion_runtime::serde::Serialize for Project {
             }
             ::core::option::Option::None => {}
         }
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for Project {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for Project {
-    const FULL_NAME: &'static str = "axion.graph.v1.Project";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -271,32 +257,19 @@ impl ::axion_runtime::codegen::json::JsonMessage for Project {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for project::Source {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("url", &j::ser::<j::Str, _>(&self.url))?;
-        map.serialize_entry("revision", &j::ser::<j::Str, _>(&self.revision))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for project::Source {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(Project);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for project::Source {
     const FULL_NAME: &'static str = "axion.graph.v1.Project.Source";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("url", &j::ser::<j::Str, _>(&self.url))?;
+        map.serialize_entry("revision", &j::ser::<j::Str, _>(&self.revision))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -314,36 +287,23 @@ impl ::axion_runtime::codegen::json::JsonMessage for project::Source {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(project::Source);
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for CreateProjectRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectRequest {
+    const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry("name", &j::ser::<j::Str, _>(&self.name))?;
         map.serialize_entry("description", &j::ser::<j::Str, _>(&self.description))?;
         map.serialize_entry(
             "labels",
             &j::ser::<j::Map<j::Str, j::Str>, _>(&self.labels),
         )?;
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectRequest {
-    const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectRequest";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -364,33 +324,20 @@ impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for CreateProjectResponse {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        if self.project.is_some() {
-            map.serialize_entry("project", &j::ser::<j::Opt<j::Msg>, _>(&self.project))?;
-        }
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for CreateProjectResponse {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(CreateProjectRequest);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectResponse {
     const FULL_NAME: &'static str = "axion.graph.v1.CreateProjectResponse";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        if self.project.is_some() {
+            map.serialize_entry("project", &j::ser::<j::Opt<j::Msg>, _>(&self.project))?;
+        }
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -407,31 +354,18 @@ impl ::axion_runtime::codegen::json::JsonMessage for CreateProjectResponse {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for GetProjectRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for GetProjectRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(CreateProjectResponse);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for GetProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.GetProjectRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -448,34 +382,21 @@ impl ::axion_runtime::codegen::json::JsonMessage for GetProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(GetProjectRequest);
 #[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for ListProjectsRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+impl ::axion_runtime::codegen::json::JsonMessage for ListProjectsRequest {
+    const FULL_NAME: &'static str = "axion.graph.v1.ListProjectsRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
     where
-        S: ::axion_runtime::serde::Serializer,
+        M: ::axion_runtime::serde::ser::SerializeMap,
     {
         use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
         map.serialize_entry(
             "status",
             &j::ser::<j::Enum<ProjectStatus>, _>(&self.status),
         )?;
-        map.end()
+        ::core::result::Result::Ok(())
     }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for ListProjectsRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
-#[allow(deprecated)]
-impl ::axion_runtime::codegen::json::JsonMessage for ListProjectsRequest {
-    const FULL_NAME: &'static str = "axion.graph.v1.ListProjectsRequest";
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -494,31 +415,18 @@ impl ::axion_runtime::codegen::json::JsonMessage for ListProjectsRequest {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for DeleteProjectRequest {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for DeleteProjectRequest {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(ListProjectsRequest);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for DeleteProjectRequest {
     const FULL_NAME: &'static str = "axion.graph.v1.DeleteProjectRequest";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        map.serialize_entry("id", &j::ser::<j::Str, _>(&self.id))?;
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -535,33 +443,20 @@ impl ::axion_runtime::codegen::json::JsonMessage for DeleteProjectRequest {
         ::core::result::Result::Ok(true)
     }
 }
-#[allow(deprecated)]
-impl ::axion_runtime::serde::Serialize for ProjectCreatedEvent {
-    fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-    where
-        S: ::axion_runtime::serde::Serializer,
-    {
-        use ::axion_runtime::codegen::json as j;
-        use ::axion_runtime::serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(::core::option::Option::None)?;
-        if self.project.is_some() {
-            map.serialize_entry("project", &j::ser::<j::Opt<j::Msg>, _>(&self.project))?;
-        }
-        map.end()
-    }
-}
-#[allow(deprecated)]
-impl<'de> ::axion_runtime::serde::Deserialize<'de> for ProjectCreatedEvent {
-    fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-    where
-        D: ::axion_runtime::serde::Deserializer<'de>,
-    {
-        ::axion_runtime::codegen::json::deserialize_message(deserializer)
-    }
-}
+::axion_runtime::codegen::serde_impls!(DeleteProjectRequest);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::JsonMessage for ProjectCreatedEvent {
     const FULL_NAME: &'static str = "axion.graph.v1.ProjectCreatedEvent";
+    fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+    where
+        M: ::axion_runtime::serde::ser::SerializeMap,
+    {
+        use ::axion_runtime::codegen::json as j;
+        if self.project.is_some() {
+            map.serialize_entry("project", &j::ser::<j::Opt<j::Msg>, _>(&self.project))?;
+        }
+        ::core::result::Result::Ok(())
+    }
     fn merge_field<'de, A>(
         &mut self,
         key: &str,
@@ -578,6 +473,7 @@ impl ::axion_runtime::codegen::json::JsonMessage for ProjectCreatedEvent {
         ::core::result::Result::Ok(true)
     }
 }
+::axion_runtime::codegen::serde_impls!(ProjectCreatedEvent);
 #[allow(deprecated)]
 impl ::axion_runtime::codegen::json::ProtoEnum for ProjectStatus {
     fn number_of(name: &str) -> ::core::option::Option<i32> {

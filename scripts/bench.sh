@@ -6,7 +6,10 @@
 #      wall time and peak RSS; and scaling on a file with 1k..8k custom options;
 #   2. build: does a no-op `cargo build` rerun build.rs, does touching one .proto; timings;
 #   3. transport (cargo bench --bench transport): generated Rust, NestJS and raw rdkafka on one
-#      tansu broker per round, events, server RSS and CPU.
+#      tansu broker per round, events, server RSS and CPU;
+#   tree (not in the default run, ~3 min a round): both codegen routes on the whole
+#      google-proto-files tree (8,017 files; axion-gen with --pattern-scheme package).
+# BENCH_PARTS picks the parts (default "codegen build transport"; e.g. BENCH_PARTS="codegen tree").
 # Each figure is the median of BENCH_ROUNDS runs (default 3; the transport: BENCH_TRANSPORT_ROUNDS,
 # default 5, as its 64-in-flight figures swing most) with min–max; both sides of every ratio are
 # measured in the same run. Results: $BENCH_OUT (default benches/results/):
@@ -16,6 +19,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 ROUNDS="${BENCH_ROUNDS:-3}"
 TRANSPORT_ROUNDS="${BENCH_TRANSPORT_ROUNDS:-5}"
+PARTS=" ${BENCH_PARTS:-codegen build transport} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
 OUT="${BENCH_OUT:-benches/results}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$OUT"
@@ -45,20 +50,24 @@ log "building (not timed): axion-gen, benches/protoc-route, the transport bench"
 cargo build --release --bin axion-gen -q
 cargo build --release --locked -q --manifest-path benches/protoc-route/Cargo.toml \
   --target-dir "$TARGET/protoc-route"
-cargo bench --bench transport --no-run -q 2>/dev/null || cargo bench --bench transport --no-run
+if part transport; then
+  cargo bench --bench transport --no-run -q 2>/dev/null || cargo bench --bench transport --no-run
+fi
 AXION="$TARGET/release/axion-gen"
 PROTOC_ROUTE="$TARGET/protoc-route/release/protoc-route"
 
-# 1. Codegen, alternating the routes each round.
-log "codegen: $(wc -l < benches/codegen/corpus.txt) files, $ROUNDS rounds"
-mapfile -t inputs < <(sed "s|^|$CORPUS/|" benches/codegen/corpus.txt)
-: > "$OUT/codegen.tsv"
 timed() { # label run -- command...: appends label, run, seconds, max RSS KB
   local label="$1" run="$2"; shift 3
   /usr/bin/time -f "%e\t%M" -o "$TMP/time" "$@" >"$TMP/log" 2>&1 \
     || { cat "$TMP/log" >&2; echo "failed: $*" >&2; exit 1; }
   printf '%s\t%s\t%s\n' "$label" "$run" "$(cat "$TMP/time")"
 }
+
+# 1. Codegen, alternating the routes each round.
+if part codegen; then
+log "codegen: $(wc -l < benches/codegen/corpus.txt) files, $ROUNDS rounds"
+mapfile -t inputs < <(sed "s|^|$CORPUS/|" benches/codegen/corpus.txt)
+: > "$OUT/codegen.tsv"
 for run in $(seq 1 "$ROUNDS"); do
   rm -rf "$TMP/ax" "$TMP/pr"
   timed "axion-gen" "$run" -- "$AXION" generate --skip-unsupported --include "$CORPUS" \
@@ -84,8 +93,28 @@ for n in 1000 2000 4000 8000; do
   done
 done
 python3 benches/stats.py codegen "$OUT" >/dev/null
+fi
+
+# The whole tree: every proto of the package but the google/protobuf/ copies (whose compiler
+# test files import files the package lacks); API versions collide under the service scheme.
+if part tree; then
+  (cd "$CORPUS" && find google grafeas -name '*.proto' -not -path 'google/protobuf/*' | sort) \
+    > "$TMP/tree.txt"
+  mapfile -t tree < <(sed "s|^|$CORPUS/|" "$TMP/tree.txt")
+  log "tree: $(wc -l < "$TMP/tree.txt") files, $ROUNDS rounds"
+  : > "$OUT/tree.tsv"
+  for run in $(seq 1 "$ROUNDS"); do
+    rm -rf "$TMP/ax" "$TMP/pr"
+    timed "axion-gen" "$run" -- "$AXION" generate --pattern-scheme package --skip-unsupported \
+      --include "$CORPUS" --out "$TMP/ax" "${tree[@]}" >> "$OUT/tree.tsv"
+    timed "protoc + tonic-prost-build" "$run" -- "$PROTOC_ROUTE" "$TMP/pr" "$CORPUS" \
+      "$TMP/tree.txt" >> "$OUT/tree.tsv"
+  done
+  python3 benches/stats.py tree "$OUT" >/dev/null
+fi
 
 # 2. Build: no-op vs one touched .proto (its mtime is restored afterwards).
+if part build; then
 log "build: no-op and touched .proto, $ROUNDS rounds each"
 cargo build -p axion-gen-cli --examples -q
 proto=proto/axion/graph/v1/graph.proto
@@ -106,19 +135,23 @@ for run in $(seq 1 "$ROUNDS"); do
 done
 touch -r "$TMP/mtime" "$proto"
 python3 benches/stats.py build "$OUT" >/dev/null
+fi
 
 # 3. Transport.
-log "transport: $TRANSPORT_ROUNDS rounds"
-BENCH_ROUNDS="$TRANSPORT_ROUNDS" BENCH_JSON="$OUT/transport.json" \
-  cargo bench --bench transport -q 2>"$TMP/transport.err" | tee "$OUT/transport.md" \
-  || { cat "$TMP/transport.err" >&2; exit 1; }
+if part transport; then
+  log "transport: $TRANSPORT_ROUNDS rounds"
+  BENCH_ROUNDS="$TRANSPORT_ROUNDS" BENCH_JSON="$OUT/transport.json" \
+    cargo bench --bench transport -q 2>"$TMP/transport.err" | tee "$OUT/transport.md" \
+    || { cat "$TMP/transport.err" >&2; exit 1; }
+fi
 
 {
   echo "# Benchmark results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $ROUNDS rounds, transport $TRANSPORT_ROUNDS; median (min–max))"
   echo
-  echo "## Codegen (420 googleapis files)"; echo; cat "$OUT/codegen.md"; echo
-  echo "## Build"; echo; cat "$OUT/build.md"; echo
-  echo "## Transport"; cat "$OUT/transport.md"
+  if part codegen; then echo "## Codegen (420 googleapis files)"; echo; cat "$OUT/codegen.md"; echo; fi
+  if part tree; then echo "## Codegen (the whole google-proto-files tree)"; echo; cat "$OUT/tree.md"; echo; fi
+  if part build; then echo "## Build"; echo; cat "$OUT/build.md"; echo; fi
+  if part transport; then echo "## Transport"; cat "$OUT/transport.md"; fi
   echo; echo "Total bench time: $(( SECONDS - started )) s"
 } > "$OUT/summary.md"
 cat "$OUT/summary.md"

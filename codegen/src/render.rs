@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::emit;
 use crate::error::{Error, Result};
-use crate::model::{Message, Model, Package, Service};
+use crate::model::{Message, Model, Package, RustPath, Service};
 
 /// Messages whose JSON impls make one unit: enough to amortize a parse, few enough to spread.
 const MESSAGES_PER_UNIT: usize = 16;
@@ -50,47 +50,56 @@ fn packages_in(
         },
     );
     let (prost, ours) = (prost?, ours?);
+    let count = model.packages.len();
+    let prost_code = |index: usize| {
+        prost
+            .get(&model.packages[index].name)
+            .map_or("", String::as_str)
+    };
 
-    let runs: Vec<(usize, &str)> = model
-        .packages
-        .iter()
-        .enumerate()
-        .flat_map(|(index, package)| {
-            let code = prost.get(&package.name).map_or("", String::as_str);
-            item_runs(code, prost_run_bytes)
+    let runs: Vec<(usize, &str)> = (0..count)
+        .flat_map(|index| {
+            item_runs(prost_code(index), prost_run_bytes)
                 .into_iter()
                 .map(move |run| (index, run))
         })
         .collect();
-    let printed: Vec<Option<String>> = runs
+    let printed: Vec<(usize, Option<String>)> = runs
         .par_iter()
-        .map(|(_, run)| {
-            syn::parse_file(run)
-                .ok()
-                .map(|file| prettyplease::unparse(&file))
+        .map(|(index, run)| {
+            let file = syn::parse_file(run).ok();
+            (*index, file.map(|file| prettyplease::unparse(&file)))
         })
         .collect();
-
-    let mut files = vec![String::new(); model.packages.len()];
-    let mut whole = vec![false; model.packages.len()];
-    for ((package, _), text) in runs.iter().zip(printed) {
+    let mut parts: Vec<Vec<String>> = vec![Vec::new(); count];
+    let mut whole = vec![false; count];
+    for (index, text) in printed {
         match text {
-            Some(text) => files[*package].push_str(&text),
-            None => whole[*package] = true,
+            Some(text) => parts[index].push(text),
+            None => whole[index] = true,
         }
     }
     // A run that does not parse alone (a cut inside an item): print the package's prost code
     // at once.
-    for (index, package) in model.packages.iter().enumerate() {
-        if whole[index] {
-            let code = prost.get(&package.name).map_or("", String::as_str);
-            files[index] = print_text(code)?;
-        }
+    for index in (0..count).filter(|&i| whole[i]) {
+        parts[index] = vec![print_text(prost_code(index))?];
     }
-    for (package, text) in ours {
-        files[package].push_str(&text);
+    drop(runs);
+    drop(prost);
+    for (index, text) in ours {
+        parts[index].push(text);
     }
-    Ok(files)
+    // Each part is freed once copied: the output is held about once, not twice.
+    Ok(parts
+        .into_iter()
+        .map(|parts| {
+            let mut file = String::with_capacity(parts.iter().map(String::len).sum());
+            for part in parts {
+                file.push_str(&part);
+            }
+            file
+        })
+        .collect())
 }
 
 /// A piece of a package's file that is generated and printed on its own.
@@ -98,7 +107,7 @@ enum Unit<'m> {
     /// The JSON impls of some of the package's messages.
     Messages(&'m [Message]),
     /// The JSON impls of the package's enums.
-    Enums(&'m [String]),
+    Enums(&'m [RustPath]),
     /// A service's contract, trait, client and server.
     Service(&'m Service),
 }
@@ -107,10 +116,7 @@ impl Unit<'_> {
     fn tokens(&self) -> TokenStream {
         match self {
             Unit::Messages(messages) => messages.iter().map(emit::json::message).collect(),
-            Unit::Enums(paths) => paths
-                .iter()
-                .map(|path| emit::json::proto_enum(path))
-                .collect(),
+            Unit::Enums(paths) => paths.iter().map(emit::json::proto_enum).collect(),
             Unit::Service(service) => emit::service::emit(service),
         }
     }

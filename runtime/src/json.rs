@@ -41,10 +41,14 @@ pub trait ProtoEnum {
     fn number_of(name: &str) -> Option<i32>;
 }
 
-/// A generated message whose fields can be read one by one from a JSON object.
+/// A generated message whose fields are written into, and read one by one from, a JSON object.
+/// Its `serde` impls ([`serialize_message`], [`deserialize_message`]) go through this trait.
 pub trait JsonMessage: Default {
     /// The proto full name, for error messages.
     const FULL_NAME: &'static str;
+    /// Writes the fields that travel (every scalar, list and map; messages and optionals when
+    /// set) as entries of `map`.
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
     /// Reads the value of `key` into `self`. Returns `false` for an unknown key, whose value
     /// the caller then skips.
     fn merge_field<'de, A: MapAccess<'de>>(
@@ -52,6 +56,44 @@ pub trait JsonMessage: Default {
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error>;
+}
+
+/// Serializes a generated message as a JSON object.
+pub fn serialize_message<S, M>(message: &M, serializer: S) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    M: JsonMessage,
+{
+    let mut map = serializer.serialize_map(None)?;
+    message.write_fields(&mut map)?;
+    map.end()
+}
+
+/// `serde::Serialize` and `Deserialize` of generated messages, through their [`JsonMessage`]
+/// impl: `serde_impls!(project::Source);`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __serde_impls {
+    ($message:ty) => {
+        #[allow(deprecated)]
+        impl $crate::serde::Serialize for $message {
+            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+            where
+                S: $crate::serde::Serializer,
+            {
+                $crate::codegen::json::serialize_message(self, serializer)
+            }
+        }
+        #[allow(deprecated)]
+        impl<'de> $crate::serde::Deserialize<'de> for $message {
+            fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+            where
+                D: $crate::serde::Deserializer<'de>,
+            {
+                $crate::codegen::json::deserialize_message(deserializer)
+            }
+        }
+    };
 }
 
 /// Deserializes a generated message from a JSON object (unknown keys are skipped).

@@ -74,6 +74,7 @@ pub use serde;
 /// changes with the generator, which emits the matching calls.
 #[doc(hidden)]
 pub mod codegen {
+    pub use crate::__serde_impls as serde_impls;
     pub use crate::json;
     pub use crate::server::{event, no_handler, server_streaming, unary};
 }

@@ -3,12 +3,12 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{ident, ty};
-use crate::model::{Codec, Message, Storage};
+use super::{ident, path as rust_path};
+use crate::model::{Codec, Message, RustPath, Storage};
 
 /// `ProtoEnum` for one of a package's enums (its Rust path relative to the package module).
-pub fn proto_enum(path: &str) -> TokenStream {
-    let path = ty(path);
+pub fn proto_enum(path: &RustPath) -> TokenStream {
+    let path = rust_path(path, 0);
     quote! {
         #[allow(deprecated)]
         impl ::axion_runtime::codegen::json::ProtoEnum for #path {
@@ -32,7 +32,7 @@ fn codec(c: &Codec) -> TokenStream {
         Codec::Str => quote!(j::Str),
         Codec::Bytes => quote!(j::Bytes),
         Codec::Enum(path) => {
-            let path = ty(path);
+            let path = rust_path(path, 0);
             quote!(j::Enum<#path>)
         }
         Codec::Msg => quote!(j::Msg),
@@ -62,7 +62,7 @@ fn codec(c: &Codec) -> TokenStream {
 
 /// `Serialize`, `Deserialize` and `JsonMessage` for one message.
 pub fn message(m: &Message) -> TokenStream {
-    let path = ty(&m.rust_path);
+    let path = rust_path(&m.rust_path, 0);
     let full_name = &m.full_name;
 
     let mut writes = Vec::new();
@@ -99,7 +99,7 @@ pub fn message(m: &Message) -> TokenStream {
                 });
             }
             Storage::Oneof { enum_path, variant } => {
-                let enum_path = ty(enum_path);
+                let enum_path = rust_path(enum_path, 0);
                 let variant = ident(variant);
                 let arm = quote! {
                     ::core::option::Option::Some(#enum_path::#variant(value)) => {
@@ -133,18 +133,16 @@ pub fn message(m: &Message) -> TokenStream {
         });
     }
 
-    let serialize_body = if writes.is_empty() {
+    let write_body = if writes.is_empty() {
         quote! {
-            use ::axion_runtime::serde::ser::SerializeMap as _;
-            serializer.serialize_map(::core::option::Option::Some(0))?.end()
+            let _ = map;
+            ::core::result::Result::Ok(())
         }
     } else {
         quote! {
             use ::axion_runtime::codegen::json as j;
-            use ::axion_runtime::serde::ser::SerializeMap as _;
-            let mut map = serializer.serialize_map(::core::option::Option::None)?;
             #(#writes)*
-            map.end()
+            ::core::result::Result::Ok(())
         }
     };
     let merge_body = if reads.is_empty() {
@@ -166,26 +164,14 @@ pub fn message(m: &Message) -> TokenStream {
     quote! {
         // Deprecated fields, variants and messages still travel.
         #[allow(deprecated)]
-        impl ::axion_runtime::serde::Serialize for #path {
-            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-            where
-                S: ::axion_runtime::serde::Serializer,
-            {
-                #serialize_body
-            }
-        }
-        #[allow(deprecated)]
-        impl<'de> ::axion_runtime::serde::Deserialize<'de> for #path {
-            fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
-            where
-                D: ::axion_runtime::serde::Deserializer<'de>,
-            {
-                ::axion_runtime::codegen::json::deserialize_message(deserializer)
-            }
-        }
-        #[allow(deprecated)]
         impl ::axion_runtime::codegen::json::JsonMessage for #path {
             const FULL_NAME: &'static str = #full_name;
+            fn write_fields<M>(&self, map: &mut M) -> ::core::result::Result<(), M::Error>
+            where
+                M: ::axion_runtime::serde::ser::SerializeMap,
+            {
+                #write_body
+            }
             fn merge_field<'de, A>(
                 &mut self,
                 key: &str,
@@ -197,5 +183,6 @@ pub fn message(m: &Message) -> TokenStream {
                 #merge_body
             }
         }
+        ::axion_runtime::codegen::serde_impls!(#path);
     }
 }

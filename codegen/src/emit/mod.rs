@@ -8,35 +8,41 @@ pub mod service;
 pub mod traefik;
 pub mod typescript;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
 
-/// Parses a Rust path or type the model produced (`j::Opt<j::Msg>`, `super::Actor`).
-pub(crate) fn ty(text: &str) -> TokenStream {
-    let parsed: syn::Type = syn::parse_str(text)
-        .unwrap_or_else(|e| panic!("model produced an invalid Rust type {text:?}: {e}"));
-    quote::quote!(#parsed)
+use crate::model::{PathRoot, RpcType, RustPath};
+
+/// An identifier the model produced (`create_project`, `r#type`).
+pub(crate) fn ident(text: &str) -> Ident {
+    match text.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(text, Span::call_site()),
+    }
 }
 
-/// Parses an identifier the model produced (raw identifiers included).
-pub(crate) fn ident(text: &str) -> syn::Ident {
-    syn::parse_str(text)
-        .unwrap_or_else(|e| panic!("model produced an invalid identifier {text:?}: {e}"))
+/// A model path as code in a module `depth` levels below the package module.
+pub(crate) fn path(path: &RustPath, depth: usize) -> TokenStream {
+    let segments = path.segments.iter().map(|s| ident(s));
+    match path.root {
+        PathRoot::Package => {
+            let supers = (0..depth).map(|_| quote!(super::));
+            quote!(#(#supers)* #(#segments)::*)
+        }
+        PathRoot::ProstTypes => quote!(::axion_runtime::prost_types::#(#segments)::*),
+    }
+}
+
+/// An rpc's request or response type in a module `depth` levels below the package module.
+pub(crate) fn rpc_type(t: &RpcType, depth: usize) -> TokenStream {
+    match t {
+        RpcType::Unit => quote!(()),
+        RpcType::Message(p) => path(p, depth),
+    }
 }
 
 /// `#[doc = "..."]` lines.
 pub(crate) fn docs(lines: &[String]) -> TokenStream {
     let lines = lines.iter().map(|l| format!(" {l}"));
-    quote::quote!(#(#[doc = #lines])*)
-}
-
-/// A type path as seen from a module `depth` levels below the package module.
-pub(crate) fn from_submodule(path: &str, depth: usize) -> String {
-    let absolute = path.starts_with("::")
-        || path == "()"
-        || matches!(path, "bool" | "f32" | "f64" | "i32" | "i64" | "u32" | "u64");
-    if absolute {
-        path.to_owned()
-    } else {
-        format!("{}{path}", "super::".repeat(depth))
-    }
+    quote!(#(#[doc = #lines])*)
 }

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{docs, from_submodule, ident, ty};
+use super::{docs, ident, rpc_type};
 use crate::model::{MethodKind, Service};
 
 /// All items of one service, at the package module level.
@@ -203,8 +203,8 @@ fn service_trait(svc: &Service) -> TokenStream {
     let trait_docs = docs(&doc_lines);
     let methods = svc.methods.iter().map(|m| {
         let method = ident(&m.rust_ident);
-        let input = ty(&m.input_type);
-        let output = ty(&m.output_type);
+        let input = rpc_type(&m.input_type, 0);
+        let output = rpc_type(&m.output_type, 0);
         let mut lines = m.docs.clone();
         if !lines.is_empty() {
             lines.push(String::new());
@@ -251,8 +251,8 @@ fn client(svc: &Service) -> TokenStream {
     let methods = svc.methods.iter().map(|m| {
         let method = ident(&m.rust_ident);
         let key = ident(&m.key);
-        let input = ty(&from_submodule(&m.input_type, 1));
-        let output = ty(&from_submodule(&m.output_type, 1));
+        let input = rpc_type(&m.input_type, 1);
+        let output = rpc_type(&m.output_type, 1);
         let mut lines = m.docs.clone();
         if !lines.is_empty() {
             lines.push(String::new());
@@ -397,7 +397,7 @@ fn server(svc: &Service) -> TokenStream {
     let arms = svc.methods.iter().map(|m| {
         let key = ident(&m.key);
         let method = ident(&m.rust_ident);
-        let input = ty(&from_submodule(&m.input_type, 1));
+        let input = rpc_type(&m.input_type, 1);
         match m.kind {
             MethodKind::RequestReply => quote! {
                 super::#patterns::#key => ::axion_runtime::codegen::unary(

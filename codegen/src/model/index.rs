@@ -9,7 +9,7 @@ use prost_types::DescriptorProto;
 use crate::names;
 
 use super::ts_names::ts_proto_type;
-use super::{Codec, TsType};
+use super::{Codec, PathRoot, RpcType, RustPath, TsType};
 
 /// Where each declared type lives.
 pub(super) struct TypeInfo {
@@ -79,31 +79,30 @@ pub(super) struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// An rpc's request or response type: `()` for `google.protobuf.Empty`, the only
+    /// well-known type an rpc may take or return (see `build_service`).
+    pub(super) fn rpc_type(&self, from: &str, type_name: &str) -> RpcType {
+        if type_name == ".google.protobuf.Empty" {
+            RpcType::Unit
+        } else {
+            RpcType::Message(self.rust_path(from, type_name))
+        }
+    }
+
     /// The Rust path of a type, relative to the module of package `from` (prost's paths).
-    pub(super) fn rust_path(&self, from: &str, type_name: &str) -> String {
+    pub(super) fn rust_path(&self, from: &str, type_name: &str) -> RustPath {
         if let Some(wkt) = type_name.strip_prefix(".google.protobuf.") {
-            return match wkt {
-                // The only well-known type an rpc may take or return (see build_service); the
-                // others reach here as enums (`NullValue`).
-                "Empty" => "()".to_owned(),
-                other => {
-                    let parts: Vec<&str> = other.split('.').collect();
-                    let mut out = String::from("::axion_runtime::prost_types");
-                    for (i, p) in parts.iter().enumerate() {
-                        out.push_str("::");
-                        if i + 1 == parts.len() {
-                            out.push_str(&names::rust_upper_camel(p));
-                        } else {
-                            out.push_str(&names::rust_snake(p));
-                        }
-                    }
-                    out
-                }
+            // Enums of the well-known types (`NullValue`) and nested ones of descriptors.
+            let path: Vec<&str> = wkt.split('.').collect();
+            return RustPath {
+                root: PathRoot::ProstTypes,
+                segments: type_segments(&path).collect(),
             };
         }
         let Some(info) = self.types.get(type_name) else {
             // protox resolved every name, so this is unreachable for valid input.
-            return names::rust_upper_camel(type_name.rsplit('.').next().unwrap_or(type_name));
+            let name = type_name.rsplit('.').next().unwrap_or(type_name);
+            return RustPath::local(vec![names::rust_upper_camel(name)]);
         };
         let from_mod: Vec<String> = module_of(from);
         let to_mod: Vec<String> = module_of(&info.package);
@@ -118,14 +117,8 @@ impl Resolver<'_> {
             from_mod.len() - common,
         ));
         parts.extend(to_mod[common..].iter().cloned());
-        for (i, p) in info.path.iter().enumerate() {
-            if i + 1 == info.path.len() {
-                parts.push(names::rust_upper_camel(p));
-            } else {
-                parts.push(names::rust_snake(p));
-            }
-        }
-        parts.join("::")
+        parts.extend(type_segments(&info.path));
+        RustPath::local(parts)
     }
 
     /// Where ts-proto puts a message type and what it calls it.
@@ -183,6 +176,18 @@ impl Resolver<'_> {
         }
         self.types.get(field.type_name())?.map_entry.as_ref()
     }
+}
+
+/// prost's segments for a type nested in messages `path[..n-1]`: a module per enclosing message,
+/// then the type.
+fn type_segments<S: AsRef<str>>(path: &[S]) -> impl Iterator<Item = String> + '_ {
+    path.iter().enumerate().map(move |(i, p)| {
+        if i + 1 == path.len() {
+            names::rust_upper_camel(p.as_ref())
+        } else {
+            names::rust_snake(p.as_ref())
+        }
+    })
 }
 
 pub(super) fn module_of(package: &str) -> Vec<String> {

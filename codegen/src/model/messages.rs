@@ -7,7 +7,7 @@ use prost_types::DescriptorProto;
 use crate::names;
 
 use super::index::{fq, Resolver};
-use super::{Codec, EnumType, Field, Message, Storage, Wire, WireType};
+use super::{Codec, EnumType, Field, Message, RustPath, Storage, Wire, WireType};
 
 pub(super) fn collect_message(
     proto2: bool,
@@ -16,19 +16,16 @@ pub(super) fn collect_message(
     outer: &[String],
     resolver: &Resolver<'_>,
     out: &mut Vec<Message>,
-    enums: &mut Vec<String>,
+    enums: &mut Vec<RustPath>,
 ) {
     if m.options.as_ref().is_some_and(|o| o.map_entry()) {
         return;
     }
     let mut path: Vec<String> = outer.to_vec();
     path.push(m.name().to_owned());
-    let module_prefix: String = outer
-        .iter()
-        .map(|o| format!("{}::", names::rust_snake(o)))
-        .collect();
-    let rust_path = format!("{module_prefix}{}", names::rust_upper_camel(m.name()));
-    let own_module = format!("{module_prefix}{}", names::rust_snake(m.name()));
+    let outer_modules = RustPath::local(outer.iter().map(|o| names::rust_snake(o)).collect());
+    let rust_path = outer_modules.join(names::rust_upper_camel(m.name()));
+    let own_module = outer_modules.join(names::rust_snake(m.name()));
 
     let mut fields = Vec::new();
     for f in &m.field {
@@ -53,7 +50,7 @@ pub(super) fn collect_message(
                 (
                     names::rust_snake(oneof),
                     Storage::Oneof {
-                        enum_path: format!("{own_module}::{}", oneof_type_ident(m, oneof)),
+                        enum_path: own_module.join(oneof_type_ident(m, oneof)),
                         variant: names::rust_upper_camel(f.name()),
                     },
                     codec,
@@ -106,10 +103,7 @@ pub(super) fn collect_message(
         collect_message(proto2, package, nested, &path, resolver, out, enums);
     }
     for e in &m.enum_type {
-        enums.push(format!(
-            "{own_module}::{}",
-            names::rust_upper_camel(e.name())
-        ));
+        enums.push(own_module.join(names::rust_upper_camel(e.name())));
     }
 }
 

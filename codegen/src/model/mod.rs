@@ -17,6 +17,7 @@ mod index;
 mod messages;
 mod options;
 mod rust_names;
+mod rust_path;
 mod scheme;
 mod service;
 mod ts_names;
@@ -27,6 +28,7 @@ use index::{fq, index_message, Resolver, TypeInfo};
 use messages::{collect_enum_types, collect_message, enum_type};
 use options::Extensions;
 use rust_names::check_rust_names;
+pub use rust_path::{PathRoot, RpcType, RustPath};
 pub use scheme::{PatternScheme, DEFAULT_TOPIC_PREFIX};
 use service::build_service;
 use validate::validate;
@@ -88,8 +90,8 @@ pub struct Package {
     pub sources: Vec<String>,
     /// Messages with their JSON field mapping.
     pub messages: Vec<Message>,
-    /// Rust paths of the package's enums, relative to the package module.
-    pub enums: Vec<String>,
+    /// Rust paths of the package's enums.
+    pub enums: Vec<RustPath>,
     /// The package's enums with their values (schema emitters).
     pub enum_types: Vec<EnumType>,
     /// Services declared in input files of this package.
@@ -101,8 +103,8 @@ pub struct Package {
 pub struct Message {
     /// `axion.graph.v1.Project`.
     pub full_name: String,
-    /// Rust path relative to the package module: `Project`, `project::Source`.
-    pub rust_path: String,
+    /// Rust path: `Project`, `project::Source`.
+    pub rust_path: RustPath,
     /// Fields in declaration order.
     pub fields: Vec<Field>,
 }
@@ -150,9 +152,8 @@ pub enum Codec {
     Str,
     /// `bytes`: base64.
     Bytes,
-    /// An enum: its value's name; the Rust path of the enum type, relative to the package
-    /// module.
-    Enum(String),
+    /// An enum: its value's name; the Rust path of the enum type.
+    Enum(RustPath),
     /// A message with its own serde impls (generated next to it).
     Msg,
     /// A `google.protobuf` type without a JSON mapping in prost-types (descriptors, `Api`):
@@ -242,7 +243,7 @@ pub enum Storage {
     /// A member of a oneof: `Option<Enum>`, this field being `enum_path::variant`.
     Oneof {
         /// `project::Location`.
-        enum_path: String,
+        enum_path: RustPath,
         /// `Git`.
         variant: String,
     },
@@ -341,10 +342,10 @@ pub struct Method {
     pub dlq_topic: String,
     /// How it travels.
     pub kind: MethodKind,
-    /// Rust path of the request type, relative to the package module.
-    pub input_type: String,
-    /// Rust path of the response type (`()` for `google.protobuf.Empty`).
-    pub output_type: String,
+    /// The request type.
+    pub input_type: RpcType,
+    /// The response type (`()` for `google.protobuf.Empty`).
+    pub output_type: RpcType,
     /// `axion.graph.v1.CreateProjectRequest`.
     pub input_proto: String,
     /// `axion.graph.v1.CreateProjectResponse`.
@@ -477,7 +478,9 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
             collect_enum_types(file.package(), m, &[], &mut package.enum_types);
         }
         for e in &file.enum_type {
-            package.enums.push(names::rust_upper_camel(e.name()));
+            package
+                .enums
+                .push(RustPath::local(vec![names::rust_upper_camel(e.name())]));
             package
                 .enum_types
                 .push(enum_type(&fq(file.package(), &[e.name().to_owned()]), e));
