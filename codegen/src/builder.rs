@@ -322,15 +322,10 @@ impl Builder {
         mut warnings: Vec<String>,
     ) -> Result<Generated> {
         let model = model::build(&loaded, &self.model, &mut warnings)?;
-        // The reflection pool was for the model's options: free it before prost-build and the
-        // printing run; the descriptors move on to prost-build.
+        // The descriptors move on to prost-build.
         let load::Loaded {
-            files,
-            pool,
-            disk_files,
-            ..
+            files, disk_files, ..
         } = loaded;
-        drop(pool);
         let files = emit_files(&model, files, self.traefik_server_url.as_deref())?;
         let ts_files = match &self.ts_out {
             Some(_) => emit::typescript::emit(&model.packages, &self.ts_proto_import),

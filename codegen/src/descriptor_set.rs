@@ -12,6 +12,7 @@ use protox::prost_reflect::{DescriptorPool, FileDescriptor};
 
 use crate::error::{Error, Location, Result};
 use crate::load::{Loaded, ShippedOptions, OPTIONS_PROTO_NAME, WELL_KNOWN};
+use crate::model::AxionOptions;
 
 /// Decodes `encoded` and resolves it against the built-in files. Every file of the set that
 /// is not built in is an input. Editions files are an error (protox, and so the model, know
@@ -52,7 +53,7 @@ pub fn load(encoded: &[u8], warnings: &mut Vec<String>) -> Result<Loaded> {
         .collect();
     Ok(Loaded {
         files,
-        pool,
+        options: AxionOptions::read(&pool),
         inputs,
         disk_files: Vec::new(),
         display,

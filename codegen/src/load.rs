@@ -4,12 +4,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
+use prost::Message as _;
+use prost_types::FileDescriptorSet;
 use protox::file::{
     ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
 };
-use protox::prost_reflect::DescriptorPool;
 
 use crate::error::{Error, Location, Result};
+use crate::model::AxionOptions;
 
 /// The options file axion-gen ships; it resolves even when no include dir has it.
 pub const OPTIONS_PROTO_NAME: &str = "axion/options.proto";
@@ -50,8 +52,8 @@ pub struct Inputs {
 pub struct Loaded {
     /// Every file, imports included, dependencies first.
     pub files: Vec<prost_types::FileDescriptorProto>,
-    /// The same files as a reflection pool (custom options are read from it).
-    pub pool: DescriptorPool,
+    /// axion's custom options of the files (read from protox's reflection pool).
+    pub options: AxionOptions,
     /// Proto names of the input files (services are generated for these only).
     pub inputs: BTreeSet<String>,
     /// Every file read from disk (inputs and imports), for `cargo:rerun-if-changed`.
@@ -169,9 +171,17 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
             (f.name().to_owned(), shown)
         })
         .collect();
+    let options = AxionOptions::read(&compiler.descriptor_pool());
+    // The pool (with its indexes, about twice the descriptors' size) is encoded and freed before
+    // the descriptors are decoded again, so it and a copy of them never live together.
+    let encoded = compiler.encode_file_descriptor_set();
+    drop(compiler);
+    let files = FileDescriptorSet::decode(encoded.as_slice())
+        .map_err(|e| Error::Usage(format!("internal error: protox's descriptors: {e}")))?
+        .file;
     Ok(Loaded {
-        files: compiler.file_descriptor_set().file,
-        pool: compiler.descriptor_pool(),
+        files,
+        options,
         inputs: accepted.into_iter().collect(),
         disk_files,
         display,

@@ -6,6 +6,8 @@ use prost_types::FileDescriptorProto;
 
 use crate::error::Location;
 
+use super::options::OptionMessage;
+
 /// Comments and spans of one file, by descriptor path.
 pub(crate) struct Comments {
     pub(super) by_path: HashMap<Vec<i32>, prost_types::source_code_info::Location>,
@@ -44,24 +46,21 @@ impl Comments {
 
     /// Where an axion option of an element is set: `option (ext).field = ...` when written
     /// that way, else the whole `option (ext) = {...}`, else the element itself.
-    /// `options_field` is the number of the `options` field in the element's descriptor.
+    /// `options_field` is the number of the `options` field in the element's descriptor;
+    /// `option` is the element's axion option, when it has one.
     pub(super) fn option_location(
         &self,
         element: &[i32],
         options_field: i32,
-        ext: Option<&protox::prost_reflect::ExtensionDescriptor>,
+        option: Option<&OptionMessage>,
         field: &str,
     ) -> Location {
-        if let Some(ext) = ext {
+        if let Some(option) = option {
             let mut path = element.to_vec();
             path.push(options_field);
-            path.push(ext.number() as i32);
-            if let Some(fd) = ext
-                .kind()
-                .as_message()
-                .and_then(|m| m.get_field_by_name(field))
-            {
-                path.push(fd.number() as i32);
+            path.push(option.number as i32);
+            if let Some(number) = option.field_number(field) {
+                path.push(number as i32);
                 if let Some(l) = self.span(&path) {
                     return l;
                 }

@@ -26,7 +26,7 @@ mod validate;
 pub(crate) use comments::Comments;
 use index::{fq, index_message, Resolver, TypeInfo};
 use messages::{collect_enum_types, collect_message, enum_type};
-use options::Extensions;
+pub use options::AxionOptions;
 use rust_names::check_rust_names;
 pub use rust_path::{PathRoot, RpcType, RustPath};
 pub use scheme::{PatternScheme, DEFAULT_TOPIC_PREFIX};
@@ -425,7 +425,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
         }
     }
     let resolver = Resolver { types: &types };
-    let ext = Extensions::new(&loaded.pool);
+    let ext = &loaded.options;
 
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -493,7 +493,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                 .unwrap_or_else(|| name.to_owned());
             let comments = Comments::new(file, &display);
             for (i, svc) in file.service.iter().enumerate() {
-                match build_service(file, i, svc, &comments, &resolver, &ext, options, warnings) {
+                match build_service(file, i, svc, &comments, &resolver, ext, options, warnings) {
                     Ok(s) => package.services.push(s),
                     Err(e) => errors.push(e),
                 }

@@ -1,67 +1,157 @@
-//! Reading axion's custom options (`axion/options.proto`) from the descriptor pool.
+//! axion's custom options (`axion/options.proto`), read once from the descriptor pool at load
+//! into plain values: the model needs nothing else from the pool, which is freed before the
+//! model is built (for the large trees it is the biggest thing a generation holds).
+
+use std::collections::{BTreeMap, HashMap};
 
 use prost_types::FileDescriptorProto;
-use protox::prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
+use protox::prost_reflect::{DescriptorPool, DynamicMessage, ExtensionDescriptor, Value};
 
 use crate::error::{Error, Result};
 
 use super::comments::Comments;
 use super::scheme::PatternScheme;
 
-/// Custom option extensions, when the input imports `axion/options.proto`.
-pub(super) struct Extensions {
-    pub(super) file: Option<protox::prost_reflect::ExtensionDescriptor>,
-    pub(super) service: Option<protox::prost_reflect::ExtensionDescriptor>,
-    pub(super) method: Option<protox::prost_reflect::ExtensionDescriptor>,
-    pub(super) pool: DescriptorPool,
+/// The axion options set on the files, services and rpcs of a load.
+#[derive(Clone, Debug, Default)]
+pub struct AxionOptions {
+    /// `(axion.file)`, by file name.
+    files: HashMap<String, OptionMessage>,
+    /// `(axion.service)`, by service full name.
+    services: HashMap<String, OptionMessage>,
+    /// `(axion.method)`, by rpc full name (`pkg.Service.Rpc`).
+    methods: HashMap<String, OptionMessage>,
 }
 
-impl Extensions {
-    pub(super) fn new(pool: &DescriptorPool) -> Self {
-        Extensions {
-            file: pool.get_extension_by_name("axion.file"),
-            service: pool.get_extension_by_name("axion.service"),
-            method: pool.get_extension_by_name("axion.method"),
-            pool: pool.clone(),
+/// One option message as written: the field number it is set at (of the extension, or of the
+/// field in the enclosing option) and its set fields, by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct OptionMessage {
+    pub(super) number: u32,
+    fields: BTreeMap<String, (u32, OptionValue)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum OptionValue {
+    Str(String),
+    U32(u32),
+    Bool(bool),
+    Enum(i32),
+    List(Vec<OptionValue>),
+    Message(OptionMessage),
+    /// A kind axion's options do not use.
+    Other,
+}
+
+impl AxionOptions {
+    /// Reads every axion option of every file in `pool` (none when no file imports
+    /// `axion/options.proto`).
+    pub fn read(pool: &DescriptorPool) -> Self {
+        let mut out = AxionOptions::default();
+        let ext = |name| pool.get_extension_by_name(name);
+        let (file_ext, service_ext, method_ext) =
+            (ext("axion.file"), ext("axion.service"), ext("axion.method"));
+        if file_ext.is_none() && service_ext.is_none() && method_ext.is_none() {
+            return out;
         }
+        for file in pool.files() {
+            if let Some(o) = extension(file_ext.as_ref(), &file.options()) {
+                out.files.insert(file.name().to_owned(), o);
+            }
+            for service in file.services() {
+                if let Some(o) = extension(service_ext.as_ref(), &service.options()) {
+                    out.services.insert(service.full_name().to_owned(), o);
+                }
+                for method in service.methods() {
+                    if let Some(o) = extension(method_ext.as_ref(), &method.options()) {
+                        out.methods.insert(method.full_name().to_owned(), o);
+                    }
+                }
+            }
+        }
+        out
     }
 
-    pub(super) fn get(
-        ext: &Option<protox::prost_reflect::ExtensionDescriptor>,
-        options: &DynamicMessage,
-    ) -> Option<DynamicMessage> {
-        let ext = ext.as_ref()?;
-        if !options.has_extension(ext) {
-            return None;
-        }
-        options.get_extension(ext).as_message().cloned()
+    /// `(axion.file)` of a file.
+    pub(super) fn file(&self, name: &str) -> Option<&OptionMessage> {
+        self.files.get(name)
     }
 
-    pub(super) fn file_options(&self, file: &str) -> Option<DynamicMessage> {
-        let f = self.pool.get_file_by_name(file)?;
-        Self::get(&self.file, &f.options())
+    /// `(axion.service)` of a service.
+    pub(super) fn service(&self, full_name: &str) -> Option<&OptionMessage> {
+        self.services.get(full_name)
     }
-    pub(super) fn service_options(&self, full_name: &str) -> Option<DynamicMessage> {
-        let s = self.pool.get_service_by_name(full_name)?;
-        Self::get(&self.service, &s.options())
+
+    /// `(axion.method)` of an rpc of a service.
+    pub(super) fn method(&self, service: &str, method: &str) -> Option<&OptionMessage> {
+        self.methods.get(&format!("{service}.{method}"))
     }
-    pub(super) fn method_options(&self, service: &str, method: &str) -> Option<DynamicMessage> {
-        let s = self.pool.get_service_by_name(service)?;
-        let m = s.methods().find(|m| m.name() == method)?;
-        Self::get(&self.method, &m.options())
+}
+
+fn extension(ext: Option<&ExtensionDescriptor>, options: &DynamicMessage) -> Option<OptionMessage> {
+    let ext = ext?;
+    if !options.has_extension(ext) {
+        return None;
+    }
+    let message = options.get_extension(ext);
+    Some(option_message(ext.number(), message.as_message()?))
+}
+
+fn option_message(number: u32, message: &DynamicMessage) -> OptionMessage {
+    OptionMessage {
+        number,
+        // Only the fields that are set, as `has_field` sees them.
+        fields: message
+            .fields()
+            .map(|(field, value)| {
+                let value = option_value(field.number(), value);
+                (field.name().to_owned(), (field.number(), value))
+            })
+            .collect(),
+    }
+}
+
+fn option_value(number: u32, value: &Value) -> OptionValue {
+    match value {
+        Value::String(s) => OptionValue::Str(s.clone()),
+        Value::U32(n) => OptionValue::U32(*n),
+        Value::Bool(b) => OptionValue::Bool(*b),
+        Value::EnumNumber(n) => OptionValue::Enum(*n),
+        Value::List(items) => {
+            OptionValue::List(items.iter().map(|v| option_value(number, v)).collect())
+        }
+        Value::Message(m) => OptionValue::Message(option_message(number, m)),
+        _ => OptionValue::Other,
+    }
+}
+
+impl OptionMessage {
+    /// The number of field `name`, when it is set.
+    pub(super) fn field_number(&self, name: &str) -> Option<u32> {
+        self.fields.get(name).map(|(number, _)| *number)
+    }
+
+    fn value(&self, name: &str) -> Option<&OptionValue> {
+        self.fields.get(name).map(|(_, value)| value)
+    }
+
+    /// A message field, when it is set.
+    pub(super) fn message(&self, name: &str) -> Option<&OptionMessage> {
+        match self.value(name)? {
+            OptionValue::Message(m) => Some(m),
+            _ => None,
+        }
     }
 }
 
 /// The file's `(axion.file).pattern_scheme`, when it sets one.
 pub(super) fn file_scheme(
-    ext: &Extensions,
+    options: &AxionOptions,
     file: &FileDescriptorProto,
     comments: &Comments,
 ) -> Result<Option<PatternScheme>> {
-    let Some(number) = ext
-        .file_options(file.name())
-        .and_then(|o| opt_enum(&o, "pattern_scheme"))
-    else {
+    let file_options = options.file(file.name());
+    let Some(number) = file_options.and_then(|o| opt_enum(o, "pattern_scheme")) else {
         return Ok(None);
     };
     match number {
@@ -69,7 +159,7 @@ pub(super) fn file_scheme(
         1 => Ok(Some(PatternScheme::Service)),
         2 => Ok(Some(PatternScheme::Package)),
         other => Err(Error::at(
-            comments.option_location(&[], 8, ext.file.as_ref(), "pattern_scheme"),
+            comments.option_location(&[], 8, file_options, "pattern_scheme"),
             format!(
                 "(axion.file).pattern_scheme {other} is not a known scheme (1 service, 2 package)"
             ),
@@ -77,46 +167,43 @@ pub(super) fn file_scheme(
     }
 }
 
-pub(super) fn opt_enum(msg: &DynamicMessage, field: &str) -> Option<i32> {
-    let fd = msg.descriptor().get_field_by_name(field)?;
-    if !msg.has_field(&fd) {
-        return None;
+pub(super) fn opt_enum(msg: &OptionMessage, field: &str) -> Option<i32> {
+    match msg.value(field)? {
+        OptionValue::Enum(n) => Some(*n),
+        _ => None,
     }
-    msg.get_field(&fd).as_enum_number()
 }
 
-pub(super) fn opt_str(msg: &DynamicMessage, field: &str) -> Option<String> {
-    let fd = msg.descriptor().get_field_by_name(field)?;
-    if !msg.has_field(&fd) {
-        return None;
+pub(super) fn opt_str(msg: &OptionMessage, field: &str) -> Option<String> {
+    match msg.value(field)? {
+        OptionValue::Str(s) => Some(s.clone()),
+        _ => None,
     }
-    msg.get_field(&fd).as_str().map(str::to_owned)
 }
 
-pub(super) fn opt_bool(msg: &DynamicMessage, field: &str) -> Option<bool> {
-    let fd = msg.descriptor().get_field_by_name(field)?;
-    if !msg.has_field(&fd) {
-        return None;
+pub(super) fn opt_bool(msg: &OptionMessage, field: &str) -> Option<bool> {
+    match msg.value(field)? {
+        OptionValue::Bool(b) => Some(*b),
+        _ => None,
     }
-    msg.get_field(&fd).as_bool()
 }
 
-pub(super) fn opt_u32(msg: &DynamicMessage, field: &str) -> Option<u32> {
-    let fd = msg.descriptor().get_field_by_name(field)?;
-    msg.get_field(&fd).as_u32()
+pub(super) fn opt_u32(msg: &OptionMessage, field: &str) -> Option<u32> {
+    match msg.value(field)? {
+        OptionValue::U32(n) => Some(*n),
+        _ => None,
+    }
 }
 
-pub(super) fn str_list(msg: &DynamicMessage, field: &str) -> Vec<String> {
-    let Some(fd) = msg.descriptor().get_field_by_name(field) else {
-        return Vec::new();
-    };
-    msg.get_field(&fd)
-        .as_list()
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+pub(super) fn str_list(msg: &OptionMessage, field: &str) -> Vec<String> {
+    match msg.value(field) {
+        Some(OptionValue::List(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                OptionValue::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

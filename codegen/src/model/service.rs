@@ -1,14 +1,15 @@
 //! Services: names, patterns and topics of each rpc, the Traefik edge.
 
 use prost_types::{FileDescriptorProto, MethodDescriptorProto};
-use protox::prost_reflect::{DynamicMessage, ReflectMessage};
 
 use crate::error::{Error, Location, Result};
 use crate::names;
 
 use super::comments::Comments;
 use super::index::Resolver;
-use super::options::{file_scheme, opt_bool, opt_str, opt_u32, str_list, Extensions};
+use super::options::{
+    file_scheme, opt_bool, opt_str, opt_u32, str_list, AxionOptions, OptionMessage,
+};
 use super::scheme::PatternScheme;
 use super::ModelOptions;
 use super::{Method, MethodKind, Service, Traefik};
@@ -18,7 +19,7 @@ struct Scope<'a> {
     file: &'a FileDescriptorProto,
     comments: &'a Comments,
     resolver: &'a Resolver<'a>,
-    ext: &'a Extensions,
+    ext: &'a AxionOptions,
     options: &'a ModelOptions,
     /// `axion.graph.v1.GraphService`.
     full_name: String,
@@ -39,7 +40,7 @@ pub(super) fn build_service(
     svc: &prost_types::ServiceDescriptorProto,
     comments: &Comments,
     resolver: &Resolver<'_>,
-    ext: &Extensions,
+    ext: &AxionOptions,
     options: &ModelOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Service> {
@@ -50,8 +51,8 @@ pub(super) fn build_service(
         format!("{package}.{}", svc.name())
     };
     let path = vec![6, index as i32];
-    let svc_opts = ext.service_options(&full_name);
-    let kafka_name = kafka_name(svc, svc_opts.as_ref(), comments, ext, &path)?;
+    let svc_opts = ext.service(&full_name);
+    let kafka_name = kafka_name(svc, svc_opts, comments, &path)?;
     let (prefix, scheme) = pattern_namespace(file, comments, ext, options)?;
     let scope = Scope {
         file,
@@ -75,7 +76,7 @@ pub(super) fn build_service(
             Err(e) => errors.push(e),
         }
     }
-    let (traefik, trusted_origins) = match edge(&scope, svc_opts.as_ref()) {
+    let (traefik, trusted_origins) = match edge(&scope, svc_opts) {
         Ok(edge) => edge,
         Err(e) => {
             errors.push(e);
@@ -126,9 +127,8 @@ pub(super) fn build_service(
 /// proto name.
 fn kafka_name(
     svc: &prost_types::ServiceDescriptorProto,
-    svc_opts: Option<&DynamicMessage>,
+    svc_opts: Option<&OptionMessage>,
     comments: &Comments,
-    ext: &Extensions,
     path: &[i32],
 ) -> Result<String> {
     let explicit = svc_opts
@@ -137,7 +137,7 @@ fn kafka_name(
     if let Some(problem) = explicit.as_deref().and_then(names::topic_problem) {
         // Every default pattern would repeat this; say it once, where the name is set.
         return Err(Error::at(
-            comments.option_location(path, 3, ext.service.as_ref(), "name"),
+            comments.option_location(path, 3, svc_opts, "name"),
             format!(
                 "(axion.service).name of {} is part of every default pattern and must be a legal Kafka topic part: {problem}",
                 svc.name()
@@ -152,19 +152,18 @@ fn kafka_name(
 fn pattern_namespace(
     file: &FileDescriptorProto,
     comments: &Comments,
-    ext: &Extensions,
+    ext: &AxionOptions,
     options: &ModelOptions,
 ) -> Result<(String, PatternScheme)> {
-    let file_prefix = ext
-        .file_options(file.name())
-        .and_then(|o| opt_str(&o, "topic_prefix"));
+    let file_options = ext.file(file.name());
+    let file_prefix = file_options.and_then(|o| opt_str(o, "topic_prefix"));
     if let Some(problem) = file_prefix
         .as_deref()
         .filter(|p| !p.is_empty())
         .and_then(names::topic_problem)
     {
         return Err(Error::at(
-            comments.option_location(&[], 8, ext.file.as_ref(), "topic_prefix"),
+            comments.option_location(&[], 8, file_options, "topic_prefix"),
             format!("(axion.file).topic_prefix must be a legal Kafka topic part: {problem}"),
         ));
     }
@@ -223,11 +222,8 @@ fn build_method(
         }
         return Err(Error::at(location, format!("{message}{hint}")));
     }
-    let m_opts = scope.ext.method_options(&scope.full_name, m.name());
-    let is_event = m_opts
-        .as_ref()
-        .and_then(|o| opt_bool(o, "event"))
-        .unwrap_or(false);
+    let m_opts = scope.ext.method(&scope.full_name, m.name());
+    let is_event = m_opts.and_then(|o| opt_bool(o, "event")).unwrap_or(false);
     if is_event && m.server_streaming() {
         return Err(Error::at(
             location,
@@ -235,11 +231,10 @@ fn build_method(
         ));
     }
     let explicit = m_opts
-        .as_ref()
         .and_then(|o| opt_str(o, "pattern"))
         .filter(|p| !p.is_empty());
     let pattern_location = if explicit.is_some() {
-        comments.option_location(&path, 4, scope.ext.method.as_ref(), "pattern")
+        comments.option_location(&path, 4, m_opts, "pattern")
     } else {
         location.clone()
     };
@@ -293,22 +288,16 @@ fn build_method(
 /// The service's Traefik edge, when it has one, and the origins its edge trusts.
 fn edge(
     scope: &Scope<'_>,
-    svc_opts: Option<&DynamicMessage>,
+    svc_opts: Option<&OptionMessage>,
 ) -> Result<(Option<Traefik>, Vec<String>)> {
-    // The message is read even when unset: `trusted_origins` may be given without a host.
-    let (is_set, traefik_opts) = svc_opts
-        .and_then(|o| {
-            let fd = o.descriptor().get_field_by_name("traefik")?;
-            Some((o.has_field(&fd), o.get_field(&fd).as_message().cloned()?))
-        })
-        .map_or((false, None), |(set, t)| (set, Some(t)));
-    let traefik = match traefik_opts.as_ref().filter(|_| is_set) {
+    let traefik_opts = svc_opts.and_then(|o| o.message("traefik"));
+    let traefik = match traefik_opts {
         Some(t) => Some(traefik(
             t,
             &scope.kafka_name,
             &scope
                 .comments
-                .option_location(&scope.path, 3, scope.ext.service.as_ref(), "traefik"),
+                .option_location(&scope.path, 3, svc_opts, "traefik"),
         )?),
         None => None,
     };
@@ -317,7 +306,7 @@ fn edge(
         trusted_origins.push(format!("http://{}", t.host));
         trusted_origins.push(format!("https://{}", t.host));
     }
-    if let Some(o) = &traefik_opts {
+    if let Some(o) = traefik_opts {
         for extra in str_list(o, "trusted_origins") {
             if !trusted_origins.contains(&extra) {
                 trusted_origins.push(extra);
@@ -327,11 +316,7 @@ fn edge(
     Ok((traefik, trusted_origins))
 }
 
-pub(super) fn traefik(
-    t: &DynamicMessage,
-    kafka_name: &str,
-    location: &Location,
-) -> Result<Traefik> {
+pub(super) fn traefik(t: &OptionMessage, kafka_name: &str, location: &Location) -> Result<Traefik> {
     let host = opt_str(t, "host").unwrap_or_default();
     let port = opt_u32(t, "port").unwrap_or(0);
     let mut problems = Vec::new();
