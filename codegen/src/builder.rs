@@ -70,12 +70,17 @@ pub struct Generated {
     pub ts_dir: Option<PathBuf>,
 }
 
+/// The files with their contents borrowed.
+fn borrowed(files: &BTreeMap<String, String>) -> BTreeMap<String, &str> {
+    files.iter().map(|(k, v)| (k.clone(), v.as_str())).collect()
+}
+
 impl Generated {
     /// Every output dir with its files: the Rust files below `out_dir`, the TypeScript files
     /// below [`Generated::ts_dir`]. A TypeScript dir inside `out_dir` is merged into it, so
-    /// neither write removes the other's files as stale.
-    pub fn outputs(&self, out_dir: &Path) -> Vec<(PathBuf, BTreeMap<String, String>)> {
-        let mut rust = (out_dir.to_owned(), self.files.clone());
+    /// neither write removes the other's files as stale. The contents are borrowed.
+    pub fn outputs(&self, out_dir: &Path) -> Vec<(PathBuf, BTreeMap<String, &str>)> {
+        let mut rust = (out_dir.to_owned(), borrowed(&self.files));
         let Some(ts_dir) = &self.ts_dir else {
             return vec![rust];
         };
@@ -97,11 +102,11 @@ impl Generated {
                         .chain(std::iter::once(rel.as_str()))
                         .collect::<Vec<_>>()
                         .join("/");
-                    rust.1.insert(path, text.clone());
+                    rust.1.insert(path, text.as_str());
                 }
                 vec![rust]
             }
-            Err(_) => vec![rust, (ts_dir.clone(), self.ts_files.clone())],
+            Err(_) => vec![rust, (ts_dir.clone(), borrowed(&self.ts_files))],
         }
     }
 }

@@ -22,7 +22,7 @@ pub enum Drift {
 }
 
 /// Compares `files` (relative path → content) with `out_dir`; writes nothing.
-pub fn check(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<(String, Drift)>> {
+pub fn check(out_dir: &Path, files: &BTreeMap<String, &str>) -> Result<Vec<(String, Drift)>> {
     let mut drift = Vec::new();
     for (rel, content) in files {
         if let Some(kind) = check_file(&out_dir.join(rel), content) {
@@ -39,7 +39,7 @@ pub fn check(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<(St
 
 /// Writes `files` below `out_dir` (only those whose content changed, so mtimes stay put) and
 /// removes stale generated files. Returns the paths written.
-pub fn write(out_dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf>> {
+pub fn write(out_dir: &Path, files: &BTreeMap<String, &str>) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
@@ -90,7 +90,7 @@ pub fn write_file(path: &Path, content: &str) -> Result<bool> {
 /// Relative paths of files below `dir` that carry [`MARKER`] in their first lines and are of
 /// a kind (extension) this run produces, so a run without `--ts` leaves TypeScript contracts
 /// generated into the same tree alone.
-fn generated_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<String>> {
+fn generated_files(dir: &Path, files: &BTreeMap<String, &str>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     if dir.is_dir() {
         collect(dir, dir, &mut out)?;
