@@ -60,13 +60,17 @@ fn codec(c: &Codec) -> TokenStream {
     }
 }
 
-/// `Serialize`, `Deserialize` and `JsonMessage` for one message.
+/// `JsonMessage` for one message, and its `Serialize`/`Deserialize` through it.
 pub fn message(m: &Message) -> TokenStream {
-    let path = rust_path(&m.rust_path, 0);
-    let full_name = &m.full_name;
+    let (writes, reads) = fields(m);
+    impl_json_message(m, &writes, &reads)
+}
 
+/// Per field: the statement that writes it (a oneof's members share one `match`) and the
+/// match arm that reads it.
+fn fields(m: &Message) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut writes = Vec::new();
-    let mut oneofs: Vec<(String, Vec<TokenStream>)> = Vec::new();
+    let mut oneofs: Vec<(&str, Vec<TokenStream>)> = Vec::new();
     let mut reads = Vec::new();
     for f in &m.fields {
         let key = &f.json_name;
@@ -108,7 +112,7 @@ pub fn message(m: &Message) -> TokenStream {
                 };
                 match oneofs.iter_mut().find(|(name, _)| *name == f.rust_ident) {
                     Some((_, arms)) => arms.push(arm),
-                    None => oneofs.push((f.rust_ident.clone(), vec![arm])),
+                    None => oneofs.push((&f.rust_ident, vec![arm])),
                 }
                 // null for a oneof member means "not this member": leave the oneof alone.
                 reads.push(quote! {
@@ -124,7 +128,7 @@ pub fn message(m: &Message) -> TokenStream {
         }
     }
     for (name, arms) in oneofs {
-        let field = ident(&name);
+        let field = ident(name);
         writes.push(quote! {
             match &self.#field {
                 #(#arms)*
@@ -132,7 +136,13 @@ pub fn message(m: &Message) -> TokenStream {
             }
         });
     }
+    (writes, reads)
+}
 
+/// The impls around the fields' statements and arms.
+fn impl_json_message(m: &Message, writes: &[TokenStream], reads: &[TokenStream]) -> TokenStream {
+    let path = rust_path(&m.rust_path, 0);
+    let full_name = &m.full_name;
     let write_body = if writes.is_empty() {
         quote! {
             let _ = map;

@@ -25,6 +25,29 @@ pub(super) struct TypeInfo {
     )>,
 }
 
+/// Where every message and enum of `files` lives, by fully-qualified name (`.pkg.Msg`).
+pub(super) fn index_types(files: &[prost_types::FileDescriptorProto]) -> HashMap<String, TypeInfo> {
+    let mut types = HashMap::new();
+    for file in files {
+        let mut path = Vec::new();
+        for m in &file.message_type {
+            index_message(file.name(), file.package(), m, &mut path, &mut types);
+        }
+        for e in &file.enum_type {
+            types.insert(
+                fq(file.package(), &[e.name().to_owned()]),
+                TypeInfo {
+                    package: file.package().to_owned(),
+                    file: file.name().to_owned(),
+                    path: vec![e.name().to_owned()],
+                    map_entry: None,
+                },
+            );
+        }
+    }
+    types
+}
+
 pub(super) fn fq(package: &str, path: &[String]) -> String {
     if package.is_empty() {
         format!(".{}", path.join("."))
@@ -33,7 +56,7 @@ pub(super) fn fq(package: &str, path: &[String]) -> String {
     }
 }
 
-pub(super) fn index_message(
+fn index_message(
     file: &str,
     package: &str,
     m: &DescriptorProto,

@@ -6,7 +6,7 @@
 //! and `service` (the IR of each package), `rust_names` (prost's Rust names and their
 //! collisions), `validate` (checks across the whole input); `scheme` forms default patterns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Location, Result};
 use crate::load::Loaded;
@@ -24,13 +24,13 @@ mod ts_names;
 mod validate;
 
 pub(crate) use comments::Comments;
-use index::{fq, index_message, Resolver, TypeInfo};
+use index::{fq, index_types, Resolver};
 use messages::{collect_enum_types, collect_message, enum_type};
 pub use options::AxionOptions;
 use rust_names::check_rust_names;
 pub use rust_path::{PathRoot, RpcType, RustPath};
 pub use scheme::{PatternScheme, DEFAULT_TOPIC_PREFIX};
-use service::build_service;
+use service::{build_service, FileContext};
 use validate::validate;
 
 /// What the model needs from the user's configuration.
@@ -394,6 +394,35 @@ pub struct Traefik {
     pub server_url: String,
 }
 
+impl Package {
+    /// An empty package named `name` (`axion.graph.v1`, empty for files without a package).
+    fn named(name: &str) -> Self {
+        let (file_name, ts_file) = if name.is_empty() {
+            ("_.rs".to_owned(), "_.ts".to_owned())
+        } else {
+            (
+                format!("{name}.rs"),
+                format!("{}.ts", name.replace('.', "/")),
+            )
+        };
+        Package {
+            name: name.to_owned(),
+            module: name
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(names::rust_snake)
+                .collect(),
+            file_name,
+            ts_file,
+            sources: Vec::new(),
+            messages: Vec::new(),
+            enums: Vec::new(),
+            enum_types: Vec::new(),
+            services: Vec::new(),
+        }
+    }
+}
+
 /// Builds and validates the model.
 pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>) -> Result<Model> {
     if let Some(problem) = options
@@ -406,24 +435,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
             "the topic prefix must be a legal Kafka topic part: {problem}"
         )));
     }
-    let mut types = HashMap::new();
-    for file in &loaded.files {
-        let mut path = Vec::new();
-        for m in &file.message_type {
-            index_message(file.name(), file.package(), m, &mut path, &mut types);
-        }
-        for e in &file.enum_type {
-            types.insert(
-                fq(file.package(), &[e.name().to_owned()]),
-                TypeInfo {
-                    package: file.package().to_owned(),
-                    file: file.name().to_owned(),
-                    path: vec![e.name().to_owned()],
-                    map_entry: None,
-                },
-            );
-        }
-    }
+    let types = index_types(&loaded.files);
     let resolver = Resolver { types: &types };
     let ext = &loaded.options;
 
@@ -436,33 +448,7 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
         }
         let package = packages
             .entry(file.package().to_owned())
-            .or_insert_with(|| {
-                let module: Vec<String> = file
-                    .package()
-                    .split('.')
-                    .filter(|s| !s.is_empty())
-                    .map(names::rust_snake)
-                    .collect();
-                Package {
-                    name: file.package().to_owned(),
-                    file_name: if file.package().is_empty() {
-                        "_.rs".to_owned()
-                    } else {
-                        format!("{}.rs", file.package())
-                    },
-                    ts_file: if file.package().is_empty() {
-                        "_.ts".to_owned()
-                    } else {
-                        format!("{}.ts", file.package().replace('.', "/"))
-                    },
-                    module,
-                    sources: Vec::new(),
-                    messages: Vec::new(),
-                    enums: Vec::new(),
-                    enum_types: Vec::new(),
-                    services: Vec::new(),
-                }
-            });
+            .or_insert_with(|| Package::named(file.package()));
         package.sources.push(name.to_owned());
         let proto2 = !matches!(file.syntax(), "proto3" | "editions");
         for m in &file.message_type {
@@ -492,8 +478,15 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
                 .cloned()
                 .unwrap_or_else(|| name.to_owned());
             let comments = Comments::new(file, &display);
+            let ctx = FileContext {
+                file,
+                comments: &comments,
+                resolver: &resolver,
+                ext,
+                options,
+            };
             for (i, svc) in file.service.iter().enumerate() {
-                match build_service(file, i, svc, &comments, &resolver, ext, options, warnings) {
+                match build_service(&ctx, i, svc, warnings) {
                     Ok(s) => package.services.push(s),
                     Err(e) => errors.push(e),
                 }

@@ -14,6 +14,16 @@ use super::scheme::PatternScheme;
 use super::ModelOptions;
 use super::{Method, MethodKind, Service, Traefik};
 
+/// What every service of one file is built from.
+#[derive(Clone, Copy)]
+pub(super) struct FileContext<'a> {
+    pub(super) file: &'a FileDescriptorProto,
+    pub(super) comments: &'a Comments,
+    pub(super) resolver: &'a Resolver<'a>,
+    pub(super) ext: &'a AxionOptions,
+    pub(super) options: &'a ModelOptions,
+}
+
 /// What every rpc of one service is built from.
 struct Scope<'a> {
     file: &'a FileDescriptorProto,
@@ -33,17 +43,20 @@ struct Scope<'a> {
     scheme: PatternScheme,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Service `index` of the context's file.
 pub(super) fn build_service(
-    file: &FileDescriptorProto,
+    ctx: &FileContext<'_>,
     index: usize,
     svc: &prost_types::ServiceDescriptorProto,
-    comments: &Comments,
-    resolver: &Resolver<'_>,
-    ext: &AxionOptions,
-    options: &ModelOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Service> {
+    let FileContext {
+        file,
+        comments,
+        resolver,
+        ext,
+        options,
+    } = *ctx;
     let package = file.package();
     let full_name = if package.is_empty() {
         svc.name().to_owned()
