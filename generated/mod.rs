@@ -3,7 +3,7 @@
 // Include it with `#[path = "<this dir>/mod.rs"] mod contracts;`, or from OUT_DIR with
 // `axion_runtime::include_contracts!()`.
 
-#[allow(dead_code, missing_docs, non_camel_case_types, unused_imports, clippy::all, clippy::pedantic, clippy::nursery, rustdoc::all)]
+#[allow(dead_code, missing_docs, clippy::all, clippy::pedantic, clippy::nursery, rustdoc::all)]
 pub mod axion {
     pub mod codegen {
         pub mod v1 {

@@ -504,3 +504,6 @@ pub fn build(loaded: &Loaded, options: &ModelOptions, warnings: &mut Vec<String>
         packages: packages.into_values().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests;
