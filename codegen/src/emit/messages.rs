@@ -13,8 +13,8 @@ use crate::model::Package;
 ///
 /// prost-build looks up every message a field names (to box recursion and derive Eq/Hash), so
 /// the request holds the well-known types the packages use too; their code is dropped here
-/// (prost-build maps them to `prost_types`). The files are moved in: the descriptors with their
-/// source info are the largest thing a generation holds.
+/// (prost-build maps them to `prost_types`). The files are moved in, not copied: with their
+/// source info they are the largest thing the model's phase holds.
 pub fn emit(
     files: Vec<FileDescriptorProto>,
     packages: &[Package],
