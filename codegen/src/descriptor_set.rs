@@ -53,7 +53,7 @@ pub fn load(encoded: &[u8], warnings: &mut Vec<String>) -> Result<Loaded> {
         .collect();
     Ok(Loaded {
         files,
-        options: AxionOptions::read(&pool),
+        options: AxionOptions::read(&pool, &inputs),
         inputs,
         disk_files: Vec::new(),
         display,

@@ -171,7 +171,8 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
             (f.name().to_owned(), shown)
         })
         .collect();
-    let options = AxionOptions::read(&compiler.descriptor_pool());
+    let inputs: BTreeSet<String> = accepted.into_iter().collect();
+    let options = AxionOptions::read(&compiler.descriptor_pool(), &inputs);
     // The pool (with its indexes, about twice the descriptors' size) is encoded and freed before
     // the descriptors are decoded again, so it and a copy of them never live together.
     let encoded = compiler.encode_file_descriptor_set();
@@ -182,7 +183,7 @@ pub fn load(inputs: &Inputs, warnings: &mut Vec<String>) -> Result<Loaded> {
     Ok(Loaded {
         files,
         options,
-        inputs: accepted.into_iter().collect(),
+        inputs,
         disk_files,
         display,
     })

@@ -2,7 +2,7 @@
 //! into plain values: the model needs nothing else from the pool, which is freed before the
 //! model is built (for the large trees it is the biggest thing a generation holds).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost_types::FileDescriptorProto;
 use protox::prost_reflect::{DescriptorPool, DynamicMessage, ExtensionDescriptor, Value};
@@ -44,9 +44,9 @@ enum OptionValue {
 }
 
 impl AxionOptions {
-    /// Reads every axion option of every file in `pool` (none when no file imports
-    /// `axion/options.proto`).
-    pub fn read(pool: &DescriptorPool) -> Self {
+    /// Reads the axion options of the `inputs` in `pool` (the model builds services of inputs
+    /// only; none when no file imports `axion/options.proto`).
+    pub fn read(pool: &DescriptorPool, inputs: &BTreeSet<String>) -> Self {
         let mut out = AxionOptions::default();
         let ext = |name| pool.get_extension_by_name(name);
         let (file_ext, service_ext, method_ext) =
@@ -54,7 +54,7 @@ impl AxionOptions {
         if file_ext.is_none() && service_ext.is_none() && method_ext.is_none() {
             return out;
         }
-        for file in pool.files() {
+        for file in pool.files().filter(|f| inputs.contains(f.name())) {
             if let Some(o) = extension(file_ext.as_ref(), &file.options()) {
                 out.files.insert(file.name().to_owned(), o);
             }
