@@ -35,13 +35,17 @@ pub fn count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
-/// In a server process: answers each `allocs` line on stdin with `allocs N` on stdout.
+/// In a server process: answers each `allocs` line on stdin with `allocs N` on stdout, and
+/// exits on `exit`.
 pub fn answer_on_stdin() {
     std::thread::spawn(|| {
         use std::io::BufRead as _;
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-            if line.trim() == "allocs" {
-                println!("allocs {}", count());
+            match line.trim() {
+                "allocs" => println!("allocs {}", count()),
+                // A normal exit, so that a profiler around the process writes its data.
+                "exit" => std::process::exit(0),
+                _ => {}
             }
         }
     });

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct ServerProcess {
     child: Child,
     allocs: mpsc::Receiver<u64>,
+    /// A bench-binary server: it exits when asked on stdin.
+    exits_on_request: bool,
 }
 
 impl ServerProcess {
@@ -37,7 +39,11 @@ impl ServerProcess {
             let _ = child.kill();
             panic!("{what} did not become ready");
         }
-        ServerProcess { child, allocs }
+        ServerProcess {
+            child,
+            allocs,
+            exits_on_request: false,
+        }
     }
 
     /// Rust allocations of a bench-binary server so far (`None` for other servers).
@@ -80,26 +86,37 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        // SIGINT first, so a profiler wrapping the server (BENCH_SERVER_WRAPPER) writes its
-        // data; SIGKILL if it is still there after a moment.
+        // A bench-binary server first asked to exit (a normal exit, so a profiler wrapping it
+        // — BENCH_SERVER_WRAPPER — writes its data), then SIGINT, then SIGKILL.
+        if let Some(stdin) = self.child.stdin.as_mut().filter(|_| self.exits_on_request) {
+            use std::io::Write as _;
+            let _ = writeln!(stdin, "exit").and_then(|()| stdin.flush());
+            if self.exited_within(Duration::from_secs(10)) {
+                return;
+            }
+        }
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if self.exited_within(Duration::from_secs(5)) {
+            return;
         }
         let _ = self.child.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let _ = self.exited_within(Duration::from_secs(10));
+    }
+}
+
+impl ServerProcess {
+    /// Waits (bounded) for the process to end; whether it did.
+    fn exited_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        false
     }
 }
 
@@ -155,7 +172,9 @@ pub fn self_server_with(
     };
     cmd.args([mode, broker, &fetch_wait.to_string(), group]);
     cmd.envs(env.iter().copied());
-    ServerProcess::spawn(cmd, mode)
+    let mut server = ServerProcess::spawn(cmd, mode);
+    server.exits_on_request = true;
+    server
 }
 
 pub fn nest_dir() -> PathBuf {

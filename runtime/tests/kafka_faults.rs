@@ -41,7 +41,7 @@ use contracts::axion::graph::v1::{
 use rdkafka::message::Headers as _;
 use rdkafka::Message as _;
 use support::broker::Broker;
-use support::procs::{terminate, wait_for, Killer};
+use support::procs::{terminate, wait_for, Killer, LogsOnFailure};
 use support::raw;
 
 const SERVER_ENV: &str = "AXION_FAULT_SERVER";
@@ -101,6 +101,16 @@ impl Handler for Recording {
 async fn serve_in_this_process(dir: &Path) {
     let generation = std::env::var("AXION_FAULT_GENERATION").unwrap();
     let address = std::env::var("AXION_FAULT_BROKER").unwrap();
+    // The runtime's own account (assignments, revokes, commits, warnings), shown if the test
+    // fails.
+    let log = std::fs::File::create(dir.join(format!("log-{generation}"))).unwrap();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "axion_runtime=info".to_owned()),
+        )
+        .with_writer(Mutex::new(log))
+        .with_ansi(false)
+        .init();
     let ran = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -209,6 +219,10 @@ async fn kill_9_under_load_loses_nothing() {
         .await
         .unwrap();
 
+    let _logs = LogsOnFailure {
+        dir: &dir,
+        generations: &[1, 2],
+    };
     let mut first = Killer(Some(spawn_server(&dir, &address, 1)));
     assert!(
         wait_for(&dir.join("ready-1"), Duration::from_secs(90)),
@@ -269,11 +283,17 @@ async fn kill_9_under_load_loses_nothing() {
     );
     assert!(other.is_empty(), "calls failed otherwise: {other:?}");
     assert_eq!(sent, REQUESTS);
+    let where_ran = |name: &String| {
+        let first = ran_first.iter().filter(|n| *n == name).count();
+        let second = ran_second.iter().filter(|n| *n == name).count();
+        format!("{name} (ran {first}× in the first process, {second}× in the second)")
+    };
+    let unanswered: Vec<String> = unanswered.iter().map(where_ran).collect();
+    assert!(unanswered.is_empty(), "never answered: {unanswered:?}");
     assert_eq!(
         timed_out, 0,
         "calls timed out: a request no handler answered"
     );
-    assert!(unanswered.is_empty(), "never answered: {unanswered:?}");
     assert!(answered_by_second > 0, "the new process served");
     // Every request the first process started but did not answer was handled again.
     let not_redelivered: Vec<&String> = ran_first

@@ -73,6 +73,14 @@ fn cfg(broker: &Broker, client_id: &str) -> KafkaConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
+    // The runtime's account of the handover (assignments with their start positions, revokes
+    // with what they committed), shown if the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "axion_runtime=info".to_owned()),
+        )
+        .with_test_writer()
+        .try_init();
     let broker = Broker::start();
     ensure_topics(&cfg(&broker, "setup"), &[&GRAPH_SERVICE_CONTRACT])
         .await

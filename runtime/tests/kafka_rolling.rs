@@ -41,7 +41,7 @@ use contracts::axion::graph::v1::{
 };
 use support::broker::Broker;
 use support::nest;
-use support::procs::{terminate, wait_for, Killer};
+use support::procs::{terminate, wait_for, Killer, LogsOnFailure};
 
 const SERVER_ENV: &str = "AXION_ROLLING_SERVER";
 /// Rust create-project calls, from `LANES` concurrent callers.
@@ -190,21 +190,6 @@ fn spawn_server(dir: &Path, address: &str, generation: u32) -> Killer {
     Killer(Some(child))
 }
 
-/// Prints the server processes' logs when the test fails.
-struct ServerLogsOnFailure(std::path::PathBuf);
-
-impl Drop for ServerLogsOnFailure {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        for generation in [A, B, A2, B2] {
-            let log = std::fs::read_to_string(self.0.join(format!("log-{generation}")));
-            eprintln!("---- server {generation} ----\n{}", log.unwrap_or_default());
-        }
-    }
-}
-
 /// Handler runs: key (`c <name>` / `s <correlation id>`) -> generations that ran it.
 fn runs(dir: &Path) -> BTreeMap<String, Vec<u32>> {
     let mut runs: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -326,7 +311,10 @@ async fn rolling_deploy_with_sigterm_and_sigkill_answers_every_call() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let _logs = ServerLogsOnFailure(dir.clone());
+    let _logs = LogsOnFailure {
+        dir: &dir,
+        generations: &[A, B, A2, B2],
+    };
     let broker = Broker::start();
     let address = broker.address();
     ensure_topics(&cfg(&address, "setup"), &[&GRAPH_SERVICE_CONTRACT])

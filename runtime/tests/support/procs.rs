@@ -34,3 +34,23 @@ pub fn terminate(child: &Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Prints the server processes' logs (`<dir>/log-<generation>`) when the test fails.
+pub struct LogsOnFailure<'a> {
+    /// Where the processes write.
+    pub dir: &'a Path,
+    /// Their generations, in the order to print.
+    pub generations: &'a [u32],
+}
+
+impl Drop for LogsOnFailure<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for generation in self.generations {
+            let log = std::fs::read_to_string(self.dir.join(format!("log-{generation}")));
+            eprintln!("---- server {generation} ----\n{}", log.unwrap_or_default());
+        }
+    }
+}

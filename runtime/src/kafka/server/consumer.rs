@@ -153,6 +153,18 @@ fn on_assign(
                 false
             }
         };
+    // Where each partition starts (`None`: librdkafka resolves it): what a lost or repeated
+    // record after a handover is traced back to.
+    let positions: Vec<String> = starts
+        .iter()
+        .map(|(tp, start, committed)| {
+            let from = if *committed { "committed" } else { "reset" };
+            match start {
+                Some(o) => format!("{}[{}]@{o} ({from})", shared.topics[tp.0], tp.1),
+                None => format!("{}[{}]@unresolved", shared.topics[tp.0], tp.1),
+            }
+        })
+        .collect();
     let mut lanes = shared.lanes();
     for (tp, start, was_committed) in starts {
         if let Some(o) = start {
@@ -172,7 +184,7 @@ fn on_assign(
             .unwrap_or_else(|e| e.into_inner()) = consumer.group_metadata().map(Arc::new);
     }
     shared.stats.assignments.fetch_add(1, Ordering::SeqCst);
-    tracing::info!(partitions = tpl.count(), "partitions assigned");
+    tracing::info!(partitions = tpl.count(), starts = ?positions, "partitions assigned");
 }
 
 /// Partitions taken away: drop their queued messages, give running handlers the drain timeout,
@@ -193,9 +205,11 @@ fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &Topi
     };
     let still_running =
         wait_until(shared, grace, |lanes| lanes.running_in(&tps) == 0).running_in(&tps);
-    if !lost {
-        commit(shared, consumer, Some(&tps), CommitMode::Sync);
-    }
+    let committed = if lost {
+        Vec::new()
+    } else {
+        commit(shared, consumer, Some(&tps), CommitMode::Sync)
+    };
     shared.lanes().remove(&tps);
     shared.stats.revocations.fetch_add(1, Ordering::SeqCst);
     tracing::info!(
@@ -203,6 +217,7 @@ fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &Topi
         dropped_queued = dropped,
         cancelled = still_running,
         lost,
+        committed = ?committed,
         "partitions revoked"
     );
 }
@@ -241,23 +256,24 @@ fn acked(shared: &Shared, offsets: &TopicPartitionList) {
 }
 
 /// Commits finished offsets (of `only`, or all). Async commits are confirmed by the commit
-/// callback; a sync one here.
+/// callback; a sync one here. Returns the positions sent (a failed commit is logged and sent
+/// again on the next tick).
 fn commit(
     shared: &Shared,
     consumer: &BaseConsumer<ServerContext>,
     only: Option<&[Tp]>,
     mode: CommitMode,
-) {
+) -> Vec<(Tp, i64)> {
     // Exactly-once: every offset is committed by its message's transaction.
     if shared.exactly_once {
-        return;
+        return Vec::new();
     }
     let offsets = shared.lanes().committable(only);
     if offsets.is_empty() {
-        return;
+        return offsets;
     }
     let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-    for ((topic, partition), o) in offsets {
+    for &((topic, partition), o) in &offsets {
         let _ = tpl.add_partition_offset(&shared.topics[topic], partition, Offset::Offset(o));
     }
     match consumer.commit(&tpl, mode) {
@@ -265,6 +281,7 @@ fn commit(
         Ok(()) => {}
         Err(e) => tracing::warn!(error = %e, "offset commit failed; it is sent again"),
     }
+    offsets
 }
 
 fn update_ready(shared: &Shared) {
@@ -314,7 +331,7 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
         apply_flow(consumer, shared);
         if last_commit.elapsed() >= COMMIT_EVERY {
             last_commit = Instant::now();
-            commit(shared, consumer, None, CommitMode::Async);
+            let _ = commit(shared, consumer, None, CommitMode::Async);
             update_ready(shared);
             if troubled_until.is_some_and(|t| Instant::now() < t)
                 && last_check.elapsed() >= Duration::from_secs(1)
@@ -344,7 +361,8 @@ fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
             "handlers did not finish within the drain timeout; cancelled, their messages will be redelivered"
         );
     }
-    commit(shared, consumer, None, CommitMode::Sync);
+    let committed = commit(shared, consumer, None, CommitMode::Sync);
+    tracing::info!(committed = ?committed, "drained");
     shared.lanes().cancel_all();
     let _ =
         rdkafka::producer::Producer::flush(&shared.producer.get(), shared.settings.reply_timeout);
