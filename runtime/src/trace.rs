@@ -106,8 +106,9 @@ pub(crate) fn inject(span: &SpanContext, headers: &mut Metadata) {
 /// The context of the span processing a message: the `otel` layer's span when one records
 /// it, else one made here as a child of `parent`.
 pub(crate) fn processing(span: &tracing::Span, parent: Option<&SpanContext>) -> SpanContext {
+    // A disabled span (no subscriber wants it) has no `otel` layer to tell.
     #[cfg(feature = "otel")]
-    {
+    if !span.is_disabled() {
         if let Some(parent) = parent {
             set_parent(span, parent.clone());
         }

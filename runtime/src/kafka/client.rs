@@ -406,20 +406,24 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
             (None, None) if disposed => None,
             (None, None) => Some(Ok(reply(&[]))),
         };
-        let delivered = match item.map(|item| waiting.tx.try_send(item)) {
-            None | Some(Ok(())) => true,
-            Some(Err(mpsc::error::TrySendError::Full(_))) => {
-                tracing::warn!(
-                    correlation_id = %String::from_utf8_lossy(
-                        headers::get(hdrs, headers::CORRELATION_ID).unwrap_or_default()
-                    ),
-                    limit = MAX_BUFFERED_REPLIES,
-                    "a call's replies are not being read; the call is cut off"
-                );
-                waiting.overflowed.store(true, Ordering::SeqCst);
-                false
-            }
-            Some(Err(mpsc::error::TrySendError::Closed(_))) => false,
+        let delivered = match item {
+            None => true,
+            Some(item) => match waiting.tx.try_send(item) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(
+                        correlation_id = %String::from_utf8_lossy(
+                            headers::get(hdrs, headers::CORRELATION_ID).unwrap_or_default()
+                        ),
+                        limit = MAX_BUFFERED_REPLIES,
+                        "a call's replies are not being read; the call is cut off"
+                    );
+                    waiting.overflowed.store(true, Ordering::SeqCst);
+                    false
+                }
+                // The caller went away.
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
         };
         if disposed || !delivered {
             map.remove(&id);

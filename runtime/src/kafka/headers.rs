@@ -43,7 +43,7 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
 }
 
 /// Every header of a record (a null value reads as empty), in one [`Metadata`] sized up
-/// front: two allocations however many headers there are.
+/// front: one allocation (two past eight headers).
 pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
     let Some(headers) = headers else {
         return Metadata::new();
