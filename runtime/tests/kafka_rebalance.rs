@@ -10,6 +10,8 @@ mod contracts;
 mod support {
     #[allow(dead_code)]
     pub mod broker;
+    #[allow(dead_code)]
+    pub mod raw;
 }
 #[path = "../../examples/support/graph.rs"]
 #[allow(dead_code)]
@@ -24,7 +26,9 @@ use axion_runtime::kafka::{ensure_topics, KafkaClient, KafkaConfig, KafkaServer}
 use axion_runtime::{codes, Handler, Incoming, RawReplies, ServiceContract};
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::graph_service_server::GraphServiceServer;
-use contracts::axion::graph::v1::{CreateProjectRequest, GRAPH_SERVICE_CONTRACT};
+use contracts::axion::graph::v1::{
+    CreateProjectRequest, GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS,
+};
 use support::broker::Broker;
 
 const CLIENTS: usize = 3;
@@ -55,6 +59,8 @@ struct Tally {
     answered: AtomicUsize,
     crossed: AtomicUsize,
     timed_out: AtomicUsize,
+    /// Names of the calls that timed out.
+    unanswered: Mutex<Vec<String>>,
     other_errors: AtomicUsize,
     sent: AtomicUsize,
 }
@@ -129,7 +135,10 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
                             &tally.answered
                         }
                         Ok(_) => &tally.crossed,
-                        Err(e) if e.is(codes::DEADLINE_EXCEEDED) => &tally.timed_out,
+                        Err(e) if e.is(codes::DEADLINE_EXCEEDED) => {
+                            tally.unanswered.lock().unwrap().push(name.clone());
+                            &tally.timed_out
+                        }
                         Err(e) => {
                             eprintln!("{name}: {e}");
                             &tally.other_errors
@@ -179,9 +188,30 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
         handled_a > 0 && handled_b > 0,
         "both servers must have served (the membership really changed)"
     );
+    // Where each request landed: a request missing from the topic (or there twice) is the
+    // broker's or the producer's doing, not the servers'.
+    let census = census(&broker, total);
+    let unanswered = tally.unanswered.lock().unwrap().clone();
+    let unanswered: Vec<String> = unanswered
+        .iter()
+        .map(|name| format!("{name} at {:?}", census.get(name)))
+        .collect();
+    let twice: Vec<_> = census.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "requests in the topic more than once: {twice:?}; unanswered: {unanswered:?}"
+    );
+    assert_eq!(
+        census.len(),
+        total,
+        "requests missing from the topic; unanswered: {unanswered:?}"
+    );
     assert_eq!(crossed, 0, "a caller got another request's reply");
     assert_eq!(other, 0);
-    assert_eq!(timed_out, 0, "requests lost during the rebalance");
+    assert_eq!(
+        timed_out, 0,
+        "requests lost during the rebalance: {unanswered:?}"
+    );
     assert_eq!(answered, total);
     // A graceful join and leave hand partitions over after their running handlers finished
     // and were committed: no request is handled twice.
@@ -189,4 +219,29 @@ async fn no_reply_is_lost_or_crossed_while_servers_join_and_leave() {
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "handled more than once: {twice:?}");
     assert_eq!(runs.len(), total, "every request handled");
+}
+
+/// Request name -> where it is in the create-project topic (partition, offset).
+fn census(broker: &Broker, total: usize) -> HashMap<String, Vec<(i32, i64)>> {
+    use rdkafka::Message as _;
+    let topic = GRAPH_SERVICE_PATTERNS::CREATE_PROJECT;
+    let mut at: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
+    let records = support::raw::read_settled(
+        &broker.address(),
+        topic,
+        2,
+        total,
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+    );
+    for m in records {
+        let name =
+            axion_runtime::json::decode::<CreateProjectRequest>(m.payload().unwrap_or_default())
+                .map(|r| r.name)
+                .unwrap_or_default();
+        at.entry(name)
+            .or_default()
+            .push((m.partition(), m.offset()));
+    }
+    at
 }

@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::super::recovery;
-use super::lanes::{Job, Tp};
+use super::lanes::{Job, Refused, Tp};
 use super::process::process;
 use super::record::Record;
 use super::Shared;
@@ -374,17 +374,37 @@ fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<
     let Some(tp) = shared.tp(msg.topic(), msg.partition()) else {
         return;
     };
+    let fingerprint = fingerprint(msg);
     let record = Record::read(msg, shared.patterns[tp.0].clone());
-    let pushed = shared.lanes().push_into(tp, msg.offset(), record, jobs);
+    let pushed = shared
+        .lanes()
+        .push_into(tp, msg.offset(), fingerprint, record, jobs);
     match pushed {
         Ok(()) => start(shared, jobs.drain(..)),
-        Err(msg) => tracing::debug!(
+        Err(Refused::NotAssigned(msg)) => tracing::debug!(
             pattern = &*msg.pattern,
             partition = msg.partition,
             offset = msg.offset,
             "message of a partition no longer ours: left to its owner"
         ),
+        Err(Refused::Duplicate(msg)) => tracing::warn!(
+            pattern = &*msg.pattern,
+            partition = msg.partition,
+            offset = msg.offset,
+            "record delivered again while it is queued or running: skipped"
+        ),
     }
+}
+
+/// What tells two records at one offset apart: the same record delivered twice has the same
+/// timestamp and sizes; a different one (a partition re-created under us) hardly ever does.
+fn fingerprint(msg: &BorrowedMessage<'_>) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::hash::DefaultHasher::new();
+    msg.timestamp().to_millis().hash(&mut h);
+    msg.payload_len().hash(&mut h);
+    msg.key().map(<[u8]>::len).hash(&mut h);
+    h.finish()
 }
 
 fn apply_flow(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {

@@ -73,8 +73,17 @@ struct Lane<M> {
 pub(crate) enum Pushed<M> {
     /// Queued; these jobs start now.
     Queued(Vec<Job<M>>),
+    /// Refused (see [`Refused`]).
+    Refused(Refused<M>),
+}
+
+/// A message [`Lanes::push_into`] gives back.
+#[derive(Debug)]
+pub(crate) enum Refused<M> {
     /// Not ours: the partition is not assigned (a late message of a revoked partition).
     NotAssigned(M),
+    /// A second delivery of a record that is queued or running here already.
+    Duplicate(M),
 }
 
 /// The lanes of a server.
@@ -131,29 +140,47 @@ impl<M> Lanes<M> {
     /// A message arrived.
     #[cfg(test)]
     pub(crate) fn push(&mut self, tp: Tp, offset: i64, msg: M) -> Pushed<M> {
+        self.push_record(tp, offset, 0, msg)
+    }
+
+    /// [`Lanes::push`] of a record with its fingerprint (what tells records at one offset
+    /// apart).
+    #[cfg(test)]
+    pub(crate) fn push_record(
+        &mut self,
+        tp: Tp,
+        offset: i64,
+        fingerprint: u64,
+        msg: M,
+    ) -> Pushed<M> {
         let mut jobs = Vec::new();
-        match self.push_into(tp, offset, msg, &mut jobs) {
+        match self.push_into(tp, offset, fingerprint, msg, &mut jobs) {
             Ok(()) => Pushed::Queued(jobs),
-            Err(msg) => Pushed::NotAssigned(msg),
+            Err(refused) => Pushed::Refused(refused),
         }
     }
 
     /// [`Lanes::push`], adding the jobs that start now to `jobs` (a buffer the consumer
-    /// thread reuses: no allocation per message). `Err` gives back a message that is not ours.
+    /// thread reuses: no allocation per message). `Err` gives back a message that is not ours,
+    /// or that is here already: a broker or client that delivers a record twice (seen with
+    /// the test broker right after an assignment) must not run its handler twice at once.
     pub(crate) fn push_into(
         &mut self,
         tp: Tp,
         offset: i64,
+        fingerprint: u64,
         msg: M,
         jobs: &mut Vec<Job<M>>,
-    ) -> Result<(), M> {
+    ) -> Result<(), Refused<M>> {
         let Some(lane) = self.lanes.get_mut(&tp).filter(|l| !l.revoking) else {
-            return Err(msg);
+            return Err(Refused::NotAssigned(msg));
         };
         if self.stopping {
-            return Err(msg);
+            return Err(Refused::NotAssigned(msg));
         }
-        lane.offsets.received(offset);
+        if !lane.offsets.received(offset, fingerprint) {
+            return Err(Refused::Duplicate(msg));
+        }
         lane.queue.push_back((offset, msg));
         self.fill(tp, jobs);
         let lane = self.lanes.get_mut(&tp).expect("lane");
@@ -354,7 +381,8 @@ mod tests {
     fn jobs<M>(p: Pushed<M>) -> Vec<Job<M>> {
         match p {
             Pushed::Queued(j) => j,
-            Pushed::NotAssigned(_) => panic!("not assigned"),
+            Pushed::Refused(Refused::NotAssigned(_)) => panic!("not assigned"),
+            Pushed::Refused(Refused::Duplicate(_)) => panic!("a duplicate"),
         }
     }
 
@@ -435,7 +463,10 @@ mod tests {
         let running = jobs(l.push((0, 0), 5, "running"));
         let _ = l.push((0, 0), 6, "queued");
         assert_eq!(l.revoke(&[(0, 0)]), 1);
-        assert!(matches!(l.push((0, 0), 7, "late"), Pushed::NotAssigned(_)));
+        assert!(matches!(
+            l.push((0, 0), 7, "late"),
+            Pushed::Refused(Refused::NotAssigned(_))
+        ));
         assert_eq!(l.running_in(&[(0, 0)]), 1);
         assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 5)]);
         l.remove(&[(0, 0)]);
@@ -462,12 +493,33 @@ mod tests {
     }
 
     #[test]
+    fn a_record_delivered_twice_runs_once() {
+        let mut l = lanes(8, 1);
+        let first = jobs(l.push_record((0, 0), 3, 42, "r3"));
+        assert_eq!(first.len(), 1);
+        assert!(matches!(
+            l.push_record((0, 0), 3, 42, "r3 again"),
+            Pushed::Refused(Refused::Duplicate("r3 again"))
+        ));
+        let next = jobs(l.push_record((0, 0), 4, 43, "r4"));
+        assert!(next.is_empty(), "r3 still runs");
+        let after = l.finish((0, 0), first[0].epoch, 3, true);
+        assert_eq!(after.iter().map(|j| j.msg).collect::<Vec<_>>(), vec!["r4"]);
+        let _ = l.finish((0, 0), after[0].epoch, 4, true);
+        assert_eq!(l.running(), 0, "nothing else ran");
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 5)]);
+    }
+
+    #[test]
     fn cancelled_jobs_leave_their_offset_uncommitted() {
         let mut l = lanes(8, 1);
         let j = jobs(l.push((0, 2), 0, "x"));
         let _ = l.finish((0, 2), j[0].epoch, 0, false);
         assert_eq!(l.committable(Some(&[(0, 2)])), vec![]);
         l.stop();
-        assert!(matches!(l.push((0, 1), 0, "y"), Pushed::NotAssigned(_)));
+        assert!(matches!(
+            l.push((0, 1), 0, "y"),
+            Pushed::Refused(Refused::NotAssigned(_))
+        ));
     }
 }

@@ -6,13 +6,13 @@
 //! A position counts as committed only once the broker confirmed it: a failed or lost commit
 //! is simply sent again on the next tick.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Bookkeeping of one assigned partition.
 #[derive(Debug, Default)]
 pub(crate) struct PartitionOffsets {
-    /// Received, not finished (queued or running).
-    pending: BTreeSet<i64>,
+    /// Received, not finished (queued or running), with the fingerprint of the record.
+    pending: BTreeMap<i64, u64>,
     /// One past the highest offset received; the start position before any.
     next: Option<i64>,
     /// The last position the broker confirmed.
@@ -23,16 +23,22 @@ impl PartitionOffsets {
     /// A partition whose reading starts at `start` (already committed when `acked`).
     pub(crate) fn starting_at(start: Option<i64>, acked: bool) -> Self {
         PartitionOffsets {
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
             next: start,
             acked: start.filter(|_| acked),
         }
     }
 
-    /// A message was received.
-    pub(crate) fn received(&mut self, offset: i64) {
-        self.pending.insert(offset);
+    /// A message was received; `fingerprint` tells records apart (their timestamp and sizes).
+    /// `false`: the record is pending already — the same offset with the same fingerprint, a
+    /// second delivery of a record that is queued or running — and nothing changed. A
+    /// different record at a pending offset (a partition re-created under us) is taken.
+    pub(crate) fn received(&mut self, offset: i64, fingerprint: u64) -> bool {
+        if self.pending.insert(offset, fingerprint) == Some(fingerprint) {
+            return false;
+        }
         self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        true
     }
 
     /// Its handling finished (replied, dead-lettered, or given up for good).
@@ -42,7 +48,7 @@ impl PartitionOffsets {
 
     /// The position to commit, if it is ahead of the confirmed one.
     pub(crate) fn committable(&self) -> Option<i64> {
-        let upto = self.pending.first().copied().or(self.next)?;
+        let upto = self.pending.keys().next().copied().or(self.next)?;
         (self.acked.is_none_or(|a| upto > a)).then_some(upto)
     }
 
@@ -72,7 +78,7 @@ mod tests {
         let mut p = PartitionOffsets::starting_at(Some(10), true);
         assert_eq!(p.committable(), None, "the start is committed already");
         for o in 10..15 {
-            p.received(o);
+            assert!(p.received(o, 0));
         }
         assert_eq!(p.committable(), None, "10 is pending");
         p.finished(12);
@@ -95,7 +101,7 @@ mod tests {
             Some(0),
             "an unconfirmed start is committed"
         );
-        p.received(0);
+        assert!(p.received(0, 0));
         p.finished(0);
         assert_eq!(p.committable(), Some(1));
         // The commit of 1 was sent but failed: still committable on the next tick.
@@ -104,16 +110,28 @@ mod tests {
         assert_eq!(p.committable(), None);
         p.acked(0); // a late confirmation of an older commit changes nothing
         assert_eq!(p.committable(), None);
-        p.received(1);
+        assert!(p.received(1, 0));
         p.finished(1);
         assert_eq!(p.committable(), Some(2));
+    }
+
+    #[test]
+    fn a_second_delivery_of_a_pending_record_is_refused() {
+        let mut p = PartitionOffsets::starting_at(Some(0), true);
+        assert!(p.received(0, 7));
+        assert!(!p.received(0, 7), "the same record again, still running");
+        assert_eq!(p.pending(), 1);
+        assert!(p.received(0, 8), "another record at that offset: taken");
+        p.finished(0);
+        assert_eq!(p.committable(), Some(1));
+        assert!(p.received(0, 8), "once finished, a redelivery is a new run");
     }
 
     #[test]
     fn unknown_start_waits_for_the_first_message() {
         let mut p = PartitionOffsets::starting_at(None, false);
         assert_eq!(p.committable(), None);
-        p.received(7);
+        assert!(p.received(7, 0));
         assert_eq!(
             p.committable(),
             Some(7),
