@@ -446,7 +446,16 @@ async fn rolling_deploy_with_sigterm_and_sigkill_answers_every_call() {
         runs.values().map(Vec::len).sum::<usize>(),
         duplicates.len(),
     );
-    assert!(errors.is_empty(), "Rust calls failed: {errors:?}");
+    // Where each failed call's request ran (`r<n>: …` is the create `c r<n>`), if anywhere.
+    let ran_where: Vec<String> = errors
+        .iter()
+        .filter_map(|e| e.split_once(':'))
+        .map(|(name, _)| format!("{name} ran at [{}]", places(&dir, &format!("c {name}"))))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "Rust calls failed: {errors:?}; {ran_where:?}"
+    );
     assert!(
         nest_failed.is_empty(),
         "NestJS calls failed: {nest_failed:?}"

@@ -396,14 +396,22 @@ fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<
     }
 }
 
-/// What tells two records at one offset apart: the same record delivered twice has the same
-/// timestamp and sizes; a different one (a partition re-created under us) hardly ever does.
+/// What tells two records at one offset apart: a hash of the timestamp, key, payload and
+/// headers. The same record delivered twice has the same; a different one under the same
+/// offset (a partition re-created under us, a broker that labels a record wrongly) does not,
+/// and runs.
 fn fingerprint(msg: &BorrowedMessage<'_>) -> u64 {
+    use rdkafka::message::Headers as _;
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::hash::DefaultHasher::new();
     msg.timestamp().to_millis().hash(&mut h);
-    msg.payload_len().hash(&mut h);
-    msg.key().map(<[u8]>::len).hash(&mut h);
+    msg.key().hash(&mut h);
+    msg.payload().hash(&mut h);
+    if let Some(headers) = msg.headers() {
+        for header in headers.iter() {
+            (header.key, header.value).hash(&mut h);
+        }
+    }
     h.finish()
 }
 

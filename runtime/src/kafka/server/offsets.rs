@@ -29,7 +29,7 @@ impl PartitionOffsets {
         }
     }
 
-    /// A message was received; `fingerprint` tells records apart (their timestamp and sizes).
+    /// A message was received; `fingerprint` tells records apart (a hash of their content).
     /// `false`: the record is pending already — the same offset with the same fingerprint, a
     /// second delivery of a record that is queued or running — and nothing changed. A
     /// different record at a pending offset (a partition re-created under us) is taken.
