@@ -1051,7 +1051,17 @@ impl Storage for DynoStore {
 
         let mut bytes = max_bytes as u64;
 
-        for offset in offsets.split_off(&offset) {
+        // axion patch: start at the batch that *holds* `offset`, as Kafka does (the client
+        // skips the records before its position). Batches from `offset` on, as before, lost
+        // the rest of a batch to a consumer positioned inside it: a committed offset in the
+        // middle of a multi-record batch after a rebalance or a restart.
+        let first = offsets
+            .range(..=offset)
+            .next_back()
+            .copied()
+            .unwrap_or(offset);
+
+        for offset in offsets.split_off(&first) {
             debug!(?offset);
 
             let location = Path::from(format!(

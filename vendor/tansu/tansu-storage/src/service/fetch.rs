@@ -172,10 +172,13 @@ impl FetchService {
             *max_bytes =
                 u32::try_from(fetched.byte_size()).map(|bytes| max_bytes.saturating_sub(bytes))?;
 
-            offset += fetched
-                .iter()
-                .map(|batch| batch.record_count as i64)
-                .sum::<i64>();
+            // axion patch: go on after the last record fetched. Adding the record counts to
+            // the fetch offset went wrong when the first batch started before that offset (a
+            // consumer positioned inside a batch): the next round fetched the following batch
+            // again, delivering its records twice.
+            if let Some(last) = fetched.last() {
+                offset = offset.max(last.base_offset + i64::from(last.last_offset_delta) + 1);
+            }
 
             debug!(?offset, ?fetched);
 
