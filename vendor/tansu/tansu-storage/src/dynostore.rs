@@ -1055,25 +1055,34 @@ impl Storage for DynoStore {
         // skips the records before its position). Batches from `offset` on, as before, lost
         // the rest of a batch to a consumer positioned inside it: a committed offset in the
         // middle of a multi-record batch after a rebalance or a restart.
-        let first = offsets
-            .range(..=offset)
-            .next_back()
-            .copied()
-            .unwrap_or(offset);
+        let holding = offsets.range(..=offset).next_back().copied();
+        let first = holding.unwrap_or(offset);
 
-        for offset in offsets.split_off(&first) {
-            debug!(?offset);
+        // axion patch: and stop at the first gap. A produce moves the high watermark before
+        // it writes its batch, so a fetch can list a later batch while an earlier one is not
+        // there yet; handing out the later one made the client skip the missing records for
+        // good. What follows a gap is fetched again once the gap is filled.
+        // With no batch at or before `offset`, the first one must start at it.
+        let mut expected = holding.is_none().then_some(offset);
+
+        for base in offsets.split_off(&first) {
+            debug!(?base);
+
+            if expected.is_some_and(|expected| base != expected) {
+                debug!(?expected, base, "a batch below this one is not written yet");
+                break;
+            }
 
             let location = Path::from(format!(
                 "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
-                self.cluster, topition.topic, topition.partition, offset,
+                self.cluster, topition.topic, topition.partition, base,
             ));
 
             let get_result = self
                 .object_store
                 .get(&location)
                 .await
-                .inspect_err(|error| error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes))
+                .inspect_err(|error| error!(?error, ?topition, ?base, ?min_bytes, ?max_bytes))
                 .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?;
 
             let size = get_result.meta.size;
@@ -1084,7 +1093,15 @@ impl Storage for DynoStore {
                 .inspect_err(|error| error!(?error, %location))
                 .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
                 .and_then(|encoded| self.decode(encoded))?;
-            batch.base_offset = offset;
+            batch.base_offset = base;
+
+            let end = base + i64::from(batch.last_offset_delta) + 1;
+            expected = Some(end);
+            if end <= offset {
+                // Wholly before the fetch offset (the batch before a gap): nothing to send.
+                continue;
+            }
+
             batches.push(batch);
 
             if size > bytes {
