@@ -593,7 +593,7 @@ pub mod codegen_service_server {
             incoming: ::axion_runtime::Incoming,
         ) -> ::axion_runtime::RawReplies {
             let service = ::std::sync::Arc::clone(&self.inner);
-            match incoming.pattern.as_str() {
+            match &*incoming.pattern {
                 super::CODEGEN_SERVICE_PATTERNS::START_JOB => {
                     ::axion_runtime::codegen::unary(
                         incoming,

@@ -879,7 +879,7 @@ pub mod graph_service_server {
             incoming: ::axion_runtime::Incoming,
         ) -> ::axion_runtime::RawReplies {
             let service = ::std::sync::Arc::clone(&self.inner);
-            match incoming.pattern.as_str() {
+            match &*incoming.pattern {
                 super::GRAPH_SERVICE_PATTERNS::CREATE_PROJECT => {
                     ::axion_runtime::codegen::unary(
                         incoming,

@@ -61,7 +61,7 @@ where
                 None => "no authorization header",
                 Some(_) => "the authorization header is not a valid bearer token",
             };
-            tracing::info!(pattern = incoming.pattern, why, "request refused");
+            tracing::info!(pattern = &*incoming.pattern, why, "request refused");
             return Box::pin(async move { Err(RpcError::unauthenticated(why)) });
         }
         let replies = self.inner.call(incoming);

@@ -68,8 +68,8 @@ pub fn run(data: &[u8]) {
         "every header, in order"
     );
     let incoming = Incoming {
-        pattern: pattern.map_or(garbage_pattern, str::to_owned),
-        payload: payload.to_vec(),
+        pattern: pattern.map_or(garbage_pattern, str::to_owned).into(),
+        payload: payload.into(),
         correlation_id,
         headers: metadata,
         ..Incoming::default()
@@ -156,7 +156,7 @@ async fn dispatch(pattern: Option<&'static str>, incoming: Incoming) {
             let call = Call {
                 pattern,
                 reply_topic: "unused.reply",
-                payload: incoming.payload,
+                payload: incoming.payload.to_vec(),
                 key: None,
                 headers: incoming.headers,
                 timeout: Duration::from_secs(5),

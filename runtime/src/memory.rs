@@ -106,6 +106,8 @@ impl Injector {
 
 #[derive(Clone)]
 struct Route {
+    /// The pattern, shared with every message of it.
+    pattern: Arc<str>,
     handler: Arc<dyn Handler>,
     /// The next offset of the pattern's single partition.
     offsets: Arc<AtomicI64>,
@@ -114,16 +116,15 @@ struct Route {
 impl Route {
     fn incoming(
         &self,
-        pattern: &str,
         payload: Vec<u8>,
         key: Option<Vec<u8>>,
         headers: crate::Metadata,
         correlation_id: Option<String>,
     ) -> Incoming {
-        crate::metrics::global().consumed(pattern);
+        crate::metrics::global().consumed(&self.pattern);
         Incoming {
-            pattern: pattern.to_owned(),
-            payload,
+            pattern: self.pattern.clone(),
+            payload: payload.into(),
             correlation_id,
             headers,
             key,
@@ -188,6 +189,7 @@ impl MemoryTransport {
         }
         for pattern in contract.request_topics() {
             let route = Route {
+                pattern: pattern.into(),
                 handler: handler.clone(),
                 offsets: Arc::default(),
             };
@@ -217,7 +219,6 @@ impl Transport for MemoryTransport {
                 RpcError::unavailable(format!("no server subscribed to {}", call.pattern))
             })?;
             let incoming = route.incoming(
-                call.pattern,
                 call.payload,
                 call.key,
                 call.headers,
@@ -259,7 +260,7 @@ impl Transport for MemoryTransport {
                 tracing::debug!(pattern, "event dropped: nobody serves it in memory");
                 return Ok(());
             };
-            let incoming = route.incoming(pattern, event.payload, event.key, event.headers, None);
+            let incoming = route.incoming(event.payload, event.key, event.headers, None);
             let attempts = self.event_attempts();
             for delay in self.plan() {
                 let (handler, incoming) = (route.handler.clone(), incoming.clone());

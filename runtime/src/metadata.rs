@@ -1,6 +1,7 @@
 //! Message headers: an ordered multi-map of header names to byte values, as Kafka has them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -9,12 +10,61 @@ use smallvec::SmallVec;
 /// [`Metadata::get`] returns the last value, as kafkajs (and so NestJS) does.
 ///
 /// Stored in one buffer, with where each header starts kept inline: reading a record's headers
-/// costs one allocation (two past eight headers).
-#[derive(Clone, Default, PartialEq, Eq)]
+/// costs one allocation (two past eight headers), and the headers of a consumed record are
+/// shared by its clones (a handler's context, a retry, a dead-letter copy) until one of them
+/// changes.
+#[derive(Clone, Default)]
 pub struct Metadata {
-    bytes: Vec<u8>,
+    bytes: Buffer,
     /// Per header: where its key starts, where its value starts (= key end), where it ends.
     spans: SmallVec<[[u32; 3]; INLINE_HEADERS]>,
+}
+
+/// The names and values of a [`Metadata`], back to back.
+#[derive(Clone)]
+enum Buffer {
+    /// Being built (appended to).
+    Owned(Vec<u8>),
+    /// Read once, then only shared: a clone is a reference count.
+    Shared(Arc<[u8]>),
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Buffer::Owned(Vec::new())
+    }
+}
+
+impl Buffer {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Buffer::Owned(v) => v,
+            Buffer::Shared(a) => a,
+        }
+    }
+
+    /// The buffer to append to (a shared one is copied first).
+    fn to_mut(&mut self) -> &mut Vec<u8> {
+        if let Buffer::Shared(a) = self {
+            *self = Buffer::Owned(a.to_vec());
+        }
+        match self {
+            Buffer::Owned(v) => v,
+            Buffer::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.spans == other.spans && self.bytes.as_slice() == other.bytes.as_slice()
+    }
+}
+
+impl Eq for Metadata {}
+
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("headers larger than 4 GiB")
 }
 
 /// Headers a [`Metadata`] holds without a second allocation. A NestJS request has three
@@ -26,7 +76,7 @@ impl Metadata {
     /// No headers.
     pub const fn new() -> Self {
         Metadata {
-            bytes: Vec::new(),
+            bytes: Buffer::Owned(Vec::new()),
             spans: SmallVec::new_const(),
         }
     }
@@ -35,8 +85,37 @@ impl Metadata {
     /// before it reallocates.
     pub fn with_capacity(headers: usize, bytes: usize) -> Self {
         Metadata {
-            bytes: Vec::with_capacity(bytes),
+            bytes: Buffer::Owned(Vec::with_capacity(bytes)),
             spans: SmallVec::with_capacity(headers),
+        }
+    }
+
+    /// `headers`, in order, in one buffer allocated once and shared by every clone (a
+    /// consumed record's headers, which are read, not changed).
+    pub(crate) fn shared<'a, I>(headers: I) -> Self
+    where
+        I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    {
+        let size = headers.clone().map(|(k, v)| k.len() + v.len()).sum();
+        if size == 0 && headers.clone().next().is_none() {
+            return Metadata::new();
+        }
+        // `RepeatN` knows its length: the `Arc` is allocated once, at its final size.
+        let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, size).collect();
+        let buf = Arc::get_mut(&mut bytes).expect("a new Arc has no other owner");
+        let mut spans = SmallVec::new();
+        let mut at = 0;
+        for (key, value) in headers {
+            let mid = at + key.len();
+            let end = mid + value.len();
+            buf[at..mid].copy_from_slice(key.as_bytes());
+            buf[mid..end].copy_from_slice(value);
+            spans.push([offset(at), offset(mid), offset(end)]);
+            at = end;
+        }
+        Metadata {
+            bytes: Buffer::Shared(bytes),
+            spans,
         }
     }
 
@@ -55,12 +134,12 @@ impl Metadata {
     /// # Panics
     /// If the headers grow past 4 GiB.
     pub fn append(&mut self, key: &str, value: impl AsRef<[u8]>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(key.as_bytes());
-        let mid = self.bytes.len();
-        self.bytes.extend_from_slice(value.as_ref());
-        let end = self.bytes.len();
-        let offset = |n: usize| u32::try_from(n).expect("headers larger than 4 GiB");
+        let bytes = self.bytes.to_mut();
+        let start = bytes.len();
+        bytes.extend_from_slice(key.as_bytes());
+        let mid = bytes.len();
+        bytes.extend_from_slice(value.as_ref());
+        let end = bytes.len();
         self.spans.push([offset(start), offset(mid), offset(end)]);
     }
 
@@ -75,7 +154,7 @@ impl Metadata {
         if !self.contains_key(key) {
             return 0;
         }
-        let mut kept = Metadata::with_capacity(self.spans.len(), self.bytes.len());
+        let mut kept = Metadata::with_capacity(self.spans.len(), self.bytes.as_slice().len());
         for (k, v) in self.iter().filter(|(k, _)| *k != key) {
             kept.append(k, v);
         }
@@ -109,11 +188,12 @@ impl Metadata {
 
     /// Every header, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().map(|&[start, mid, end]| {
-            let key = &self.bytes[start as usize..mid as usize];
+        let bytes = self.bytes.as_slice();
+        self.spans.iter().map(move |&[start, mid, end]| {
+            let key = &bytes[start as usize..mid as usize];
             // Keys only ever come in as `&str`.
             let key = std::str::from_utf8(key).unwrap_or_default();
-            (key, &self.bytes[mid as usize..end as usize])
+            (key, &bytes[mid as usize..end as usize])
         })
     }
 }
@@ -178,7 +258,10 @@ fn is_secret(name: &str) -> bool {
 /// `headers` without the ones the transport sets itself, with room for `more` headers of
 /// `more_bytes` bytes.
 pub(crate) fn user_headers(headers: &Metadata, more: usize, more_bytes: usize) -> Metadata {
-    let mut kept = Metadata::with_capacity(headers.len() + more, headers.bytes.len() + more_bytes);
+    let mut kept = Metadata::with_capacity(
+        headers.len() + more,
+        headers.bytes.as_slice().len() + more_bytes,
+    );
     for (k, v) in headers.iter().filter(|(k, _)| !is_transport_header(k)) {
         kept.append(k, v);
     }
@@ -187,7 +270,7 @@ pub(crate) fn user_headers(headers: &Metadata, more: usize, more_bytes: usize) -
 
 #[cfg(test)]
 mod tests {
-    use super::{Metadata, INLINE_HEADERS};
+    use super::{Buffer, Metadata, INLINE_HEADERS};
 
     #[test]
     fn up_to_eight_headers_take_one_buffer() {
@@ -201,6 +284,25 @@ mod tests {
         assert!(m.spans.spilled());
         assert_eq!(m.get_str("h3"), Some("v"));
         assert_eq!(m.len(), INLINE_HEADERS + 1);
+    }
+
+    #[test]
+    fn shared_headers_are_cloned_without_a_copy_and_copied_when_changed() {
+        let pairs = [("a", &b"1"[..]), ("b", &[0xff][..]), ("a", &b""[..])];
+        let shared = Metadata::shared(pairs.iter().copied());
+        let built: Metadata = pairs.iter().copied().collect();
+        assert_eq!(shared, built);
+        assert_eq!(shared.iter().collect::<Vec<_>>(), pairs);
+        let mut clone = shared.clone();
+        let (Buffer::Shared(a), Buffer::Shared(b)) = (&shared.bytes, &clone.bytes) else {
+            panic!("a consumed record's headers are shared");
+        };
+        assert!(std::sync::Arc::ptr_eq(a, b), "a clone shares the buffer");
+        clone.append("c", "3");
+        assert_eq!(clone.get_str("c"), Some("3"));
+        assert_eq!(shared.get_str("c"), None, "the original is unchanged");
+        assert_eq!(shared.get_str("a"), Some(""));
+        assert!(Metadata::shared(std::iter::empty()).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What a handler receives: the typed message and its [`Context`] (headers, key, where it was
 //! read, correlation id, deadline, span).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::deadline;
@@ -79,7 +80,7 @@ impl<T> Request<T> {
 /// in what Kafka would (partition 0, increasing offsets, the send time).
 #[derive(Clone, Debug, Default)]
 pub struct Context {
-    pub(crate) pattern: String,
+    pub(crate) pattern: Arc<str>,
     pub(crate) headers: Metadata,
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) partition: Option<i32>,

@@ -227,7 +227,7 @@ where
 /// and the caller gets `UNIMPLEMENTED`.
 fn request_to_event(incoming: &Incoming) -> RpcError {
     tracing::warn!(
-        pattern = incoming.pattern,
+        pattern = &*incoming.pattern,
         correlation_id = incoming.correlation_id.as_deref(),
         "request to an event pattern refused; the handler was not run"
     );
@@ -242,7 +242,7 @@ fn request_to_event(incoming: &Incoming) -> RpcError {
 
 /// The reply to a pattern the service does not handle (NestJS's wording).
 pub fn no_handler(incoming: Incoming) -> RawReplies {
-    tracing::warn!(pattern = incoming.pattern, "no handler for pattern");
+    tracing::warn!(pattern = &*incoming.pattern, "no handler for pattern");
     once(Err(RpcError::no_handler()))
 }
 

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_core::Stream;
@@ -85,12 +86,16 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// What a server received.
+///
+/// The pattern and the payload are reference-counted (`Arc`), and a consumed record's headers
+/// share one buffer: a clone (the Kafka server makes one per attempt, and keeps the record for
+/// a retry or a dead-letter copy) copies none of them.
 #[derive(Clone, Debug, Default)]
 pub struct Incoming {
     /// The pattern (topic) it arrived on.
-    pub pattern: String,
+    pub pattern: Arc<str>,
     /// The raw payload.
-    pub payload: Vec<u8>,
+    pub payload: Arc<[u8]>,
     /// Correlation id of a request; `None` for an event.
     pub correlation_id: Option<String>,
     /// Every header of the record.
@@ -107,20 +112,20 @@ pub struct Incoming {
 
 impl Incoming {
     /// A request on `pattern` (what a test feeds a `*Server` directly).
-    pub fn request(pattern: &str, payload: Vec<u8>, correlation_id: &str) -> Self {
+    pub fn request(pattern: &str, payload: impl Into<Arc<[u8]>>, correlation_id: &str) -> Self {
         Incoming {
-            pattern: pattern.to_owned(),
-            payload,
+            pattern: pattern.into(),
+            payload: payload.into(),
             correlation_id: Some(correlation_id.to_owned()),
             ..Incoming::default()
         }
     }
 
     /// An event on `pattern`.
-    pub fn event(pattern: &str, payload: Vec<u8>) -> Self {
+    pub fn event(pattern: &str, payload: impl Into<Arc<[u8]>>) -> Self {
         Incoming {
-            pattern: pattern.to_owned(),
-            payload,
+            pattern: pattern.into(),
+            payload: payload.into(),
             ..Incoming::default()
         }
     }

@@ -102,7 +102,7 @@ impl Handler for Recording {
 
     fn handle(&self, incoming: Incoming) -> RawReplies {
         let generation = self.generation.clone();
-        if incoming.pattern == GRAPH_SERVICE_PATTERNS::LIST_PROJECTS {
+        if &*incoming.pattern == GRAPH_SERVICE_PATTERNS::LIST_PROJECTS {
             let id = incoming.correlation_id.clone().unwrap_or_default();
             self.record(&format!("s {id}"), &incoming);
             return axion_runtime::futures::stream::iter(0..ITEMS)
@@ -393,6 +393,12 @@ async fn rolling_deploy_with_sigterm_and_sigkill_answers_every_call() {
     child.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _b2 = spawn_server(&dir, &address, B2);
+    // The calls sent meanwhile (up to `AHEAD` % past the kill) wait for B's partitions to be
+    // owned again; the rest go out once B' owns some, so that it has work to serve.
+    assert!(
+        wait_for(&dir.join(format!("ready-{B2}")), Duration::from_secs(90)),
+        "B restarted after SIGKILL got no partitions"
+    );
     outcome.allowed.store(RUST_REQUESTS, Ordering::SeqCst);
 
     for lane in lanes {

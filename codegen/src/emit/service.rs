@@ -472,7 +472,7 @@ fn server(svc: &Service) -> TokenStream {
                     incoming: ::axion_runtime::Incoming,
                 ) -> ::axion_runtime::RawReplies {
                     #clone_service
-                    match incoming.pattern.as_str() {
+                    match &*incoming.pattern {
                         #(#arms)*
                         _ => ::axion_runtime::codegen::no_handler(incoming),
                     }

@@ -43,20 +43,15 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
 }
 
 /// Every header of a record (a null value reads as empty), in one [`Metadata`] sized up
-/// front: one allocation (two past eight headers).
+/// front and shared by its clones: one allocation (two past eight headers).
 pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
-    let Some(headers) = headers else {
-        return Metadata::new();
-    };
-    let bytes = headers
-        .iter()
-        .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-        .sum();
-    let mut m = Metadata::with_capacity(headers.count(), bytes);
-    for h in headers.iter() {
-        m.append(h.key, h.value.unwrap_or_default());
+    match headers {
+        Some(headers) => Metadata::shared((0..headers.count()).map(|i| {
+            let h = headers.get(i);
+            (h.key, h.value.unwrap_or_default())
+        })),
+        None => Metadata::new(),
     }
-    m
 }
 
 /// A consumed record's timestamp, if it has one.

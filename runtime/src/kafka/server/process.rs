@@ -61,16 +61,16 @@ pub(super) async fn process(shared: &Shared, msg: &Record) {
     }
     let started = Instant::now();
     match &reply_to {
-        None => event(shared, msg, payload, started).await,
-        Some(to) => request(shared, msg, payload, to, started).await,
+        None => event(shared, msg, started).await,
+        Some(to) => request(shared, msg, to, started).await,
     }
 }
 
 /// An event: retried in place by the policy, then dead-lettered. Never dropped.
-async fn event(shared: &Shared, msg: &Record, payload: &[u8], started: Instant) {
+async fn event(shared: &Shared, msg: &Record, started: Instant) {
     let policy = &shared.settings.retry;
     for attempt in 1u32.. {
-        let mut replies = call(shared, msg, payload, None);
+        let mut replies = call(shared, msg, None);
         let mut failure = None;
         while let Some(item) = next(&mut replies, shared.settings.handler_timeout).await {
             if let Err(e) = item {
@@ -105,13 +105,7 @@ async fn event(shared: &Shared, msg: &Record, payload: &[u8], started: Instant) 
 /// A request: replies as the handler yields them; a failure before any reply went out is
 /// retried when the policy retries requests, else it is the error reply. With
 /// de-duplication on, the request is claimed first (see [`super::claim`]).
-async fn request(
-    shared: &Shared,
-    msg: &Record,
-    payload: &[u8],
-    to: &ReplyTo<'_>,
-    started: Instant,
-) {
+async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Instant) {
     let mut guard = None;
     if let Some(store) = &shared.settings.dedup {
         match claim::claim(shared, store, dedup::key(&msg.pattern, to.correlation_id)).await {
@@ -123,7 +117,7 @@ async fn request(
     // No attempt after the caller's deadline: it stopped waiting.
     let deadline = msg.headers.get(deadline::HEADER).and_then(deadline::parse);
     for attempt in 1u32.. {
-        let replies = call(shared, msg, payload, Some(to.correlation_id));
+        let replies = call(shared, msg, Some(to.correlation_id));
         let retry = |e: &RpcError| match policy.verdict(e, attempt, true) {
             Verdict::RetryAfter(wait)
                 if deadline.is_none_or(|at| SystemTime::now() + wait < at) =>
@@ -185,11 +179,11 @@ enum Sent {
 }
 
 /// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
-fn call(shared: &Shared, msg: &Record, payload: &[u8], correlation_id: Option<&str>) -> RawReplies {
+fn call(shared: &Shared, msg: &Record, correlation_id: Option<&str>) -> RawReplies {
     let pattern = &*msg.pattern;
     let incoming = Incoming {
-        pattern: pattern.to_owned(),
-        payload: payload.to_vec(),
+        pattern: msg.pattern.clone(),
+        payload: msg.payload.clone().unwrap_or_default(),
         correlation_id: correlation_id.map(str::to_owned),
         headers: msg.headers.clone(),
         key: msg.key.clone(),

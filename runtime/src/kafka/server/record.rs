@@ -1,7 +1,8 @@
 //! A consumed message as the server keeps it until its outcome is final.
 //!
 //! Read once out of librdkafka's buffer: the payload, the key and the headers (into one
-//! [`Metadata`], sized up front), the pattern shared with the server's topic list. rdkafka's
+//! [`Metadata`], sized up front), the pattern shared with the server's topic list, the payload
+//! shared with each attempt's `Incoming`. rdkafka's
 //! `OwnedMessage` would copy every header into a C list of its own, which the handler's
 //! context then copies again.
 
@@ -21,8 +22,8 @@ pub(super) struct Record {
     pub offset: i64,
     pub timestamp: Option<SystemTime>,
     pub key: Option<Vec<u8>>,
-    /// `None` for a record without a value.
-    pub payload: Option<Vec<u8>>,
+    /// `None` for a record without a value. Shared with the handler's `Incoming`.
+    pub payload: Option<Arc<[u8]>>,
     /// Every header, in order; a null value reads as empty.
     pub headers: Metadata,
 }
@@ -36,7 +37,7 @@ impl Record {
             offset: msg.offset(),
             timestamp: headers::timestamp(msg),
             key: msg.key().map(<[u8]>::to_vec),
-            payload: msg.payload().map(<[u8]>::to_vec),
+            payload: msg.payload().map(Arc::from),
             headers: headers::metadata(msg.headers()),
         }
     }
