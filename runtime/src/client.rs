@@ -139,8 +139,10 @@ impl Client {
         &self,
         pattern: &'static str,
         prepared: Prepared,
+        operation: &ClientOperation,
     ) -> Result<(RawReplies, Duration), RpcError> {
         let timeout = prepared.timeout;
+        operation.sending();
         match tokio::time::timeout(timeout, self.transport.send(prepared.call)).await {
             Ok(sent) => Ok((sent?, timeout)),
             Err(_) => Err(deadline_error(pattern, timeout)),
@@ -178,7 +180,7 @@ impl Client {
         let operation = ClientOperation::start(method.pattern, false);
         let span = trace::send_span(method.pattern, &options.headers);
         let outcome = self
-            .call_unary(method, request, options)
+            .call_unary(method, request, options, &operation)
             .instrument(span)
             .await;
         operation.done(&outcome);
@@ -190,6 +192,7 @@ impl Client {
         method: &'static MethodContract,
         request: &Req,
         options: CallOptions,
+        operation: &ClientOperation,
     ) -> Result<Response<Resp>, RpcError>
     where
         Req: Serialize + 'static,
@@ -202,7 +205,7 @@ impl Client {
         let deadline = now
             .checked_add(prepared.timeout)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-        let (mut replies, timeout) = self.replies(method.pattern, prepared).await?;
+        let (mut replies, timeout) = self.replies(method.pattern, prepared, operation).await?;
         let mut last: Option<Reply> = None;
         loop {
             match tokio::time::timeout_at(deadline, replies.next()).await {
@@ -248,7 +251,7 @@ impl Client {
         let span = trace::send_span(method.pattern, &options.headers);
         let sent = async {
             let prepared = self.prepare(method, request, options)?;
-            self.replies(method.pattern, prepared).await
+            self.replies(method.pattern, prepared, &operation).await
         }
         .instrument(span)
         .await;
@@ -286,7 +289,7 @@ impl Client {
         let operation = ClientOperation::start(method.pattern, true);
         let span = trace::send_span(method.pattern, &options.headers);
         let outcome = self
-            .send_event(method, event, options)
+            .send_event(method, event, options, &operation)
             .instrument(span)
             .await;
         operation.done(&outcome);
@@ -298,6 +301,7 @@ impl Client {
         method: &'static MethodContract,
         event: &Ev,
         options: CallOptions,
+        operation: &ClientOperation,
     ) -> Result<(), RpcError> {
         let timeout = options.timeout.unwrap_or(self.timeout);
         let (more, more_bytes) = trace::room();
@@ -316,6 +320,7 @@ impl Client {
             key: options.key,
             headers,
         };
+        operation.sending();
         match tokio::time::timeout(timeout, self.transport.emit(emit)).await {
             Ok(result) => result,
             Err(_) => Err(deadline_error(method.pattern, timeout)),

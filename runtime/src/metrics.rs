@@ -315,12 +315,19 @@ impl ClientOperation {
             return ClientOperation(None);
         }
         let pattern = global().pattern(pattern);
-        pattern.sent.increment(1);
         ClientOperation(Some(Operation {
             pattern,
             emit,
             started: Instant::now(),
         }))
+    }
+
+    /// The message goes to the transport now: counted as sent (a call refused before, its
+    /// deadline gone or its payload not encodable, is not).
+    pub(crate) fn sending(&self) {
+        if let Some(op) = &self.0 {
+            op.pattern.sent.increment(1);
+        }
     }
 
     pub(crate) fn done<T>(self, outcome: &Result<T, RpcError>) {

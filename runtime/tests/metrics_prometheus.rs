@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axion_runtime::kafka::KafkaClient;
+use axion_runtime::CallOptions;
 use contracts::axion::graph::v1::graph_service_client::GraphServiceClient;
 use contracts::axion::graph::v1::{
     CreateProjectRequest, GetProjectRequest, GRAPH_SERVICE_CONTRACT, GRAPH_SERVICE_PATTERNS,
@@ -90,6 +91,17 @@ async fn prometheus_scrapes_the_edge_and_counts_the_requests() {
         .get_project(&GetProjectRequest { id: "nope".into() })
         .await;
     assert!(missing.is_err());
+    // Refused before it is sent (no time left): timed as a failed call, not counted as sent.
+    let refused = client
+        .create_project_with(
+            &CreateProjectRequest {
+                name: "never-sent".into(),
+                ..Default::default()
+            },
+            CallOptions::new().timeout(Duration::ZERO),
+        )
+        .await;
+    assert!(refused.is_err());
 
     let page = get(&edge_address, "/metrics").await;
     let mut promtool = Command::new("promtool")
@@ -119,6 +131,7 @@ async fn prometheus_scrapes_the_edge_and_counts_the_requests() {
         format!("messaging_client_sent_messages_total{{messaging_destination_name=\"{create}\"}} 5"),
         format!("messaging_client_consumed_messages_total{{messaging_destination_name=\"{create}\"}} 5"),
         format!("messaging_client_operation_duration_seconds_count{{messaging_destination_name=\"{}\",messaging_operation_name=\"send\",error_type=\"NOT_FOUND\"}} 1", GRAPH_SERVICE_PATTERNS::GET_PROJECT),
+        format!("messaging_client_operation_duration_seconds_count{{messaging_destination_name=\"{create}\",messaging_operation_name=\"send\",error_type=\"DEADLINE_EXCEEDED\"}} 1"),
         format!("axion_messages_in_flight{{messaging_destination_name=\"{create}\"}} 0"),
         "# TYPE axion_consumer_lag gauge".to_owned(),
     ] {
