@@ -322,8 +322,8 @@ impl ClientOperation {
         }))
     }
 
-    /// The message goes to the transport now: counted as sent (a call refused before, its
-    /// deadline gone or its payload not encodable, is not).
+    /// The message goes to the transport now: counted as sent (a call refused before, with
+    /// no time left or not encodable, is not).
     pub(crate) fn sending(&self) {
         if let Some(op) = &self.0 {
             op.pattern.sent.increment(1);
