@@ -214,6 +214,19 @@ impl Metrics {
         self.counter(DEAD_LETTERS, labels).increment(1);
     }
 
+    /// A handler the server stopped at its timeout after `seconds`: a processing that ended
+    /// with `DEADLINE_EXCEEDED` (the dispatcher, whose future was dropped, records nothing).
+    pub(crate) fn timed_out(&self, pattern: &str, seconds: f64) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
+        let labels = vec![
+            Label::new(DESTINATION, pattern.to_owned()),
+            Label::new(ERROR_TYPE, codes::DEADLINE_EXCEEDED),
+        ];
+        self.histogram(PROCESS, labels).record(seconds);
+    }
+
     pub(crate) fn lag(&self, topic: &str, partition: i32, group: &str, waiting: i64) {
         if !crate::telemetry::enabled() {
             return;

@@ -519,6 +519,16 @@ async fn a_stuck_handler_holds_up_only_its_partition_until_the_handler_timeout()
     assert_eq!(server.revocations(), 0, "the member was never ejected");
     assert_eq!(server.assignments(), 1);
     assert_eq!(recorder.runs_of("stuck"), 1);
+    // The timeout is on /metrics as a processing that ended with DEADLINE_EXCEEDED (no other
+    // test of this binary has a handler time out).
+    let page = axion_runtime::metrics::global().render();
+    let timed_out = format!(
+        "messaging_process_duration_seconds_count{{messaging_destination_name=\"{CREATE}\",error_type=\"DEADLINE_EXCEEDED\"}} 1"
+    );
+    assert!(
+        page.lines().any(|l| l == timed_out),
+        "{timed_out} not on the page:\n{page}"
+    );
     server.shutdown().await;
 }
 

@@ -70,9 +70,11 @@ pub(super) async fn process(shared: &Shared, msg: &Record) {
 async fn event(shared: &Shared, msg: &Record, started: Instant) {
     let policy = &shared.settings.retry;
     for attempt in 1u32.. {
+        let called = Instant::now();
         let mut replies = call(shared, msg, None);
         let mut failure = None;
-        while let Some(item) = next(&mut replies, shared.settings.handler_timeout).await {
+        let timeout = shared.settings.handler_timeout;
+        while let Some(item) = next(&mut replies, timeout, &msg.pattern, called).await {
             if let Err(e) = item {
                 failure = Some(e);
                 break;
@@ -126,7 +128,7 @@ async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Insta
             }
             _ => None,
         };
-        match stream_replies(shared, to, replies, retry, guard.as_mut()).await {
+        match stream_replies(shared, msg, to, replies, retry, guard.as_mut()).await {
             Sent::Retry(wait, e) => {
                 log_retry(msg, to.correlation_id, attempt, wait, &e);
                 tokio::time::sleep(wait).await;
@@ -206,15 +208,24 @@ fn panicked(pattern: &str) -> RpcError {
 }
 
 /// The handler's next reply, bounded by the handler timeout; a panic while producing it
-/// becomes NestJS's internal error. After an `Err`, stop polling.
-async fn next(replies: &mut RawReplies, timeout: Duration) -> Option<Item> {
+/// becomes NestJS's internal error. After an `Err`, stop polling. A timeout is recorded in
+/// `messaging_process_duration_seconds` (`attempt`: when this attempt's handler started).
+async fn next(
+    replies: &mut RawReplies,
+    timeout: Duration,
+    pattern: &str,
+    attempt: Instant,
+) -> Option<Item> {
     match tokio::time::timeout(timeout, AssertUnwindSafe(replies.next()).catch_unwind()).await {
         Ok(Ok(item)) => item,
         Ok(Err(_)) => Some(Err(RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE))),
-        Err(_) => Some(Err(RpcError::deadline_exceeded(format!(
-            "the handler did not finish within {} ms (KAFKA_HANDLER_TIMEOUT_MS)",
-            timeout.as_millis()
-        )))),
+        Err(_) => {
+            crate::metrics::global().timed_out(pattern, attempt.elapsed().as_secs_f64());
+            Some(Err(RpcError::deadline_exceeded(format!(
+                "the handler did not finish within {} ms (KAFKA_HANDLER_TIMEOUT_MS)",
+                timeout.as_millis()
+            ))))
+        }
     }
 }
 
@@ -230,11 +241,14 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(25);
 /// dedup claim, every reply is also kept and stored before the last one goes out.
 async fn stream_replies(
     shared: &Shared,
+    msg: &Record,
     to: &ReplyTo<'_>,
     mut replies: RawReplies,
     retry: impl Fn(&RpcError) -> Option<Duration>,
     mut claim: Option<&mut ClaimGuard>,
 ) -> Sent {
+    // Called right after the handler was.
+    let called = Instant::now();
     let timeout = shared.settings.handler_timeout;
     let mut sent = 0usize;
     let mut held: Option<Item> = None;
@@ -243,7 +257,12 @@ async fn stream_replies(
     loop {
         let item = if held.is_some() {
             // `next` is cancel-safe: a flush only restarts the wait for the next item.
-            match tokio::time::timeout(HOLD_AT_MOST, next(&mut replies, timeout)).await {
+            match tokio::time::timeout(
+                HOLD_AT_MOST,
+                next(&mut replies, timeout, &msg.pattern, called),
+            )
+            .await
+            {
                 Ok(item) => item,
                 Err(_) => {
                     delivered = delivered.and(send_reply(shared, to, held.take(), false).await);
@@ -252,7 +271,7 @@ async fn stream_replies(
                 }
             }
         } else {
-            next(&mut replies, timeout).await
+            next(&mut replies, timeout, &msg.pattern, called).await
         };
         let Some(item) = item else { break };
         if let (Err(e), 0, None) = (&item, sent, &held) {
