@@ -3,7 +3,9 @@
 //! pairing of a round runs on it):
 //! - request/reply, sequential and 64 in flight: generated Rust client → generated Rust server,
 //!   NestJS ClientKafka → NestJS ServerKafka, and a raw rdkafka client → raw rdkafka echo
-//!   server (the limit);
+//!   server (the limit), then the same raw client → the echo in the runtime's shape (a
+//!   consumer thread, a task per request that waits for its reply's acknowledgement): what
+//!   that shape costs, apart from the runtime's code;
 //! - events per second: the generated client's emit vs a raw rdkafka producer;
 //! - peak RSS and CPU per request of the generated server vs the NestJS server (each server
 //!   runs in its own process; read from /proc);
@@ -329,6 +331,20 @@ async fn round(
     let raw_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
     let raw_client_cpu = (procs::self_cpu_seconds() - me0) * 1000.0 / par as f64;
     let raw_server = (server.peak_rss_mb(), raw_cpu);
+    drop(server);
+
+    // The same raw pair, the echo in the runtime's shape (a consumer thread, a task per
+    // request that waits for its reply's acknowledgement): what that shape costs.
+    let server = procs::self_server(
+        "serve-raw-acked",
+        &address,
+        fetch_wait,
+        &format!("raw-acked{r}"),
+    );
+    lanes(20, 1, raw_call(rawc.clone(), payload.clone())).await;
+    let cpu0 = server.cpu_seconds();
+    let acked_par = lanes(par, 64, raw_call(rawc.clone(), payload.clone())).await;
+    let acked_cpu = (server.cpu_seconds() - cpu0) * 1000.0 / par as f64;
     drop(rawc);
     drop(server);
 
@@ -358,6 +374,7 @@ async fn round(
         plain: (plain_par, plain_cpu, plain_allocs),
         exactly_once: (eos_par, eos_cpu),
         secure,
+        raw_acked: (acked_par, acked_cpu),
     }
 }
 
@@ -399,6 +416,12 @@ async fn main() {
         }
         Some("serve-generated-eos") => {
             return serve_generated(&args[1], args[2].parse().unwrap(), &args[3], true).await
+        }
+        Some("serve-raw-acked") => {
+            raw::serve_acked(&args[1], args[2].parse().unwrap(), &args[3]).await;
+            alloc::answer_on_stdin();
+            println!("ready");
+            return std::future::pending::<()>().await;
         }
         Some("serve-raw") => {
             raw::serve(&args[1], args[2].parse().unwrap(), &args[3]).await;

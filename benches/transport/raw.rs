@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -115,6 +115,60 @@ pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
             // Enqueue without waiting for the ack; librdkafka delivers in the background.
             let _ = producer.send_result(record);
         }
+    });
+    wait_assigned(&*consumer).await;
+}
+
+/// The echo in the runtime's shape, to tell what that shape costs from what the runtime's code
+/// does: a consumer thread polls and hands each request to a task of its own, which sends the
+/// reply and waits for the broker's acknowledgement (the runtime finishes an offset only then).
+/// Offsets are auto-committed as in [`serve`]: only the thread hops are added.
+pub async fn serve_acked(broker: &str, fetch_wait_ms: usize, group: &str) {
+    let consumer: BaseConsumer = common(broker)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .set("fetch.min.bytes", "1")
+        .create()
+        .expect("raw consumer");
+    consumer.subscribe(&[REQUEST_TOPIC]).expect("subscribe");
+    let consumer = Arc::new(consumer);
+    let producer = producer(broker);
+    let runtime = tokio::runtime::Handle::current();
+    let poller = consumer.clone();
+    std::thread::spawn(move || loop {
+        let Some(Ok(msg)) = poller.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let (Some(id), Some(topic)) = (
+            header(&msg, "kafka_correlationId").map(<[u8]>::to_vec),
+            header(&msg, "kafka_replyTopic").map(<[u8]>::to_vec),
+        ) else {
+            continue;
+        };
+        let partition = header(&msg, "kafka_replyPartition")
+            .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+            .unwrap_or(0);
+        let payload = msg.payload().unwrap_or_default().to_vec();
+        let producer = producer.clone();
+        runtime.spawn(async move {
+            let topic = std::str::from_utf8(&topic).unwrap_or(REPLY_TOPIC);
+            let hdrs = OwnedHeaders::new()
+                .insert(Header {
+                    key: "kafka_correlationId",
+                    value: Some(&id),
+                })
+                .insert(Header {
+                    key: "kafka_nest-is-disposed",
+                    value: Some(&[0u8][..]),
+                });
+            let record = FutureRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(&payload)
+                .headers(hdrs);
+            let _ = producer.send(record, Duration::from_secs(30)).await;
+        });
     });
     wait_assigned(&*consumer).await;
 }

@@ -59,6 +59,10 @@ pub struct Round {
     /// The generated pair over SCRAM-SHA-512 + TLS, 64 in flight: the run and server CPU ms
     /// per request.
     pub secure: (Run, f64),
+    /// The raw pair with the echo in the runtime's shape (consumer thread, a task per request
+    /// awaiting its reply's acknowledgement), 64 in flight: the run and server CPU ms per
+    /// request.
+    pub raw_acked: (Run, f64),
 }
 
 /// Runs the NestJS client (`tests/nest/dist/client.js`) to completion (bounded); one retry if
@@ -220,6 +224,15 @@ pub struct Summary {
     secure_rps: Fig,
     secure_p99: Fig,
     secure_cpu: Fig,
+    acked_rps: Fig,
+    acked_cpu: Fig,
+    /// Per round, generated / raw: 64-in-flight req/s and server CPU per request (the two
+    /// pairs of a round share its broker; the median of these is steadier than the ratio of
+    /// medians).
+    round_par: Fig,
+    round_cpu: Fig,
+    /// Per round, generated server CPU / the runtime-shaped echo's.
+    round_cpu_shaped: Fig,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -275,6 +288,11 @@ impl Summary {
             secure_rps: Fig::of(all.iter().map(|r| r.secure.0.rps)),
             secure_p99: Fig::of(all.iter().map(|r| r.secure.0.p99)),
             secure_cpu: Fig::of(all.iter().map(|r| r.secure.1)),
+            acked_rps: Fig::of(all.iter().map(|r| r.raw_acked.0.rps)),
+            acked_cpu: Fig::of(all.iter().map(|r| r.raw_acked.1)),
+            round_par: Fig::of(all.iter().map(|r| ratio(r.generated[1].rps, r.raw[1].rps))),
+            round_cpu: Fig::of(all.iter().map(|r| ratio(r.server[0].1, r.server[2].1))),
+            round_cpu_shaped: Fig::of(all.iter().map(|r| ratio(r.server[0].1, r.raw_acked.1))),
         }
     }
 
@@ -384,6 +402,11 @@ impl Summary {
             self.raw_rss.show(1),
             self.raw_cpu.show(3)
         );
+        println!(
+            "| raw echo in the runtime's shape (consumer thread, a task per request awaiting its ack; {} req/s) | | {} |",
+            self.acked_rps.show(0),
+            self.acked_cpu.show(3)
+        );
         println!();
         println!("| client process under 64 in flight | CPU ms per request |");
         println!("|---|---|");
@@ -453,6 +476,21 @@ impl Summary {
         for (name, value, target, ok) in self.targets() {
             println!("| {name} | {value:.2} | {target} | {} |", verdict(ok));
         }
+        println!();
+        println!("| per round, then the median (min–max) | value | issue 11's target |");
+        println!("|---|---|---|");
+        println!(
+            "| generated / raw, 64 in flight req/s | {} | ≥ 0.97 |",
+            self.round_par.show(2)
+        );
+        println!(
+            "| generated / raw echo, server CPU per request | {} | ≤ 1.2 |",
+            self.round_cpu.show(2)
+        );
+        println!(
+            "| generated / raw echo in the runtime's shape, server CPU per request | {} | |",
+            self.round_cpu_shaped.show(2)
+        );
     }
 
     pub fn json(&self) -> String {
@@ -476,7 +514,7 @@ impl Summary {
             ));
         }
         out.push_str(&format!(
-            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"exactly_once\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"scram_tls\":{{\"rps\":{},\"p99_ms\":{},\"server_cpu_ms_per_request\":{}}},\"targets\":[",
+            "],\"generated_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"raw_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"client_cpu_ms_per_request\":{{\"generated\":{},\"raw\":{}}},\"allocations_per_request\":{{\"generated_client\":{},\"generated_server\":{},\"raw_client\":{},\"raw_server\":{}}},\"nest_server\":{{\"peak_rss_mb\":{},\"cpu_ms_per_request\":{}}},\"events_per_s\":{{\"generated_emit\":{},\"raw_producer\":{}}},\"exactly_once\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"scram_tls\":{{\"rps\":{},\"p99_ms\":{},\"server_cpu_ms_per_request\":{}}},\"raw_acked\":{{\"rps\":{},\"server_cpu_ms_per_request\":{}}},\"per_round\":{{\"generated_over_raw_par_rps\":{},\"generated_over_raw_server_cpu\":{},\"generated_over_shaped_server_cpu\":{}}},\"targets\":[",
             self.gen_rss.json(),
             self.gen_cpu.json(),
             self.raw_rss.json(),
@@ -495,7 +533,12 @@ impl Summary {
             self.eos_cpu.json(),
             self.secure_rps.json(),
             self.secure_p99.json(),
-            self.secure_cpu.json()
+            self.secure_cpu.json(),
+            self.acked_rps.json(),
+            self.acked_cpu.json(),
+            self.round_par.json(),
+            self.round_cpu.json(),
+            self.round_cpu_shaped.json()
         ));
         for (i, (name, value, target, ok)) in self.targets().into_iter().enumerate() {
             if i > 0 {
