@@ -122,7 +122,8 @@ pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
 /// The echo in the runtime's shape, to tell what that shape costs from what the runtime's code
 /// does: a consumer thread polls and hands each request to a task of its own, which sends the
 /// reply and waits for the broker's acknowledgement (the runtime finishes an offset only then).
-/// Offsets are auto-committed as in [`serve`]: only the thread hops are added.
+/// Offsets are auto-committed as in [`serve`]; what it adds is the hand-over to a task (with
+/// the copies of the request a task needs) and the wait for the acknowledgement.
 pub async fn serve_acked(broker: &str, fetch_wait_ms: usize, group: &str) {
     let consumer: BaseConsumer = common(broker)
         .set("group.id", group)
