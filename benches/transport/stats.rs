@@ -1,5 +1,5 @@
 //! Figures: per-run statistics, the NestJS client's results, and the summary over rounds
-//! (median with min–max, ratios computed from the medians).
+//! (median with min–max; ratios of the medians, and some taken per round, then their median).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -462,7 +462,7 @@ impl Summary {
         println!("| generated client emit | {} |", self.gen_events.show(0));
         println!("| raw rdkafka producer | {} |", self.raw_events.show(0));
         println!();
-        println!("| ratio (of medians) | value | target | |");
+        println!("| ratio (of medians) | value | issue 7's target | |");
         println!("|---|---|---|---|");
         let [g, n, r] = &self.pairings;
         println!(

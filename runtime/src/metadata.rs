@@ -11,8 +11,7 @@ use smallvec::SmallVec;
 ///
 /// Stored in one buffer, with where each header starts kept inline: reading a record's headers
 /// costs one allocation (two past eight headers), and the headers of a consumed record are
-/// shared by its clones (a handler's context, a retry, a dead-letter copy) until one of them
-/// changes.
+/// shared by its clones (each attempt's handler context) until one of them changes.
 #[derive(Clone, Default)]
 pub struct Metadata {
     bytes: Buffer,
@@ -43,10 +42,12 @@ impl Buffer {
         }
     }
 
-    /// The buffer to append to (a shared one is copied first).
-    fn to_mut(&mut self) -> &mut Vec<u8> {
+    /// The buffer to append `more` bytes to (a shared one is copied first, with room for them).
+    fn to_mut(&mut self, more: usize) -> &mut Vec<u8> {
         if let Buffer::Shared(a) = self {
-            *self = Buffer::Owned(a.to_vec());
+            let mut owned = Vec::with_capacity(a.len() + more);
+            owned.extend_from_slice(a);
+            *self = Buffer::Owned(owned);
         }
         match self {
             Buffer::Owned(v) => v,
@@ -103,7 +104,7 @@ impl Metadata {
         // `RepeatN` knows its length: the `Arc` is allocated once, at its final size.
         let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, size).collect();
         let buf = Arc::get_mut(&mut bytes).expect("a new Arc has no other owner");
-        let mut spans = SmallVec::new();
+        let mut spans = SmallVec::with_capacity(headers.clone().count());
         let mut at = 0;
         for (key, value) in headers {
             let mid = at + key.len();
@@ -134,11 +135,12 @@ impl Metadata {
     /// # Panics
     /// If the headers grow past 4 GiB.
     pub fn append(&mut self, key: &str, value: impl AsRef<[u8]>) {
-        let bytes = self.bytes.to_mut();
+        let value = value.as_ref();
+        let bytes = self.bytes.to_mut(key.len() + value.len());
         let start = bytes.len();
         bytes.extend_from_slice(key.as_bytes());
         let mid = bytes.len();
-        bytes.extend_from_slice(value.as_ref());
+        bytes.extend_from_slice(value);
         let end = bytes.len();
         self.spans.push([offset(start), offset(mid), offset(end)]);
     }

@@ -88,8 +88,8 @@ pub trait Transport: Send + Sync + 'static {
 /// What a server received.
 ///
 /// The pattern and the payload are reference-counted (`Arc`), and a consumed record's headers
-/// share one buffer: a clone (the Kafka server makes one per attempt, and keeps the record for
-/// a retry or a dead-letter copy) copies none of them.
+/// share one buffer: the `Incoming` the Kafka server builds for each attempt from the record
+/// it keeps (for a retry or a dead-letter copy), like any clone, copies none of them.
 #[derive(Clone, Debug, Default)]
 pub struct Incoming {
     /// The pattern (topic) it arrived on.

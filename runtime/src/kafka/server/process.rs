@@ -80,6 +80,8 @@ async fn event(shared: &Shared, msg: &Record, started: Instant) {
                 break;
             }
         }
+        // Over before the backoff: a timed-out handler is cancelled now, not after the wait.
+        drop(replies);
         let Some(e) = failure else {
             log_handled(msg, "-", started, attempt, Ok(0));
             return;

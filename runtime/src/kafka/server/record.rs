@@ -1,10 +1,9 @@
 //! A consumed message as the server keeps it until its outcome is final.
 //!
-//! Read once out of librdkafka's buffer: the payload, the key and the headers (into one
-//! [`Metadata`], sized up front), the pattern shared with the server's topic list, the payload
-//! shared with each attempt's `Incoming`. rdkafka's
-//! `OwnedMessage` would copy every header into a C list of its own, which the handler's
-//! context then copies again.
+//! Read once out of librdkafka's buffer: the payload, the key and the headers (into one shared
+//! [`Metadata`], sized up front); the pattern is shared with the server's topic list, and the
+//! payload and headers with each attempt's `Incoming`. rdkafka's `OwnedMessage` would copy
+//! every header into a C list of its own, which the handler's context then copies again.
 
 use std::sync::Arc;
 use std::time::SystemTime;
