@@ -19,6 +19,7 @@ mod support {
 }
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,24 @@ struct Recorder {
     acts: Arc<HashMap<String, Act>>,
     runs: Arc<Mutex<Vec<String>>>,
     successes: Arc<Mutex<Vec<String>>>,
+    /// Handler futures alive now (created, not yet dropped).
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a handler future as alive until it is dropped.
+struct Alive(Arc<AtomicUsize>);
+
+impl Alive {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Alive(live.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Recorder {
@@ -137,7 +156,9 @@ impl Handler for Recorder {
         }
         let successes = self.successes.clone();
         let request = incoming.is_request();
+        let alive = Alive::new(&self.live);
         let replies: RawReplies = Box::pin(axion_runtime::futures::stream::once(async move {
+            let _alive = alive;
             let outcome = match act {
                 Act::Ok => Ok(()),
                 Act::FailTimes(n) if attempt > n => Ok(()),
@@ -529,6 +550,45 @@ async fn a_stuck_handler_holds_up_only_its_partition_until_the_handler_timeout()
         page.lines().any(|l| l == timed_out),
         "{timed_out} not on the page:\n{page}"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_handler_past_its_timeout_is_cancelled_before_the_retry_backoff() {
+    let broker = Broker::start();
+    let config = cfg(&broker, "cancelled").build().unwrap();
+    ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+        .await
+        .unwrap();
+    let recorder = Recorder::with(&[("hangs", Act::Hang)]);
+    let backoff = Duration::from_secs(20);
+    let server = KafkaServer::builder(&config, recorder.clone())
+        .handler_timeout(Duration::from_secs(1))
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: backoff,
+            max_backoff: backoff,
+            ..RetryPolicy::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    assert!(server.wait_assigned(Duration::from_secs(30)).await);
+    send_event(&raw::producer(&broker.address()), 0, "hangs").await;
+    assert!(
+        eventually(Duration::from_secs(20), || recorder.runs_of("hangs") == 1).await,
+        "the event reached its handler"
+    );
+    // Past the 1 s timeout, inside the 20 s backoff before the second attempt.
+    assert!(
+        eventually(Duration::from_secs(5), || recorder
+            .live
+            .load(Ordering::SeqCst)
+            == 0)
+        .await,
+        "the timed-out handler's future is dropped when it times out, not after the backoff"
+    );
+    assert_eq!(recorder.runs_of("hangs"), 1, "still waiting to retry");
     server.shutdown().await;
 }
 
