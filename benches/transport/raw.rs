@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::FromClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -69,16 +70,34 @@ fn header<'a>(msg: &'a rdkafka::message::BorrowedMessage<'_>, key: &str) -> Opti
     hdrs.iter().filter(|h| h.key == key).last()?.value
 }
 
-/// Echo server (runs in its own process): answers each request on its reply partition.
-pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
-    let consumer: StreamConsumer = common(broker)
+/// The echo servers' consumer: the request topic's group, from the earliest offset.
+fn echo_consumer<C: FromClientConfig>(broker: &str, fetch_wait_ms: usize, group: &str) -> C {
+    common(broker)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         .set("fetch.min.bytes", "1")
         .create()
-        .expect("raw consumer");
+        .expect("raw consumer")
+}
+
+/// What a NestJS caller needs on a reply: its correlation id, and that it is the last one.
+fn reply_headers(correlation_id: &[u8]) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "kafka_correlationId",
+            value: Some(correlation_id),
+        })
+        .insert(Header {
+            key: "kafka_nest-is-disposed",
+            value: Some(&[0u8][..]),
+        })
+}
+
+/// Echo server (runs in its own process): answers each request on its reply partition.
+pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
+    let consumer: StreamConsumer = echo_consumer(broker, fetch_wait_ms, group);
     consumer.subscribe(&[REQUEST_TOPIC]).expect("subscribe");
     let consumer = Arc::new(consumer);
     let producer = producer(broker);
@@ -99,15 +118,7 @@ pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
                 .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
                 .unwrap_or(0);
             let topic = std::str::from_utf8(topic).unwrap_or(REPLY_TOPIC);
-            let hdrs = OwnedHeaders::new()
-                .insert(Header {
-                    key: "kafka_correlationId",
-                    value: Some(id),
-                })
-                .insert(Header {
-                    key: "kafka_nest-is-disposed",
-                    value: Some(&[0u8][..]),
-                });
+            let hdrs = reply_headers(id);
             let record = FutureRecord::<(), _>::to(topic)
                 .partition(partition)
                 .payload(msg.payload().unwrap_or_default())
@@ -125,14 +136,7 @@ pub async fn serve(broker: &str, fetch_wait_ms: usize, group: &str) {
 /// Offsets are auto-committed as in [`serve`]; what it adds is the hand-over to a task (with
 /// the copies of the request a task needs) and the wait for the acknowledgement.
 pub async fn serve_acked(broker: &str, fetch_wait_ms: usize, group: &str) {
-    let consumer: BaseConsumer = common(broker)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .set("fetch.min.bytes", "1")
-        .create()
-        .expect("raw consumer");
+    let consumer: BaseConsumer = echo_consumer(broker, fetch_wait_ms, group);
     consumer.subscribe(&[REQUEST_TOPIC]).expect("subscribe");
     let consumer = Arc::new(consumer);
     let producer = producer(broker);
@@ -155,15 +159,7 @@ pub async fn serve_acked(broker: &str, fetch_wait_ms: usize, group: &str) {
         let producer = producer.clone();
         runtime.spawn(async move {
             let topic = std::str::from_utf8(&topic).unwrap_or(REPLY_TOPIC);
-            let hdrs = OwnedHeaders::new()
-                .insert(Header {
-                    key: "kafka_correlationId",
-                    value: Some(&id),
-                })
-                .insert(Header {
-                    key: "kafka_nest-is-disposed",
-                    value: Some(&[0u8][..]),
-                });
+            let hdrs = reply_headers(&id);
             let record = FutureRecord::<(), _>::to(topic)
                 .partition(partition)
                 .payload(&payload)

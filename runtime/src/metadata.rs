@@ -97,14 +97,16 @@ impl Metadata {
     where
         I: Iterator<Item = (&'a str, &'a [u8])> + Clone,
     {
-        let size = headers.clone().map(|(k, v)| k.len() + v.len()).sum();
-        if size == 0 && headers.clone().next().is_none() {
+        let (count, size) = headers.clone().fold((0, 0), |(n, size), (k, v)| {
+            (n + 1, size + k.len() + v.len())
+        });
+        if count == 0 {
             return Metadata::new();
         }
         // `RepeatN` knows its length: the `Arc` is allocated once, at its final size.
         let mut bytes: Arc<[u8]> = std::iter::repeat_n(0, size).collect();
         let buf = Arc::get_mut(&mut bytes).expect("a new Arc has no other owner");
-        let mut spans = SmallVec::with_capacity(headers.clone().count());
+        let mut spans = SmallVec::with_capacity(count);
         let mut at = 0;
         for (key, value) in headers {
             let mid = at + key.len();
