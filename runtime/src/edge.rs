@@ -568,9 +568,12 @@ pub mod kafka {
     impl Probe for ServerHandle {
         fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
             let ready = self.is_ready();
+            let problem = self.problem();
             let group = self.group().to_owned();
             Box::pin(async move {
-                if ready {
+                if let Some(problem) = problem {
+                    Err(format!("consumer group {group}: {problem}"))
+                } else if ready {
                     Ok(())
                 } else {
                     Err(format!(

@@ -36,6 +36,7 @@ const CONSUMED: &str = "messaging_client_consumed_messages_total";
 const IN_FLIGHT: &str = "axion_messages_in_flight";
 const RETRIES: &str = "axion_retries_total";
 const DEAD_LETTERS: &str = "axion_dead_letters_total";
+const DEAD_LETTERS_REFUSED: &str = "axion_dead_letter_failures_total";
 const LAG: &str = "axion_consumer_lag";
 
 const DESTINATION: &str = "messaging_destination_name";
@@ -128,6 +129,7 @@ impl Metrics {
             (IN_FLIGHT, None, "Messages being handled now"),
             (RETRIES, None, "Handler attempts repeated by the retry policy"),
             (DEAD_LETTERS, None, "Messages copied to their dead-letter topic"),
+            (DEAD_LETTERS_REFUSED, None, "Dead-letter copies the bus refused even without their payload (the record stays uncommitted, its partition paused)"),
             (LAG, None, "Messages waiting after the consumer group's committed offset, per partition"),
         ];
         for (name, unit, help) in describe {
@@ -212,6 +214,18 @@ impl Metrics {
             Label::new("reason", reason),
         ];
         self.counter(DEAD_LETTERS, labels).increment(1);
+    }
+
+    /// A dead-letter copy of a message of `pattern` was refused for good, reduced copy included.
+    pub(crate) fn dead_letter_refused(&self, pattern: &str, reason: &'static str) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
+        let labels = vec![
+            Label::new(DESTINATION, pattern.to_owned()),
+            Label::new("reason", reason),
+        ];
+        self.counter(DEAD_LETTERS_REFUSED, labels).increment(1);
     }
 
     /// A handler the server stopped at its timeout after `seconds`: a processing that ended

@@ -11,6 +11,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::supervise::Supervision;
 use super::{headers, unavailable, KafkaConfig};
 use crate::transport::{BoxFuture, Call, Emit, RawReplies, Reply, Transport};
 use crate::{Client, RpcError, ServiceContract};
@@ -56,6 +57,8 @@ struct Inner {
     instance: u64,
     next_id: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
+    /// The reply reader's fate: once it failed, every call fails at once with its error.
+    supervision: Supervision,
 }
 
 impl Drop for Inner {
@@ -126,7 +129,18 @@ impl KafkaClient {
         let consumer = Arc::new(consumer);
         let pending: Pending = Arc::default();
         let instance = random_u64();
-        let reader = tokio::spawn(read_replies(consumer.clone(), pending.clone(), instance));
+        let supervision = Supervision::new("the reply reader");
+        let reader = tokio::spawn({
+            let (supervision, consumer, pending) =
+                (supervision.clone(), consumer.clone(), pending.clone());
+            async move {
+                let reading = read_replies(consumer, pending.clone(), instance);
+                supervision.run_async(|| false, reading).await;
+                if let Some(e) = supervision.failure() {
+                    fail_pending(&pending, &e);
+                }
+            }
+        });
         let client = KafkaClient {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -139,6 +153,7 @@ impl KafkaClient {
                 instance,
                 next_id: AtomicU64::new(1),
                 reader,
+                supervision,
             }),
         };
         for contract in contracts {
@@ -147,6 +162,12 @@ impl KafkaClient {
             }
         }
         Ok(client)
+    }
+
+    /// Why this client can no longer receive replies (its reply reader panicked or ended), if
+    /// so: every call then fails at once with this error (`UNAVAILABLE`).
+    pub fn failure(&self) -> Option<RpcError> {
+        self.inner.supervision.failure()
     }
 
     /// A [`Client`] over this connection with the configured request timeout.
@@ -280,11 +301,14 @@ impl futures_core::Stream for Replies {
 impl Transport for KafkaClient {
     fn send(&self, call: Call) -> BoxFuture<'_, Result<RawReplies, RpcError>> {
         Box::pin(async move {
+            if let Some(e) = self.failure() {
+                return Err(e);
+            }
             let partition = self.reply_partition(call.reply_topic).await?;
             let (seq, id) = self.correlation_id();
             let (tx, rx) = mpsc::channel(MAX_BUFFERED_REPLIES);
             let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            self.inner.pending.lock().expect("pending lock").insert(
+            lock(&self.inner.pending).insert(
                 seq,
                 Waiting {
                     tx,
@@ -367,7 +391,7 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
                 if troubled_until.is_some_and(|t| std::time::Instant::now() < t) {
                     let c = consumer.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        super::recovery::rewind_past_end(&*c, false)
+                        super::recovery::rewind_past_end(&*c, false, Offset::Beginning)
                     })
                     .await;
                 }
@@ -391,7 +415,7 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
         };
         let err = headers::get(hdrs, headers::NEST_ERR).map(crate::RpcError::from_json);
         let disposed = err.is_some() || headers::get(hdrs, headers::NEST_IS_DISPOSED).is_some();
-        let mut map = pending.lock().expect("pending lock");
+        let mut map = lock(&pending);
         let Some(waiting) = map.get(&id) else {
             continue;
         };
@@ -428,6 +452,18 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
         if disposed || !delivered {
             map.remove(&id);
         }
+    }
+}
+
+/// The pending calls; a reader that panicked holding them cannot make them unusable.
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ends every waiting call with `e` (the reply reader is gone: no reply will come).
+fn fail_pending(pending: &Pending, e: &RpcError) {
+    for (_, waiting) in lock(pending).drain() {
+        let _ = waiting.tx.try_send(Err(e.clone()));
     }
 }
 

@@ -60,6 +60,12 @@ pub enum PoisonReason {
     ReplyTopicNotAllowed,
     /// The event's handler failed on every attempt, or with a code that is not retried.
     HandlerFailed,
+    /// The record cannot be read as a message (a header key that is not UTF-8): its copy
+    /// keeps the record's bytes exactly.
+    UnreadableRecord,
+    /// The dead-letter copy with the payload was refused as too large: this copy has the
+    /// headers, origin and error only (the original stays in its topic for its retention).
+    PayloadTooLargeForDlq,
 }
 
 impl PoisonReason {
@@ -76,6 +82,8 @@ impl PoisonReason {
             PoisonReason::ReplyUndeliverable => "reply-undeliverable",
             PoisonReason::ReplyTopicNotAllowed => "reply-topic-not-allowed",
             PoisonReason::HandlerFailed => "handler-failed",
+            PoisonReason::UnreadableRecord => "unreadable-record",
+            PoisonReason::PayloadTooLargeForDlq => "payload-too-large-for-dlq",
         }
     }
 }
@@ -209,9 +217,13 @@ pub(crate) struct Origin<'a> {
     pub attempts: u32,
 }
 
-/// The dead-letter copy's headers: the original ones, then the `axion-dlq-*` ones.
-pub(crate) fn dead_letter_headers(original: &Metadata, origin: &Origin<'_>) -> OwnedHeaders {
-    let out = headers::owned(original, 6);
+/// Headers the `axion-dlq-*` ones add to a dead-letter copy.
+pub(crate) const ADDED_HEADERS: usize = 6;
+
+/// The dead-letter copy's headers: `original` (the record's, or none), then the `axion-dlq-*`
+/// ones.
+pub(crate) fn dead_letter_headers(original: OwnedHeaders, origin: &Origin<'_>) -> OwnedHeaders {
+    let out = original;
     let partition = headers::StackText::<12>::format(format_args!("{}", origin.partition));
     let offset = headers::StackText::<20>::format(format_args!("{}", origin.offset));
     let attempts = headers::StackText::<10>::format(format_args!("{}", origin.attempts));

@@ -1,6 +1,11 @@
 //! NestJS's Kafka header names and how values are read and written.
 
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use std::borrow::Cow;
+use std::ffi::CStr;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::message::{BorrowedHeaders, Header, OwnedHeaders};
+use rdkafka::types::RDKafkaRespErr;
 
 use crate::{Metadata, RpcError};
 
@@ -15,20 +20,77 @@ pub const NEST_ERR: &str = "kafka_nest-err";
 /// Marks the last message of a reply (a single 0x00 byte).
 pub const NEST_IS_DISPOSED: &str = "kafka_nest-is-disposed";
 
-/// The value of header `key`, if present (the last one wins, like kafkajs).
-pub fn get<'a, H: Headers>(headers: Option<&'a H>, key: &str) -> Option<&'a [u8]> {
-    let headers = headers?;
-    let mut found = None;
-    for h in headers.iter() {
-        if h.key == key {
-            found = Some(h.value.unwrap_or_default());
+/// Every header of a record as bytes, in order, whatever a producer wrote.
+///
+/// Kafka header keys are bytes on the wire, and a Go or C producer can write any; rdkafka's
+/// own `Headers::iter`/`get` turn the key into `&str` and panic on one that is not UTF-8, so
+/// nothing here reads headers through them. (librdkafka keeps a key NUL-terminated: a key
+/// with a NUL byte in it reads up to that byte.)
+pub fn raw(headers: &BorrowedHeaders) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
+    let native = native(headers);
+    // SAFETY: `native` points at the live headers `headers` borrows.
+    let count = unsafe { rdsys::rd_kafka_header_cnt(native) };
+    (0..count).filter_map(move |i| {
+        let mut name = std::ptr::null();
+        let mut value = std::ptr::null();
+        let mut size = 0;
+        // SAFETY: `i` is below the count; the out-pointers are valid for writes.
+        let err =
+            unsafe { rdsys::rd_kafka_header_get_all(native, i, &mut name, &mut value, &mut size) };
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
         }
+        // SAFETY: librdkafka hands out a NUL-terminated name and `size` value bytes (or a
+        // null value), both owned by the headers and so alive as long as `headers` is.
+        let key = unsafe { CStr::from_ptr(name) }.to_bytes();
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+        Some((key, value))
+    })
+}
+
+/// The C headers behind rdkafka's (zero-sized) `BorrowedHeaders` reference.
+fn native(headers: &BorrowedHeaders) -> *const rdsys::rd_kafka_headers_t {
+    (headers as *const BorrowedHeaders).cast()
+}
+
+/// Appends a header whose key may be any bytes (a dead-letter copy keeps a foreign record's
+/// headers exactly); `OwnedHeaders::insert` only takes a `&str` key.
+pub fn with_raw(headers: OwnedHeaders, key: &[u8], value: Option<&[u8]>) -> OwnedHeaders {
+    let native = native(headers.as_borrowed()).cast_mut();
+    let (value_ptr, value_len) = match value {
+        Some(v) => (v.as_ptr().cast(), v.len() as isize),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `headers` is owned here (no other reference to the C list exists) and writable
+    // (made by `OwnedHeaders::new*`); librdkafka copies the name and value.
+    unsafe {
+        rdsys::rd_kafka_header_add(
+            native,
+            key.as_ptr().cast(),
+            key.len() as isize,
+            value_ptr,
+            value_len,
+        );
     }
-    found
+    headers
+}
+
+/// Whether every header key of a record is UTF-8 (what [`Metadata`] holds unchanged).
+pub fn keys_are_text(headers: Option<&BorrowedHeaders>) -> bool {
+    headers.is_none_or(|h| raw(h).all(|(k, _)| std::str::from_utf8(k).is_ok()))
+}
+
+/// The value of header `key`, if present (the last one wins, like kafkajs).
+pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, key: &str) -> Option<&'a [u8]> {
+    raw(headers?)
+        .filter(|(k, _)| *k == key.as_bytes())
+        .last()
+        .map(|(_, v)| v.unwrap_or_default())
 }
 
 /// A header value as text (lossy: garbage bytes must not stop a server).
-pub fn text<H: Headers>(headers: Option<&H>, key: &str) -> Option<String> {
+pub fn text(headers: Option<&BorrowedHeaders>, key: &str) -> Option<String> {
     get(headers, key).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
@@ -43,15 +105,25 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
 }
 
 /// Every header of a record (a null value reads as empty), in one [`Metadata`] sized up
-/// front and shared by its clones: one allocation (two past eight headers).
-pub fn metadata<H: Headers>(headers: Option<&H>) -> Metadata {
-    match headers {
-        Some(headers) => Metadata::shared((0..headers.count()).map(|i| {
-            let h = headers.get(i);
-            (h.key, h.value.unwrap_or_default())
-        })),
-        None => Metadata::new(),
+/// front and shared by its clones: one allocation (two past eight headers). A key that is not
+/// UTF-8 is decoded lossily (U+FFFD), as the Java client and kafkajs do.
+pub fn metadata(headers: Option<&BorrowedHeaders>) -> Metadata {
+    let Some(headers) = headers else {
+        return Metadata::new();
+    };
+    if keys_are_text(Some(headers)) {
+        let text = raw(headers).map(|(k, v)| {
+            (
+                std::str::from_utf8(k).unwrap_or_default(),
+                v.unwrap_or_default(),
+            )
+        });
+        return Metadata::shared(text);
     }
+    let lossy: Vec<(Cow<'_, str>, &[u8])> = raw(headers)
+        .map(|(k, v)| (String::from_utf8_lossy(k), v.unwrap_or_default()))
+        .collect();
+    Metadata::shared(lossy.iter().map(|(k, v)| (&**k, *v)))
 }
 
 /// A consumed record's timestamp, if it has one.

@@ -28,6 +28,7 @@ mod producer;
 mod recovery;
 pub mod retry;
 mod server;
+mod supervise;
 mod topics;
 mod transaction;
 

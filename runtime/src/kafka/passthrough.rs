@@ -56,6 +56,7 @@ impl LibrdkafkaProperties {
 
     /// Refuses runtime-owned names and asks librdkafka about every property. `source` names
     /// where they came from in errors.
+    /// Properties that weaken security are allowed, each with a WARN at start.
     pub(crate) fn validate(&self, source: &str) -> Result<(), ConfigError> {
         for (key, value) in self.iter() {
             if let Some(owner) = owner_of(key) {
@@ -63,6 +64,17 @@ impl LibrdkafkaProperties {
                     source,
                     format!("{key} is set by the runtime (its delivery guarantees depend on it); use {owner}"),
                 ));
+            }
+            if key.eq_ignore_ascii_case("isolation.level")
+                && !value.eq_ignore_ascii_case("read_committed")
+            {
+                return Err(bad(
+                    source,
+                    format!("isolation.level={value} would hand servers and callers records of aborted transactions (exactly-once serving writes in transactions); the runtime reads committed records only"),
+                ));
+            }
+            if let Some(risk) = weakened(key, value) {
+                tracing::warn!(source, property = key, value, "{risk}");
             }
             let mut probe = rdkafka::ClientConfig::new();
             probe.set(key, value);
@@ -154,6 +166,21 @@ const OWNED: &[(&str, &str)] = &[
     ("transactional.id", env::TRANSACTIONAL_ID),
 ];
 
+/// What a property given as `value` gives up, if it weakens security.
+fn weakened(key: &str, value: &str) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    let value = value.trim().to_ascii_lowercase();
+    match (key.as_str(), value.as_str()) {
+        ("enable.ssl.certificate.verification", "false" | "0" | "no" | "off") => Some(
+            "TLS certificates of the brokers are NOT verified: anyone on the network path can impersonate them and read or change every record and credential",
+        ),
+        ("ssl.endpoint.identification.algorithm", "none" | "") => Some(
+            "the brokers' TLS certificates are not checked against their host names: any certificate the CA signed is accepted for any broker",
+        ),
+        _ => None,
+    }
+}
+
 fn owner_of(key: &str) -> Option<&'static str> {
     OWNED
         .iter()
@@ -228,6 +255,26 @@ mod tests {
         let p = LibrdkafkaProperties::parse("Bootstrap.Servers=elsewhere:9092").unwrap();
         let e = p.validate(env::LIBRDKAFKA).unwrap_err();
         assert!(e.problem.contains(env::BROKERS), "{e}");
+    }
+
+    #[test]
+    fn uncommitted_reads_are_refused_and_unverified_tls_is_allowed_with_a_warning() {
+        for value in ["read_uncommitted", "READ_UNCOMMITTED", "garbage"] {
+            let p = LibrdkafkaProperties::parse(&format!("Isolation.Level={value}")).unwrap();
+            let e = p.validate(env::LIBRDKAFKA).unwrap_err();
+            assert!(e.problem.contains("aborted transactions"), "{e}");
+        }
+        let p = LibrdkafkaProperties::parse("isolation.level=read_committed").unwrap();
+        p.validate(env::LIBRDKAFKA).unwrap();
+
+        let p = LibrdkafkaProperties::parse("enable.ssl.certificate.verification=false").unwrap();
+        p.validate(env::LIBRDKAFKA).unwrap();
+        assert!(weakened("enable.ssl.certificate.verification", "false")
+            .is_some_and(|w| w.contains("NOT verified")));
+        assert!(weakened("Enable.SSL.Certificate.Verification", " Off ").is_some());
+        assert!(weakened("enable.ssl.certificate.verification", "true").is_none());
+        assert!(weakened("ssl.endpoint.identification.algorithm", "none").is_some());
+        assert!(weakened("ssl.endpoint.identification.algorithm", "https").is_none());
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! partitions at offset 0 again. A consumer still positioned at the old offsets (its own
 //! position, or a committed offset librdkafka re-sent to the new broker) waits for offsets
 //! that may never come: every new record below the old position is skipped. After consumer
-//! errors, both sides check their partitions and read one that ends before their position
-//! from the start (replies that are not ours are dropped by correlation id; requests are
-//! at-least-once anyway).
+//! errors, both sides check their partitions, and one that ends before their position is
+//! read again from where `auto.offset.reset` says: a server follows `KAFKA_AUTO_OFFSET_RESET`
+//! (`latest` by default: the end, since what is below it may be the history it handled
+//! already, as after an unclean leader election truncated the log), logging the gap at ERROR
+//! with both offsets; a client's reply reader reads from the start (replies that are not ours
+//! are dropped by correlation id).
 
 use std::time::Duration;
 
@@ -20,9 +23,13 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(300);
 const CALL: Duration = Duration::from_secs(2);
 
 /// Seeks every assigned partition whose end offset is below the consumer's position (or its
-/// committed offset) to the beginning. Blocking: run it off the async workers. Returns the
-/// partitions it rewound.
-pub(crate) fn rewind_past_end<C, T>(consumer: &T, check_committed: bool) -> TopicPartitionList
+/// committed offset) to `reset` (`Offset::Beginning` or `Offset::End`). Blocking: run it off
+/// the async workers. Returns the partitions it moved.
+pub(crate) fn rewind_past_end<C, T>(
+    consumer: &T,
+    check_committed: bool,
+    reset: Offset,
+) -> TopicPartitionList
 where
     C: ConsumerContext,
     T: Consumer<C>,
@@ -62,14 +69,18 @@ where
             break; // the broker is not back yet (or the topic is not): next time
         };
         if let Some(ahead) = past_end(position, committed, end) {
-            tracing::warn!(
+            let from = match reset {
+                Offset::End => "its end (auto.offset.reset=latest)",
+                _ => "its start (auto.offset.reset=earliest)",
+            };
+            tracing::error!(
                 topic,
                 partition,
                 position = ahead,
                 end,
-                "partition ends before our position (re-created, or a broker that lost its state): reading it from the start"
+                "partition ends before our position (truncated, re-created, or a broker that lost its state): offsets {end}..{ahead} are gone; reading it from {from}"
             );
-            match consumer.seek(topic, partition, Offset::Beginning, CALL) {
+            match consumer.seek(topic, partition, reset, CALL) {
                 Ok(()) => {
                     let _ = rewound.add_partition(topic, partition);
                 }

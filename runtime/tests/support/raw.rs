@@ -85,12 +85,45 @@ pub fn read_all(
 
 /// The value of header `key` of `msg` as text.
 pub fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
-    use rdkafka::message::Headers as _;
-    msg.headers()?
-        .iter()
-        .filter(|h| h.key == key)
-        .last()
-        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+    header_bytes(msg, key).map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Every header of `msg` as bytes (keys of any bytes; rdkafka's own reader panics on a key
+/// that is not UTF-8).
+pub fn headers(msg: &OwnedMessage) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    msg.headers()
+        .map(|h| {
+            axion_runtime::kafka::headers::raw(h.as_borrowed())
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Produces one record whose header keys are any bytes (`None`: a null value), and waits for
+/// the ack.
+pub async fn send_raw(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    headers: &[(&[u8], Option<&[u8]>)],
+    payload: Option<&[u8]>,
+) -> (i32, i64) {
+    let hdrs = headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+        axion_runtime::kafka::headers::with_raw(h, key, *value)
+    });
+    let mut record = FutureRecord::<(), [u8]>::to(topic).headers(hdrs);
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    let delivery = producer
+        .send(record, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("cannot produce to {topic}: {e}"));
+    (delivery.partition, delivery.offset)
 }
 
 /// Like [`read_all`], then keeps reading for `settle` more: extra records (duplicates) show up
@@ -113,12 +146,11 @@ pub fn read_settled(
 
 /// The value of header `key` of `msg`, as bytes.
 pub fn header_bytes(msg: &OwnedMessage, key: &str) -> Option<Vec<u8>> {
-    use rdkafka::message::Headers as _;
-    msg.headers()?
-        .iter()
-        .filter(|h| h.key == key)
+    headers(msg)
+        .into_iter()
+        .filter(|(k, _)| k == key.as_bytes())
         .last()
-        .map(|h| h.value.unwrap_or_default().to_vec())
+        .map(|(_, v)| v.unwrap_or_default())
 }
 
 /// The committed positions of `group` in `topic`'s partitions (`-1`: none).

@@ -293,7 +293,9 @@ fn update_ready(shared: &Shared) {
     });
 }
 
-/// Starts the consumer thread.
+/// Starts the consumer thread, supervised: if its loop panics or ends unasked, the server
+/// reports the failure (`/health`, [`super::ServerHandle::failure`]) and gives up its
+/// partitions so that other members take them.
 pub(super) fn spawn(
     consumer: BaseConsumer<ServerContext>,
     shared: Arc<Shared>,
@@ -304,8 +306,24 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name(format!("axion-consumer {group}"))
         .spawn(move || {
-            run(&consumer, &shared, &stop);
-            drain(&consumer, &shared);
+            let supervision = &shared.stats.supervision;
+            supervision.run(
+                || stop.load(Ordering::SeqCst),
+                || run(&consumer, &shared, &stop),
+            );
+            if supervision.failure().is_some() {
+                stop.store(true, Ordering::SeqCst); // the watchdog too
+                shared.stats.ready.send_replace(false);
+            }
+            let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drain(&consumer, &shared)
+            }));
+            if let Err(panic) = drained {
+                tracing::error!(
+                    error = %super::super::supervise::panic_message(panic),
+                    "the drain panicked; what it did not commit is redelivered"
+                );
+            }
             drop(consumer); // leaves the group
             tracing::info!("server stopped");
             let _ = done.send(());
@@ -331,13 +349,18 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
         apply_flow(consumer, shared);
         if last_commit.elapsed() >= COMMIT_EVERY {
             last_commit = Instant::now();
+            unpark(shared);
             let _ = commit(shared, consumer, None, CommitMode::Async);
             update_ready(shared);
             if troubled_until.is_some_and(|t| Instant::now() < t)
                 && last_check.elapsed() >= Duration::from_secs(1)
             {
                 last_check = Instant::now();
-                let rewound = recovery::rewind_past_end(consumer, true);
+                let reset = match shared.settings.reset {
+                    OffsetReset::Latest => Offset::End,
+                    OffsetReset::Earliest => Offset::Beginning,
+                };
+                let rewound = recovery::rewind_past_end(consumer, true, reset);
                 // Offsets of the old partition mean nothing in the new one.
                 let mut lanes = shared.lanes();
                 for e in rewound.elements() {
@@ -347,6 +370,27 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
                 }
             }
         }
+    }
+}
+
+/// Runs parked records whose wait is over, and publishes which partitions are parked.
+fn unpark(shared: &Arc<Shared>) {
+    let (jobs, parked) = {
+        let mut lanes = shared.lanes();
+        (lanes.unpark_due(Instant::now()), lanes.parked())
+    };
+    start(shared, jobs);
+    let parked: Vec<(String, i32, i64)> = parked
+        .into_iter()
+        .map(|((topic, partition), offset)| (shared.topics[topic].clone(), partition, offset))
+        .collect();
+    let mut published = shared
+        .stats
+        .parked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if *published != parked {
+        *published = parked;
     }
 }
 
@@ -401,15 +445,14 @@ fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<
 /// offset (a partition re-created under us, a broker that labels a record wrongly) does not,
 /// and runs.
 fn fingerprint(msg: &BorrowedMessage<'_>) -> u64 {
-    use rdkafka::message::Headers as _;
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::hash::DefaultHasher::new();
     msg.timestamp().to_millis().hash(&mut h);
     msg.key().hash(&mut h);
     msg.payload().hash(&mut h);
     if let Some(headers) = msg.headers() {
-        for header in headers.iter() {
-            (header.key, header.value).hash(&mut h);
+        for header in super::super::headers::raw(headers) {
+            header.hash(&mut h);
         }
     }
     h.finish()
@@ -446,26 +489,57 @@ fn start(shared: &Arc<Shared>, jobs: impl IntoIterator<Item = Job<Record>>) {
 }
 
 async fn run_job(shared: Arc<Shared>, job: Job<Record>) {
+    let Job {
+        tp,
+        epoch,
+        offset,
+        mut msg,
+        cancel,
+    } = job;
+    // Until an outcome is known, the task may vanish (the runtime shut down, a panic in this
+    // crate): then its offset stays uncommitted and the record is redelivered.
     let mut finish = Finish {
         shared: &shared,
-        tp: job.tp,
-        epoch: job.epoch,
-        offset: job.offset,
-        // If this task dies (a bug in this crate), its offset must not freeze the partition.
-        done: true,
+        tp,
+        epoch,
+        offset,
+        end: End::Vanished,
     };
     let handled = async {
         if shared.exactly_once {
-            super::exactly_once::process_exactly_once(&shared, &job.msg).await
+            super::exactly_once::process_exactly_once(&shared, &msg).await
         } else {
-            process(&shared, &job.msg).await
+            process(&shared, &msg).await
         }
     };
-    tokio::select! {
+    let outcome = tokio::select! {
         biased;
-        _ = job.cancel.cancelled() => finish.done = false,
-        _ = handled => {}
-    }
+        _ = cancel.cancelled() => None,
+        outcome = handled => Some(outcome),
+    };
+    finish.end = match outcome {
+        None => End::Cancelled,
+        Some(Ok(())) => End::Done,
+        Some(Err(unwritable)) => {
+            msg.letter = Some(unwritable);
+            End::Parked(msg)
+        }
+    };
+}
+
+/// How long a parked record waits before it is handled again.
+const PARKED_FOR: Duration = Duration::from_secs(30);
+
+/// How a job ended, as its lane learns it.
+enum End {
+    /// Final: replied or dead-lettered; the offset may be committed.
+    Done,
+    /// Cancelled (revoked, stopped): left to the next owner.
+    Cancelled,
+    /// Its dead-letter copy was refused: the record waits, its partition paused.
+    Parked(Record),
+    /// The task ended without an outcome.
+    Vanished,
 }
 
 /// Reports a job's end to its lane, whatever way the task ends, and starts what may start.
@@ -474,15 +548,43 @@ struct Finish<'a> {
     tp: Tp,
     epoch: u64,
     offset: i64,
-    done: bool,
+    end: End,
 }
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        let next = self
-            .shared
-            .lanes()
-            .finish(self.tp, self.epoch, self.offset, self.done);
+        let (tp, epoch, offset) = (self.tp, self.epoch, self.offset);
+        let end = std::mem::replace(&mut self.end, End::Cancelled);
+        let next = {
+            let mut lanes = self.shared.lanes();
+            match end {
+                End::Done => lanes.finish(tp, epoch, offset, true),
+                End::Cancelled => lanes.finish(tp, epoch, offset, false),
+                End::Parked(msg) => lanes.park(tp, epoch, offset, msg, Instant::now() + PARKED_FOR),
+                End::Vanished => {
+                    let pattern = &self.shared.topics[tp.0];
+                    let held = format!("{pattern}[{}]@{offset}", tp.1);
+                    if std::thread::panicking() {
+                        tracing::error!(
+                            record = %held,
+                            "a handler task panicked without an outcome; its offset is held, so the record is redelivered to the next owner"
+                        );
+                        self.shared
+                            .stats
+                            .vanished
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(held);
+                    } else {
+                        tracing::warn!(
+                            record = %held,
+                            "a handler task was dropped without an outcome (the runtime shut down?); its offset is not committed"
+                        );
+                    }
+                    lanes.finish(tp, epoch, offset, false)
+                }
+            }
+        };
         self.shared.finished.notify_all();
         start(self.shared, next);
     }

@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::super::transaction;
-use super::process::process;
+use super::process::{process, Outcome};
 use super::record::Record;
 use super::Shared;
 
@@ -32,11 +32,11 @@ async fn blocking<T: Send + 'static>(
 
 /// Handles `msg` in a transaction, again (in a new one) until one commits, for as long as the
 /// partition is ours (a revocation cancels this, and the open transaction is aborted).
-pub(super) async fn process_exactly_once(shared: &Arc<Shared>, msg: &Record) {
+pub(super) async fn process_exactly_once(shared: &Arc<Shared>, msg: &Record) -> Outcome {
     let mut wait = BACKOFF.0;
     for attempt in 1u32.. {
         match once(shared, msg).await {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(
                     pattern = &*msg.pattern,
@@ -51,6 +51,7 @@ pub(super) async fn process_exactly_once(shared: &Arc<Shared>, msg: &Record) {
             }
         }
     }
+    unreachable!("attempts are counted without end")
 }
 
 async fn once(shared: &Arc<Shared>, msg: &Record) -> Result<(), KafkaError> {
@@ -61,7 +62,11 @@ async fn once(shared: &Arc<Shared>, msg: &Record) -> Result<(), KafkaError> {
     let mut open = Open {
         producer: Some(producer.clone()),
     };
-    transaction::scope(producer.clone(), process(shared, msg)).await;
+    // A refused dead-letter copy fails the transaction: it is aborted and the record
+    // handled again.
+    transaction::scope(producer.clone(), process(shared, msg))
+        .await
+        .map_err(|_| KafkaError::Canceled)?;
     let metadata = shared.group_metadata().ok_or(KafkaError::Canceled)?;
     let mut offsets = TopicPartitionList::new();
     offsets.add_partition_offset(&msg.pattern, msg.partition, Offset::Offset(msg.offset + 1))?;

@@ -10,6 +10,7 @@
 //! report when they finish.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +64,9 @@ struct Lane<M> {
     paused: bool,
     waiting: bool,
     revoking: bool,
+    /// Records that could not reach a final outcome yet, to run again at the instant given;
+    /// while any is here the partition stays paused and nothing else of it starts.
+    parked: Vec<(i64, M, Instant)>,
     offsets: PartitionOffsets,
     cancel: CancellationToken,
 }
@@ -128,6 +132,7 @@ impl<M> Lanes<M> {
             paused: false,
             waiting: false,
             revoking: false,
+            parked: Vec::new(),
             offsets: PartitionOffsets::starting_at(start, acked),
             cancel: self.root.child_token(),
         };
@@ -207,6 +212,64 @@ impl<M> Lanes<M> {
         jobs
     }
 
+    /// A job could not reach a final outcome now (its dead-letter copy was refused for good):
+    /// its slots are freed, its offset stays uncommitted, its partition pauses, and nothing
+    /// else of it starts until [`Lanes::unpark_due`] runs the record again after `until`.
+    pub(crate) fn park(
+        &mut self,
+        tp: Tp,
+        epoch: u64,
+        offset: i64,
+        msg: M,
+        until: Instant,
+    ) -> Vec<Job<M>> {
+        self.running -= 1;
+        let mut jobs = Vec::new();
+        if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
+            lane.running -= 1;
+            lane.parked.push((offset, msg, until));
+            if !lane.paused {
+                lane.paused = true;
+                self.paused.insert(tp);
+                self.to_pause.push(tp);
+            }
+        }
+        self.fill(tp, &mut jobs);
+        jobs
+    }
+
+    /// Puts parked records whose time has come back at the head of their lanes; returns the
+    /// jobs that start now.
+    pub(crate) fn unpark_due(&mut self, now: Instant) -> Vec<Job<M>> {
+        let mut due = Vec::new();
+        for (tp, lane) in &mut self.lanes {
+            if lane.parked.iter().any(|(_, _, until)| *until <= now) {
+                lane.parked
+                    .sort_by_key(|(offset, _, _)| std::cmp::Reverse(*offset));
+                for (offset, msg, _) in lane.parked.drain(..) {
+                    lane.queue.push_front((offset, msg));
+                }
+                due.push(*tp);
+            }
+        }
+        let mut jobs = Vec::new();
+        for tp in due {
+            self.fill(tp, &mut jobs);
+        }
+        jobs
+    }
+
+    /// Partitions with parked records, with the offset of the first.
+    pub(crate) fn parked(&self) -> Vec<(Tp, i64)> {
+        self.lanes
+            .iter()
+            .filter_map(|(tp, lane)| {
+                let first = lane.parked.iter().map(|(offset, _, _)| *offset).min()?;
+                Some((*tp, first))
+            })
+            .collect()
+    }
+
     /// Starts what may start: lanes that waited for a global slot first, then `tp`.
     fn fill(&mut self, tp: Tp, jobs: &mut Vec<Job<M>>) {
         while self.running < self.limits.global {
@@ -226,7 +289,7 @@ impl<M> Lanes<M> {
         let Some(lane) = self.lanes.get_mut(&tp) else {
             return;
         };
-        if lane.revoking || self.stopping {
+        if lane.revoking || self.stopping || !lane.parked.is_empty() {
             return;
         }
         while lane.running < self.limits.per_partition && !lane.queue.is_empty() {
@@ -258,7 +321,7 @@ impl<M> Lanes<M> {
         let lanes = &mut self.lanes;
         let to_resume = &mut self.to_resume;
         self.paused.retain(|tp| match lanes.get_mut(tp) {
-            Some(lane) if lane.queue.len() <= half => {
+            Some(lane) if lane.queue.len() <= half && lane.parked.is_empty() => {
                 lane.paused = false;
                 to_resume.push(*tp);
                 false
@@ -276,8 +339,9 @@ impl<M> Lanes<M> {
         for tp in tps {
             if let Some(lane) = self.lanes.get_mut(tp) {
                 lane.revoking = true;
-                dropped += lane.queue.len();
+                dropped += lane.queue.len() + lane.parked.len();
                 lane.queue.clear();
+                lane.parked.clear();
                 lane.paused = false;
             }
             self.paused.remove(tp);
@@ -508,6 +572,56 @@ mod tests {
         let _ = l.finish((0, 0), after[0].epoch, 4, true);
         assert_eq!(l.running(), 0, "nothing else ran");
         assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 5)]);
+    }
+
+    #[test]
+    fn a_parked_record_holds_its_partition_paused_without_a_slot_and_runs_again() {
+        let mut l = lanes(1, 1);
+        let j = jobs(l.push((0, 0), 7, "refused"));
+        assert!(jobs(l.push((0, 0), 8, "behind")).is_empty());
+        assert!(
+            jobs(l.push((0, 1), 0, "other")).is_empty(),
+            "one slot, taken"
+        );
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(30);
+        let next = l.park((0, 0), j[0].epoch, 7, "refused", later);
+        assert_eq!(
+            next.iter().map(|j| j.msg).collect::<Vec<_>>(),
+            vec!["other"],
+            "the parked record gave its slot back"
+        );
+        assert_eq!(l.take_flow_changes(), (vec![(0, 0)], vec![]));
+        assert_eq!(l.parked(), vec![((0, 0), 7)]);
+        assert!(l.unpark_due(now).is_empty(), "not yet");
+        assert_eq!(
+            l.committable(Some(&[(0, 0)])),
+            vec![((0, 0), 7)],
+            "up to 7, not past it: 7 is not final"
+        );
+        let _ = l.finish((0, 1), next[0].epoch, 0, true);
+        assert!(
+            l.take_flow_changes().1.is_empty(),
+            "stays paused while parked"
+        );
+        let again = l.unpark_due(later);
+        assert_eq!(
+            again.iter().map(|j| j.msg).collect::<Vec<_>>(),
+            vec!["refused"]
+        );
+        assert!(l.parked().is_empty());
+        let after = l.finish((0, 0), again[0].epoch, 7, true);
+        assert_eq!(
+            after.iter().map(|j| j.msg).collect::<Vec<_>>(),
+            vec!["behind"]
+        );
+        let _ = l.finish((0, 0), after[0].epoch, 8, true);
+        assert_eq!(l.committable(Some(&[(0, 0)])), vec![((0, 0), 9)]);
+        assert_eq!(
+            l.take_flow_changes().1,
+            vec![(0, 0)],
+            "resumed once drained"
+        );
     }
 
     #[test]

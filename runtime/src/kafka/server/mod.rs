@@ -60,6 +60,7 @@ use tokio::sync::{oneshot, watch};
 use super::dedup::DedupStore;
 use super::producer::Renewable;
 use super::retry::RetryPolicy;
+use super::supervise::Supervision;
 use super::{unavailable, KafkaConfig};
 use crate::transport::Handler;
 use crate::RpcError;
@@ -256,6 +257,9 @@ impl ServerBuilder {
                 assignments: AtomicU64::new(0),
                 revocations: AtomicU64::new(0),
                 stalled: Arc::default(),
+                supervision: Supervision::new("the consumer thread"),
+                parked: Mutex::default(),
+                vanished: Mutex::default(),
             },
         });
         let consumer: BaseConsumer<consumer::ServerContext> = consumer_config(&config, &group)
@@ -374,6 +378,14 @@ struct Stats {
     revocations: AtomicU64,
     /// Partitions of our topics that nobody consumes (the watchdog's last check).
     stalled: Arc<Mutex<Vec<watchdog::Partition>>>,
+    /// The consumer thread's fate.
+    supervision: Supervision,
+    /// Partitions paused on a record whose dead-letter copy was refused: topic, partition,
+    /// offset of the record.
+    parked: Mutex<Vec<(String, i32, i64)>>,
+    /// Records whose handler task ended without an outcome (a panic in this crate): their
+    /// offsets are held, so only a new owner of the partition redelivers them.
+    vanished: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -391,6 +403,14 @@ impl Shared {
 
     fn tp(&self, topic: &str, partition: i32) -> Option<Tp> {
         self.topic_index.get(topic).map(|&i| (i, partition))
+    }
+
+    /// Whether `pattern` is a request (its callers wait for replies), not an event.
+    fn expects_reply(&self, pattern: &str) -> bool {
+        self.handler
+            .contract()
+            .method(pattern)
+            .is_some_and(|m| m.kind.expects_reply())
     }
 
     fn may_reply_to(&self, pattern: &str, reply_topic: &str) -> bool {
@@ -459,6 +479,51 @@ impl ServerHandle {
     pub fn stalled_partitions(&self) -> Vec<(String, i32)> {
         let stalled = self.shared.stats.stalled.lock();
         stalled.unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Why the server stopped serving on its own (its consumer thread panicked or ended
+    /// unasked), if it did: it then holds no partitions and `/health` reports it. `None`
+    /// while it serves, and after a requested shutdown.
+    pub fn failure(&self) -> Option<RpcError> {
+        self.shared.stats.supervision.failure()
+    }
+
+    /// Resolves (with `UNAVAILABLE`) once the server stopped serving on its own; never while
+    /// it serves. A service's `main` can `select!` on it next to its shutdown signal and exit
+    /// non-zero, so that its orchestrator replaces it.
+    pub async fn failed(&self) -> RpcError {
+        self.shared.stats.supervision.failed().await
+    }
+
+    /// Partitions paused on a record whose dead-letter copy the bus refused, even reduced
+    /// (topic, partition, offset of the record): each is retried every 30 s and listed by
+    /// `/health` as degraded until its copy is written.
+    pub fn parked_partitions(&self) -> Vec<(String, i32, i64)> {
+        let parked = self.shared.stats.parked.lock();
+        parked.unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What is wrong with this server, if anything: it stopped serving, a partition is
+    /// parked, or a handler task vanished without an outcome (`/health` reports this).
+    pub fn problem(&self) -> Option<String> {
+        if let Some(e) = self.failure() {
+            return Some(e.message);
+        }
+        let parked = self.parked_partitions();
+        if let Some((topic, partition, offset)) = parked.first() {
+            return Some(format!(
+                "degraded: {} partition(s) paused because a dead-letter copy is refused, first {topic}[{partition}]@{offset}",
+                parked.len()
+            ));
+        }
+        let vanished = self.shared.stats.vanished.lock();
+        let vanished = vanished.unwrap_or_else(|e| e.into_inner());
+        vanished.first().map(|first| {
+            format!(
+                "{} handler task(s) ended without an outcome, first {first}: their offsets are held until another member owns the partition; replace this process",
+                vanished.len()
+            )
+        })
     }
 
     /// Handlers running right now.

@@ -3,24 +3,33 @@
 //! so its offset may be committed.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt as _, StreamExt as _};
 
 use super::super::dedup::{self, StoredReplies};
-use super::super::dlq::{self, PoisonReason, ReplyTo};
+use super::super::dlq::{self, Poison, PoisonReason, ReplyTo};
 use super::super::retry::Verdict;
 use super::claim::{self, ClaimGuard, Claimed};
 use super::record::Record;
-use super::reply::{dead_letter, send_all, send_reply, undeliverable};
+use super::reply::{dead_letter, send_all, send_reply, undeliverable, Unwritable};
 use super::Shared;
 use crate::transport::{Incoming, RawReplies, Reply};
 use crate::{codes, deadline, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
 
 type Item = Result<Reply, RpcError>;
 
+/// How handling a record ended: `Ok` when its outcome is final (its offset may be committed),
+/// `Err` when its dead-letter copy could not be written (the record is parked).
+pub(super) type Outcome = Result<(), Unwritable>;
+
 /// Handles `msg` to its final outcome.
-pub(super) async fn process(shared: &Shared, msg: &Record) {
+pub(super) async fn process(shared: &Shared, msg: &Record) -> Outcome {
+    if let Some(parked) = &msg.letter {
+        // Parked after a refused dead-letter write: only that write is tried again.
+        return dead_letter(shared, msg, parked.poison.clone(), parked.attempts).await;
+    }
     crate::metrics::global().consumed(&msg.pattern);
     let hdrs = &msg.headers;
     let reply_to = match dlq::reply_to(hdrs) {
@@ -36,28 +45,28 @@ pub(super) async fn process(shared: &Shared, msg: &Record) {
             return dead_letter(shared, msg, (PoisonReason::ReplyTopicNotAllowed, why), 0).await;
         }
     }
+    if msg.unreadable.is_some() {
+        let why = "a header key is not UTF-8 text".to_owned();
+        return reject(
+            shared,
+            msg,
+            reply_to.as_ref(),
+            (PoisonReason::UnreadableRecord, why),
+        )
+        .await;
+    }
+    if reply_to.is_none() && shared.expects_reply(&msg.pattern) {
+        // NestJS would run it as an event, with nobody to answer and past any check its
+        // guards make of requests only: never run a request's handler that way.
+        let why = format!(
+            "{} is a request pattern, and the record has neither kafka_correlationId nor kafka_replyTopic",
+            msg.pattern
+        );
+        return dead_letter(shared, msg, (PoisonReason::MissingReplyAddress, why), 0).await;
+    }
     let payload = msg.payload();
-    if let Err((reason, error)) =
-        dlq::check_payload(hdrs, payload, shared.settings.max_message_bytes)
-    {
-        return match &reply_to {
-            Some(to) => {
-                tracing::warn!(
-                    pattern = &*msg.pattern,
-                    correlation_id = to.correlation_id,
-                    partition = msg.partition,
-                    offset = msg.offset,
-                    reason = reason.as_str(),
-                    error = %error,
-                    "poison request rejected"
-                );
-                let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
-                if let Err(e) = send_reply(shared, to, Some(Err(e)), true).await {
-                    dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 0).await;
-                }
-            }
-            None => dead_letter(shared, msg, (reason, error), 0).await,
-        };
+    if let Err(poison) = dlq::check_payload(hdrs, payload, shared.settings.max_message_bytes) {
+        return reject(shared, msg, reply_to.as_ref(), poison).await;
     }
     let started = Instant::now();
     match &reply_to {
@@ -66,8 +75,43 @@ pub(super) async fn process(shared: &Shared, msg: &Record) {
     }
 }
 
+/// A record the handler must not see: a request with a usable reply address gets an
+/// `INVALID_ARGUMENT` error reply (an unreadable one after a dead-letter copy of its bytes);
+/// anything else is dead-lettered. Logged once.
+async fn reject(
+    shared: &Shared,
+    msg: &Record,
+    reply_to: Option<&ReplyTo<'_>>,
+    (reason, error): Poison,
+) -> Outcome {
+    let Some(to) = reply_to else {
+        return dead_letter(shared, msg, (reason, error), 0).await;
+    };
+    let unreadable = reason == PoisonReason::UnreadableRecord;
+    if unreadable {
+        dead_letter(shared, msg, (reason, error.clone()), 0).await?;
+    } else {
+        tracing::warn!(
+            pattern = &*msg.pattern,
+            correlation_id = to.correlation_id,
+            partition = msg.partition,
+            offset = msg.offset,
+            reason = reason.as_str(),
+            error = %error,
+            "poison request rejected"
+        );
+    }
+    let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
+    match send_reply(shared, to, Some(Err(e)), true).await {
+        Ok(()) => Ok(()),
+        // Its copy is in the dead-letter topic already.
+        Err(_) if unreadable => Ok(()),
+        Err(e) => dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 0).await,
+    }
+}
+
 /// An event: retried in place by the policy, then dead-lettered. Never dropped.
-async fn event(shared: &Shared, msg: &Record, started: Instant) {
+async fn event(shared: &Shared, msg: &Record, started: Instant) -> Outcome {
     let policy = &shared.settings.retry;
     for attempt in 1u32.. {
         let called = Instant::now();
@@ -84,7 +128,7 @@ async fn event(shared: &Shared, msg: &Record, started: Instant) {
         drop(replies);
         let Some(e) = failure else {
             log_handled(msg, "-", started, attempt, Ok(0));
-            return;
+            return Ok(());
         };
         match policy.verdict(&e, attempt, false) {
             Verdict::RetryAfter(wait) => {
@@ -104,12 +148,13 @@ async fn event(shared: &Shared, msg: &Record, started: Instant) {
             }
         }
     }
+    unreachable!("attempts are counted without end")
 }
 
 /// A request: replies as the handler yields them; a failure before any reply went out is
 /// retried when the policy retries requests, else it is the error reply. With
 /// de-duplication on, the request is claimed first (see [`super::claim`]).
-async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Instant) {
+async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Instant) -> Outcome {
     let mut guard = None;
     if let Some(store) = &shared.settings.dedup {
         match claim::claim(shared, store, dedup::key(&msg.pattern, to.correlation_id)).await {
@@ -153,14 +198,15 @@ async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Insta
                     attempt,
                     outcome.as_ref().map(|n| *n),
                 );
-                return;
+                return Ok(());
             }
         }
     }
+    unreachable!("attempts are counted without end")
 }
 
 /// A duplicate of a handled request: its stored replies again, the handler not called.
-async fn replay(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, stored: StoredReplies) {
+async fn replay(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, stored: StoredReplies) -> Outcome {
     tracing::info!(
         pattern = &*msg.pattern,
         correlation_id = to.correlation_id,
@@ -171,8 +217,9 @@ async fn replay(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, stored: StoredR
     );
     if let Err(e) = send_all(shared, to, stored).await {
         undeliverable(shared, to, &e).await;
-        dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
+        return dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
     }
+    Ok(())
 }
 
 enum Sent {
@@ -182,8 +229,49 @@ enum Sent {
     Done(Result<usize, RpcError>, Result<(), String>),
 }
 
+/// A handler's reply stream whose drop cannot unwind into the server: a panic in the
+/// handler's `Drop` is logged, and the record's outcome stands.
+struct HandlerStream {
+    replies: Option<RawReplies>,
+    pattern: Arc<str>,
+}
+
+impl std::ops::Deref for HandlerStream {
+    type Target = RawReplies;
+    fn deref(&self) -> &RawReplies {
+        self.replies.as_ref().expect("taken only on drop")
+    }
+}
+
+impl std::ops::DerefMut for HandlerStream {
+    fn deref_mut(&mut self) -> &mut RawReplies {
+        self.replies.as_mut().expect("taken only on drop")
+    }
+}
+
+impl Drop for HandlerStream {
+    fn drop(&mut self) {
+        let Some(replies) = self.replies.take() else {
+            return;
+        };
+        if std::panic::catch_unwind(AssertUnwindSafe(move || drop(replies))).is_err() {
+            tracing::error!(
+                pattern = &*self.pattern,
+                "the handler panicked while its reply stream was dropped; the panic is contained"
+            );
+        }
+    }
+}
+
 /// Runs the handler; a panic in `handle` itself becomes NestJS's internal error.
-fn call(shared: &Shared, msg: &Record, correlation_id: Option<&str>) -> RawReplies {
+fn call(shared: &Shared, msg: &Record, correlation_id: Option<&str>) -> HandlerStream {
+    HandlerStream {
+        replies: Some(start_handler(shared, msg, correlation_id)),
+        pattern: msg.pattern.clone(),
+    }
+}
+
+fn start_handler(shared: &Shared, msg: &Record, correlation_id: Option<&str>) -> RawReplies {
     let pattern = &*msg.pattern;
     let incoming = Incoming {
         pattern: msg.pattern.clone(),
@@ -245,7 +333,7 @@ async fn stream_replies(
     shared: &Shared,
     msg: &Record,
     to: &ReplyTo<'_>,
-    mut replies: RawReplies,
+    mut replies: HandlerStream,
     retry: impl Fn(&RpcError) -> Option<Duration>,
     mut claim: Option<&mut ClaimGuard>,
 ) -> Sent {

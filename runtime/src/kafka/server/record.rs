@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use rdkafka::message::{BorrowedMessage, Message as _};
 
 use super::super::headers;
+use super::reply::Unwritable;
 use crate::Metadata;
 
 /// One message of a request topic.
@@ -23,9 +24,19 @@ pub(super) struct Record {
     pub key: Option<Vec<u8>>,
     /// `None` for a record without a value. Shared with the handler's `Incoming`.
     pub payload: Option<Arc<[u8]>>,
-    /// Every header, in order; a null value reads as empty.
+    /// Every header, in order; a null value reads as empty, a key that is not UTF-8 is
+    /// decoded lossily.
     pub headers: Metadata,
+    /// The headers exactly as written, kept only for a record the runtime cannot read (a
+    /// header key that is not UTF-8): its dead-letter copy carries them unchanged.
+    pub unreadable: Option<Box<RawHeaders>>,
+    /// Set when the record was parked after its dead-letter copy was refused: handling it
+    /// again only writes that copy.
+    pub letter: Option<Unwritable>,
 }
+
+/// Headers as bytes: (key, value; `None` for a null value).
+pub(super) type RawHeaders = [(Box<[u8]>, Option<Box<[u8]>>)];
 
 impl Record {
     /// Copies `msg` out of the consumer's buffer; `pattern` is its topic's name.
@@ -38,6 +49,8 @@ impl Record {
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().map(Arc::from),
             headers: headers::metadata(msg.headers()),
+            unreadable: (!headers::keys_are_text(msg.headers())).then(|| raw_headers(msg)),
+            letter: None,
         }
     }
 
@@ -45,4 +58,14 @@ impl Record {
     pub fn payload(&self) -> &[u8] {
         self.payload.as_deref().unwrap_or_default()
     }
+}
+
+fn raw_headers(msg: &BorrowedMessage<'_>) -> Box<RawHeaders> {
+    msg.headers()
+        .map(|h| {
+            headers::raw(h)
+                .map(|(k, v)| (Box::from(k), v.map(Box::from)))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::FutureRecord;
 
-use super::super::dlq::{self, Origin, Poison, ReplyTo};
+use super::super::dlq::{self, Origin, Poison, PoisonReason, ReplyTo};
 use super::super::headers;
 use super::record::Record;
 use super::Shared;
@@ -90,67 +91,186 @@ pub(super) async fn send_all(
 }
 
 /// First and longest wait between two attempts of a dead-letter write.
-const DLQ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
+const DLQ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
+/// Writes of one copy that failed with an error that may pass (a broker away, a full queue)
+/// before the record is parked instead of holding its handler slot.
+const DLQ_WRITES: u32 = 5;
 
-/// Copies `msg` to `<pattern>.dlq` (payload, key and headers kept; `axion-dlq-*` added) and
-/// logs it once. A write the broker refuses is tried again, with backoff, for as long as the
-/// partition is ours: the caller only finishes (commits) the offset once the copy is
-/// acknowledged, so a message is never lost to a failed dead-letter write. (If the partition
-/// is taken away meanwhile, the job is cancelled and the next owner handles the message.)
+/// A dead-letter copy the bus would not take, not even reduced: the record is parked (its
+/// partition paused, its offset uncommitted) and handled again later.
+#[derive(Clone, Debug)]
+pub(super) struct Unwritable {
+    /// The verdict the copy was for, and how many times the handler ran.
+    pub poison: Poison,
+    pub attempts: u32,
+}
+
+/// How much of a record a dead-letter copy carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copy {
+    /// Key, payload and headers as read.
+    Whole,
+    /// Key and headers, no payload (the whole copy was refused as too large).
+    NoPayload,
+    /// The `axion-dlq-*` headers only (the key and headers are too large as well).
+    Bare,
+}
+
+/// What a failed write says about writing again.
+#[derive(Debug, PartialEq, Eq)]
+enum WriteError {
+    /// The record is too large for the client or the broker: a smaller copy may pass.
+    TooLarge,
+    /// The same write will be refused again (no such topic, not authorized, invalid).
+    Permanent,
+    /// May pass later (broker away, timed out, queue full).
+    Transient,
+}
+
+fn classify(e: &KafkaError) -> WriteError {
+    use RDKafkaErrorCode as C;
+    let Some(code) = e.rdkafka_error_code() else {
+        return WriteError::Transient;
+    };
+    match code {
+        C::MessageSizeTooLarge | C::MessageBatchTooLarge | C::InvalidMessageSize => {
+            WriteError::TooLarge
+        }
+        C::UnknownTopic
+        | C::UnknownTopicOrPartition
+        | C::InvalidTopic
+        | C::TopicAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::InvalidRecord
+        | C::PolicyViolation
+        | C::UnsupportedForMessageFormat
+        | C::InvalidRequiredAcks
+        | C::InvalidArgument
+        | C::UnknownPartition => WriteError::Permanent,
+        _ => WriteError::Transient,
+    }
+}
+
+/// Copies `msg` to `<pattern>.dlq` (payload, key and headers kept exactly; `axion-dlq-*`
+/// added) and logs it once. The caller finishes (commits) the offset only on `Ok`, so a message
+/// is never lost to a failed dead-letter write:
+/// - an error that may pass is retried with backoff, [`DLQ_WRITES`] times;
+/// - a copy refused as too large is sent again without its payload
+///   (`payload-too-large-for-dlq`; the original stays in its topic for its retention), then
+///   without its key and headers;
+/// - what still fails is `Err`: logged at ERROR, counted in `axion_dead_letter_failures_total`,
+///   and the record parked (see [`Unwritable`]), without holding a handler slot.
 pub(super) async fn dead_letter(
     shared: &Shared,
     msg: &Record,
     (reason, error): Poison,
     attempts: u32,
-) {
+) -> Result<(), Unwritable> {
     let topic = dlq::dlq_topic(&msg.pattern);
-    let origin = Origin {
-        topic: &msg.pattern,
-        partition: msg.partition,
-        offset: msg.offset,
-        reason,
-        error: &error,
-        attempts,
-    };
+    let mut copy = Copy::Whole;
+    let mut why = error.clone();
     let mut wait = DLQ_BACKOFF.0;
-    for write in 1u64.. {
-        let hdrs = dlq::dead_letter_headers(&msg.headers, &origin);
+    let mut write = 0;
+    let refusal = loop {
+        write += 1;
+        let origin = Origin {
+            topic: &msg.pattern,
+            partition: msg.partition,
+            offset: msg.offset,
+            reason: if copy == Copy::Whole {
+                reason
+            } else {
+                PoisonReason::PayloadTooLargeForDlq
+            },
+            error: &why,
+            attempts,
+        };
+        let original = match copy {
+            Copy::Bare => OwnedHeaders::new_with_capacity(dlq::ADDED_HEADERS),
+            _ => original_headers(msg),
+        };
+        let hdrs = dlq::dead_letter_headers(original, &origin);
         let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(hdrs);
-        if let Some(key) = &msg.key {
+        if let (Some(key), false) = (&msg.key, copy == Copy::Bare) {
             record = record.key(key);
         }
-        if let Some(payload) = &msg.payload {
+        if let (Some(payload), Copy::Whole) = (&msg.payload, copy) {
             record = record.payload(payload);
         }
-        match shared.producer.send_awaited(record).await {
+        let e = match shared.producer.send_awaited(record).await {
             Ok(()) => {
-                crate::metrics::global().dead_lettered(&msg.pattern, reason.as_str());
+                crate::metrics::global().dead_lettered(&msg.pattern, origin.reason.as_str());
                 tracing::warn!(
                     pattern = &*msg.pattern,
                     partition = msg.partition,
                     offset = msg.offset,
-                    reason = reason.as_str(),
+                    reason = origin.reason.as_str(),
                     attempts,
-                    error = %error,
+                    error = %why,
                     dlq = %topic,
                     "message dead-lettered"
                 );
-                return;
+                return Ok(());
             }
-            Err(e) => {
-                tracing::error!(
-                    pattern = &*msg.pattern,
-                    partition = msg.partition,
-                    offset = msg.offset,
-                    reason = reason.as_str(),
-                    dlq = %topic,
-                    write,
-                    error = %e,
-                    "dead-letter write failed; the offset stays uncommitted and the write is retried"
+            Err(e) => e,
+        };
+        let class = classify(&e);
+        tracing::warn!(
+            pattern = &*msg.pattern,
+            partition = msg.partition,
+            offset = msg.offset,
+            reason = reason.as_str(),
+            dlq = %topic,
+            write,
+            copy = ?copy,
+            class = ?class,
+            error = %e,
+            "dead-letter write failed"
+        );
+        match (class, copy) {
+            (WriteError::TooLarge, Copy::Whole | Copy::NoPayload) => {
+                copy = if copy == Copy::Whole {
+                    Copy::NoPayload
+                } else {
+                    Copy::Bare
+                };
+                why = format!(
+                    "{}: {error}; the copy with its payload was refused: {e}",
+                    reason.as_str()
                 );
+            }
+            (WriteError::Transient, _) if write < DLQ_WRITES => {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(DLQ_BACKOFF.1);
             }
+            _ => break e,
         }
+    };
+    crate::metrics::global().dead_letter_refused(&msg.pattern, reason.as_str());
+    tracing::error!(
+        pattern = &*msg.pattern,
+        partition = msg.partition,
+        offset = msg.offset,
+        reason = reason.as_str(),
+        dlq = %topic,
+        writes = write,
+        error = %refusal,
+        "dead-letter copy refused; the record stays uncommitted, its partition paused, and it is handled again later"
+    );
+    Err(Unwritable {
+        poison: (reason, error),
+        attempts,
+    })
+}
+
+/// The record's own headers for its dead-letter copy: exactly as written for an unreadable
+/// record, else as read.
+fn original_headers(msg: &Record) -> OwnedHeaders {
+    match &msg.unreadable {
+        Some(raw) => raw.iter().fold(
+            OwnedHeaders::new_with_capacity(raw.len() + dlq::ADDED_HEADERS),
+            |h, (key, value)| headers::with_raw(h, key, value.as_deref()),
+        ),
+        None => headers::owned(&msg.headers, dlq::ADDED_HEADERS),
     }
 }
