@@ -127,6 +127,11 @@ impl Metadata {
         self.spans.len()
     }
 
+    /// Bytes of the names and values together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.as_slice().len()
+    }
+
     /// Whether there are no headers.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()

@@ -441,7 +441,6 @@ async fn a_refused_dead_letter_copy_is_reduced_or_parked_without_holding_a_slot(
         .request_timeout_ms(5_000)
         .session_timeout_ms(6_000)
         .topic_partitions(PARTITIONS as i64)
-        .max_message_bytes(MAX_BYTES as i64)
         // One handler slot for the whole server: a write that held it would stop everything.
         .max_in_flight(1)
         // A missing topic is reported after 1 s instead of librdkafka's 30 s.
@@ -456,12 +455,15 @@ async fn a_refused_dead_letter_copy_is_reduced_or_parked_without_holding_a_slot(
     assert!(server.wait_assigned(Duration::from_secs(30)).await);
     let producer = raw::producer(&address);
 
-    // Oversized for the server and, with its dead-letter headers, for its producer's
-    // message.max.bytes (1,000,000 here): the copy goes without the payload.
-    let huge = vec![b'x'; 1_000_100];
+    // Within the payload limit (1,000,000 here), but with a large header the whole copy is
+    // over the server producer's message.max.bytes (2 × the limit + 64 KiB): the copy goes
+    // without the payload.
+    let huge = vec![b'x'; 990_000];
+    let big_header = vec![b'h'; 1_100_000];
     let request_headers = [
         (CORRELATION_ID, &b"big-but-no-reply-partition"[..]),
         (REPLY_TOPIC, b"not allowed!"),
+        ("x-big", &big_header[..]),
     ];
     let huge_at = raw::send(
         &producer,
@@ -500,6 +502,7 @@ async fn a_refused_dead_letter_copy_is_reduced_or_parked_without_holding_a_slot(
         Some(&b"big-but-no-reply-partition"[..]),
         "headers kept"
     );
+    assert_eq!(raw::header_bytes(letter, "x-big"), Some(big_header));
 
     // An undecodable event whose dead-letter topic does not exist: parked.
     let parked_at = raw::send(&producer, event, Some(1), &[], Some(b"{{ not json")).await;

@@ -1,8 +1,9 @@
 //! Delivery semantics of the Kafka server on a real broker: failed events are retried in place
 //! and dead-lettered (never dropped), a dead-letter write the broker refuses holds the offset,
 //! a stuck handler holds up only its own partition and ends at the handler timeout, panics do
-//! not freeze commits, reply topics are an allowlist, and a new group starts at the end once
-//! the server is ready.
+//! not freeze commits (nor does one in a reply stream's `Drop`), a handler whose runtime goes
+//! away without an outcome leaves its offset to the next owner, reply topics are an allowlist,
+//! and a new group starts at the end once the server is ready.
 //!
 //! Messages are produced raw, to explicit partitions, so each test knows which lane they are
 //! in; handlers record every run.
@@ -81,6 +82,27 @@ enum Act {
     PanicInHandle,
     /// Never finishes.
     Hang,
+    /// Succeeds; its reply stream panics when it is dropped.
+    PanicOnDrop,
+}
+
+/// A reply stream that panics when dropped (a handler with a buggy guard in its state).
+struct PanicsOnDrop(RawReplies);
+
+impl axion_runtime::futures::Stream for PanicsOnDrop {
+    type Item = Result<axion_runtime::Reply, RpcError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a handler's guard panicked when its stream was dropped");
+    }
 }
 
 /// A handler over the graph contract that records every run: (name, partition order).
@@ -160,7 +182,7 @@ impl Handler for Recorder {
         let replies: RawReplies = Box::pin(axion_runtime::futures::stream::once(async move {
             let _alive = alive;
             let outcome = match act {
-                Act::Ok => Ok(()),
+                Act::Ok | Act::PanicOnDrop => Ok(()),
                 Act::FailTimes(n) if attempt > n => Ok(()),
                 Act::FailTimes(_) | Act::FailAlways => {
                     Err(RpcError::unavailable(format!("database down ({name})")))
@@ -180,6 +202,11 @@ impl Handler for Recorder {
                 payload.into()
             })
         }));
+        let replies: RawReplies = if act == Act::PanicOnDrop {
+            Box::pin(PanicsOnDrop(replies))
+        } else {
+            replies
+        };
         if request {
             return replies;
         }
@@ -731,7 +758,10 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
         )
         .await
         .unwrap();
-    let recorder = Recorder::with(&[("boom", Act::PanicInHandle)]);
+    let recorder = Recorder::with(&[
+        ("boom", Act::PanicInHandle),
+        ("drop-bomb", Act::PanicOnDrop),
+    ]);
     let server = KafkaServer::builder(&config, recorder.clone())
         .allow_reply_topic(extra)
         .start()
@@ -743,6 +773,8 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
     let producer = raw::producer(&address);
     send_request(&producer, 0, "boom", CREATE_REPLY).await;
     send_request(&producer, 0, "after-boom", CREATE_REPLY).await;
+    // Its panic is contained where the stream is dropped: the reply still goes out.
+    send_request(&producer, 0, "drop-bomb", CREATE_REPLY).await;
     let injected = send_request(&producer, 0, "injected", EVENT).await;
     let last = send_request(&producer, 0, "via-gateway", extra).await;
     assert!(
@@ -756,8 +788,9 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
     );
     assert!(
         eventually(Duration::from_secs(5), || replies.lock().unwrap().len()
-            == 2)
-        .await
+            == 3)
+        .await,
+        "every request answered, the one whose stream panics on drop too"
     );
     let replies = replies.lock().unwrap().clone();
     assert_eq!(replies[0].0, "boom");
@@ -768,6 +801,13 @@ async fn panics_do_not_freeze_commits_and_reply_topics_are_an_allowlist() {
     );
     assert_eq!(replies[1].0, "after-boom");
     assert!(replies[1].2.is_none());
+    assert_eq!(replies[2].0, "drop-bomb");
+    assert!(replies[2].2.is_none(), "{:?}", replies[2].2);
+    assert_eq!(
+        recorder.runs_of("drop-bomb"),
+        1,
+        "run once, not redelivered"
+    );
     // The injected reply address is refused: dead-lettered, nothing written to the event topic.
     let dead = raw::read_all(
         &address,
@@ -968,4 +1008,62 @@ impl Handler for Jittery {
             .flatten(),
         )
     }
+}
+
+/// A handler task that ends without an outcome — here its runtime is dropped, as a `main` that
+/// returns without `shutdown()` does — leaves its offset uncommitted: the next server of the
+/// group runs the event again.
+#[test]
+fn a_handler_whose_runtime_is_dropped_leaves_its_record_to_the_next_server() {
+    let broker = Broker::start();
+    let address = broker.address();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let config = cfg(&broker, "runtime-dropped")
+        .drain_timeout_ms(1_000)
+        .build()
+        .unwrap();
+    let first = runtime();
+    let recorder = Recorder::with(&[("held", Act::Hang)]);
+    let (server, held) = first.block_on(async {
+        ensure_topics(&config, &[&GRAPH_SERVICE_CONTRACT])
+            .await
+            .unwrap();
+        let server = KafkaServer::start(&config, recorder.clone()).await.unwrap();
+        assert!(server.wait_assigned(Duration::from_secs(30)).await);
+        let held = send_event(&raw::producer(&address), 0, "held").await;
+        assert!(eventually(Duration::from_secs(10), || recorder.runs_of("held") == 1).await);
+        (server, held)
+    });
+    // The handler task goes with its runtime, without an outcome; the consumer thread lives on
+    // and keeps committing what finished. It must not commit the vanished record: watched for
+    // 2 s (20 commit ticks), as long as a wrong commit would take to show.
+    drop(first);
+    let watch_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch_until {
+        assert!(
+            committed(&address, "runtime-dropped", EVENT)[0] <= held,
+            "committed past a record whose handler never finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server); // stops without shutdown(): drains, commits what is final, leaves
+    let second = runtime();
+    second.block_on(async {
+        let recorder = Recorder::with(&[]);
+        let server = KafkaServer::start(&config, recorder.clone()).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(60), || recorder
+                .successes()
+                .contains(&"held".to_owned()))
+            .await,
+            "the next server runs the record again"
+        );
+        server.shutdown().await;
+    });
 }

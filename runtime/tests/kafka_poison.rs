@@ -344,12 +344,10 @@ async fn poison_messages_get_an_error_reply_or_go_to_the_dead_letter_topic() {
                 "{}",
                 case.name
             );
-            assert_eq!(
-                letter.payload(),
-                Some(case.payload.as_slice()),
-                "{}: payload kept",
-                case.name
-            );
+            // An oversized payload is never copied out of librdkafka's buffer (the memory
+            // bound): its copy says where the original is.
+            let payload = (case.reason != "oversized").then_some(case.payload.as_slice());
+            assert_eq!(letter.payload(), payload, "{}: payload kept", case.name);
             for (key, value) in &case.headers {
                 assert_eq!(
                     raw::header_bytes(letter, key).as_ref(),

@@ -159,6 +159,12 @@ pub struct KafkaConfig {
     /// Largest request payload a server accepts; bigger ones are poison (error reply or
     /// dead-letter topic), never handed to the handler.
     pub max_message_bytes: usize,
+    /// Bytes of consumed records a server holds at most, its own queues and librdkafka's
+    /// prefetch together (default 64 MiB): half for records queued and running in its lanes
+    /// (past it, every partition pauses until they drain to half), a quarter for librdkafka's
+    /// prefetch queue (`queued.max.messages.kbytes`) and a quarter per fetch
+    /// (`fetch.max.bytes`). A single record larger than all that is still handled, alone.
+    pub max_buffered_bytes: usize,
     /// Producer retries of a failed send (bounded, with backoff).
     pub send_retries: u32,
     /// Backoff between producer retries.
@@ -213,6 +219,7 @@ impl Default for KafkaConfig {
             max_in_flight: 64,
             max_in_flight_per_partition: 1,
             max_message_bytes: 1_000_000,
+            max_buffered_bytes: 64 << 20,
             send_retries: 5,
             retry_backoff: Duration::from_millis(100),
             auto_offset_reset: OffsetReset::Latest,
@@ -265,6 +272,8 @@ pub mod env {
     pub const MAX_IN_FLIGHT_PER_PARTITION: &str = "KAFKA_MAX_IN_FLIGHT_PER_PARTITION";
     /// Largest payload a server accepts, in bytes (> 0).
     pub const MAX_MESSAGE_BYTES: &str = "KAFKA_MAX_MESSAGE_BYTES";
+    /// Bytes of consumed records a server holds at most (> 0; default 67108864).
+    pub const MAX_BUFFERED_BYTES: &str = "KAFKA_MAX_BUFFERED_BYTES";
     /// `latest` (default) or `earliest`: where a new server group starts.
     pub const AUTO_OFFSET_RESET: &str = "KAFKA_AUTO_OFFSET_RESET";
     /// Longest a server handler may run, in ms (> 0; default 30000).
@@ -393,6 +402,10 @@ impl KafkaConfig {
         if let Some(v) = get(env::MAX_MESSAGE_BYTES) {
             b = b.max_message_bytes(parse_int(env::MAX_MESSAGE_BYTES, &v)?);
             b.source.max_message_bytes = env::MAX_MESSAGE_BYTES;
+        }
+        if let Some(v) = get(env::MAX_BUFFERED_BYTES) {
+            b = b.max_buffered_bytes(parse_int(env::MAX_BUFFERED_BYTES, &v)?);
+            b.source.max_buffered_bytes = env::MAX_BUFFERED_BYTES;
         }
         if let Some(v) = get(env::AUTO_OFFSET_RESET) {
             let reset = OffsetReset::parse(&v).ok_or_else(|| {
@@ -557,6 +570,7 @@ struct Raw {
     max_in_flight: Option<i64>,
     max_in_flight_per_partition: Option<i64>,
     max_message_bytes: Option<i64>,
+    max_buffered_bytes: Option<i64>,
     send_retries: Option<u32>,
     retry_backoff_ms: Option<i64>,
     auto_offset_reset: Option<OffsetReset>,
@@ -581,6 +595,7 @@ struct Source {
     max_in_flight: &'static str,
     max_in_flight_per_partition: &'static str,
     max_message_bytes: &'static str,
+    max_buffered_bytes: &'static str,
     handler_timeout: &'static str,
     drain_timeout: &'static str,
     stall_warning: &'static str,
@@ -602,6 +617,7 @@ impl Default for Source {
             max_in_flight: "max_in_flight",
             max_in_flight_per_partition: "max_in_flight_per_partition",
             max_message_bytes: "max_message_bytes",
+            max_buffered_bytes: "max_buffered_bytes",
             handler_timeout: "handler_timeout",
             drain_timeout: "drain_timeout",
             stall_warning: "stall_warning",
@@ -707,6 +723,11 @@ impl KafkaConfigBuilder {
     setter!(
         /// Largest payload a server accepts, in bytes (must be > 0).
         max_message_bytes, max_message_bytes, i64
+    );
+    setter!(
+        /// Bytes of consumed records a server holds at most (must be > 0; see
+        /// [`KafkaConfig::max_buffered_bytes`]).
+        max_buffered_bytes, max_buffered_bytes, i64
     );
     setter!(
         /// Producer retries (bounded).
@@ -866,6 +887,11 @@ impl KafkaConfigBuilder {
                 s.max_message_bytes,
                 r.max_message_bytes,
                 d.max_message_bytes as i64,
+            )? as usize,
+            max_buffered_bytes: positive(
+                s.max_buffered_bytes,
+                r.max_buffered_bytes,
+                d.max_buffered_bytes as i64,
             )? as usize,
             send_retries: r.send_retries.unwrap_or(d.send_retries).min(100),
             retry_backoff: ms("retry_backoff", r.retry_backoff_ms, d.retry_backoff)?,

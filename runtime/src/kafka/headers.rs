@@ -26,8 +26,10 @@ pub const NEST_IS_DISPOSED: &str = "kafka_nest-is-disposed";
 /// own `Headers::iter`/`get` turn the key into `&str` and panic on one that is not UTF-8, so
 /// nothing here reads headers through them. (librdkafka keeps a key NUL-terminated: a key
 /// with a NUL byte in it reads up to that byte.)
-pub fn raw(headers: &BorrowedHeaders) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
-    let native = native(headers);
+pub fn raw<H: RecordHeaders + ?Sized>(
+    headers: &H,
+) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
+    let native = native(headers.borrowed());
     // SAFETY: `native` points at the live headers `headers` borrows.
     let count = unsafe { rdsys::rd_kafka_header_cnt(native) };
     (0..count).filter_map(move |i| {
@@ -47,6 +49,25 @@ pub fn raw(headers: &BorrowedHeaders) -> impl Iterator<Item = (&[u8], Option<&[u
             .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
         Some((key, value))
     })
+}
+
+/// Headers this module reads: a consumed record's ([`BorrowedHeaders`]) or ones being built
+/// ([`OwnedHeaders`]).
+pub trait RecordHeaders {
+    /// The headers as rdkafka's borrowed view.
+    fn borrowed(&self) -> &BorrowedHeaders;
+}
+
+impl RecordHeaders for BorrowedHeaders {
+    fn borrowed(&self) -> &BorrowedHeaders {
+        self
+    }
+}
+
+impl RecordHeaders for OwnedHeaders {
+    fn borrowed(&self) -> &BorrowedHeaders {
+        self.as_borrowed()
+    }
 }
 
 /// The C headers behind rdkafka's (zero-sized) `BorrowedHeaders` reference.
@@ -77,12 +98,12 @@ pub fn with_raw(headers: OwnedHeaders, key: &[u8], value: Option<&[u8]>) -> Owne
 }
 
 /// Whether every header key of a record is UTF-8 (what [`Metadata`] holds unchanged).
-pub fn keys_are_text(headers: Option<&BorrowedHeaders>) -> bool {
+pub fn keys_are_text<H: RecordHeaders + ?Sized>(headers: Option<&H>) -> bool {
     headers.is_none_or(|h| raw(h).all(|(k, _)| std::str::from_utf8(k).is_ok()))
 }
 
 /// The value of header `key`, if present (the last one wins, like kafkajs).
-pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, key: &str) -> Option<&'a [u8]> {
+pub fn get<'a, H: RecordHeaders + ?Sized>(headers: Option<&'a H>, key: &str) -> Option<&'a [u8]> {
     raw(headers?)
         .filter(|(k, _)| *k == key.as_bytes())
         .last()
@@ -90,7 +111,7 @@ pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, key: &str) -> Option<&'a [u
 }
 
 /// A header value as text (lossy: garbage bytes must not stop a server).
-pub fn text(headers: Option<&BorrowedHeaders>, key: &str) -> Option<String> {
+pub fn text<H: RecordHeaders + ?Sized>(headers: Option<&H>, key: &str) -> Option<String> {
     get(headers, key).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
@@ -107,7 +128,7 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
 /// Every header of a record (a null value reads as empty), in one [`Metadata`] sized up
 /// front and shared by its clones: one allocation (two past eight headers). A key that is not
 /// UTF-8 is decoded lossily (U+FFFD), as the Java client and kafkajs do.
-pub fn metadata(headers: Option<&BorrowedHeaders>) -> Metadata {
+pub fn metadata<H: RecordHeaders + ?Sized>(headers: Option<&H>) -> Metadata {
     let Some(headers) = headers else {
         return Metadata::new();
     };

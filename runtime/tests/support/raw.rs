@@ -148,8 +148,7 @@ pub fn read_settled(
 pub fn header_bytes(msg: &OwnedMessage, key: &str) -> Option<Vec<u8>> {
     headers(msg)
         .into_iter()
-        .filter(|(k, _)| k == key.as_bytes())
-        .last()
+        .rfind(|(k, _)| k == key.as_bytes())
         .map(|(_, v)| v.unwrap_or_default())
 }
 

@@ -419,10 +419,15 @@ fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<
         return;
     };
     let fingerprint = fingerprint(msg);
-    let record = Record::read(msg, shared.patterns[tp.0].clone());
+    let record = Record::read(
+        msg,
+        shared.patterns[tp.0].clone(),
+        shared.settings.max_message_bytes,
+    );
+    let size = record.size();
     let pushed = shared
         .lanes()
-        .push_into(tp, msg.offset(), fingerprint, record, jobs);
+        .push_into(tp, msg.offset(), (fingerprint, size), record, jobs);
     match pushed {
         Ok(()) => start(shared, jobs.drain(..)),
         Err(Refused::NotAssigned(msg)) => tracing::debug!(
@@ -522,7 +527,7 @@ async fn run_job(shared: Arc<Shared>, job: Job<Record>) {
         Some(Ok(())) => End::Done,
         Some(Err(unwritable)) => {
             msg.letter = Some(unwritable);
-            End::Parked(msg)
+            End::Parked(Box::new(msg))
         }
     };
 }
@@ -537,7 +542,7 @@ enum End {
     /// Cancelled (revoked, stopped): left to the next owner.
     Cancelled,
     /// Its dead-letter copy was refused: the record waits, its partition paused.
-    Parked(Record),
+    Parked(Box<Record>),
     /// The task ended without an outcome.
     Vanished,
 }
@@ -560,7 +565,9 @@ impl Drop for Finish<'_> {
             match end {
                 End::Done => lanes.finish(tp, epoch, offset, true),
                 End::Cancelled => lanes.finish(tp, epoch, offset, false),
-                End::Parked(msg) => lanes.park(tp, epoch, offset, msg, Instant::now() + PARKED_FOR),
+                End::Parked(msg) => {
+                    lanes.park(tp, epoch, offset, *msg, Instant::now() + PARKED_FOR)
+                }
                 End::Vanished => {
                     let pattern = &self.shared.topics[tp.0];
                     let held = format!("{pattern}[{}]@{offset}", tp.1);

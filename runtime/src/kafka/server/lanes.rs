@@ -26,10 +26,12 @@ pub(crate) struct Limits {
     pub(crate) global: usize,
     /// Handlers running at once in one partition.
     pub(crate) per_partition: usize,
-    /// Messages waiting in one lane before its partition is paused. This bounds memory per
-    /// partition; there is no shared bound, which would let one stuck partition pause the
-    /// others.
+    /// Messages waiting in one lane before its partition is paused (its own back-pressure: a
+    /// stuck partition pauses only itself).
     pub(crate) lane_queue: usize,
+    /// Bytes of records queued, running and parked over all lanes before every partition
+    /// pauses (the server's memory bound); they resume once it is back to half.
+    pub(crate) buffered_bytes: usize,
 }
 
 impl Limits {
@@ -40,7 +42,14 @@ impl Limits {
             global: global.max(1),
             per_partition,
             lane_queue: (2 * per_partition).max(16),
+            buffered_bytes: usize::MAX,
         }
+    }
+
+    /// These limits with a byte budget for the records held.
+    pub(crate) fn with_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.buffered_bytes = bytes.max(1);
+        self
     }
 }
 
@@ -104,6 +113,13 @@ pub(crate) struct Lanes<M> {
     next_epoch: u64,
     stopping: bool,
     root: CancellationToken,
+    /// Size of each record held (queued, running, parked) by (lane epoch, offset): epochs are
+    /// unique, so a record of a revoked lane still running is found when it ends.
+    held: HashMap<(u64, i64), usize>,
+    /// Their sum.
+    buffered: usize,
+    /// Over the byte budget: every partition is paused until `buffered` is back to half.
+    over_budget: bool,
 }
 
 impl<M> Lanes<M> {
@@ -119,6 +135,41 @@ impl<M> Lanes<M> {
             next_epoch: 0,
             stopping: false,
             root: CancellationToken::new(),
+            held: HashMap::new(),
+            buffered: 0,
+            over_budget: false,
+        }
+    }
+
+    /// Bytes of the records held now.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    fn hold(&mut self, key: (u64, i64), size: usize) {
+        if let Some(old) = self.held.insert(key, size) {
+            self.buffered -= old;
+        }
+        self.buffered += size;
+    }
+
+    fn release(&mut self, key: (u64, i64)) {
+        if let Some(size) = self.held.remove(&key) {
+            self.buffered -= size;
+        }
+    }
+
+    /// Pauses every partition past the byte budget, resumes them at half of it.
+    fn check_budget(&mut self) {
+        let limit = self.limits.buffered_bytes;
+        if !self.over_budget && self.buffered > limit {
+            self.over_budget = true;
+            self.to_pause.extend(self.lanes.keys().copied());
+        } else if self.over_budget && self.buffered <= limit / 2 {
+            self.over_budget = false;
+            let lanes = &self.lanes;
+            self.to_resume
+                .extend(lanes.iter().filter(|(_, l)| !l.paused).map(|(tp, _)| *tp));
         }
     }
 
@@ -140,6 +191,9 @@ impl<M> Lanes<M> {
             old.cancel.cancel();
         }
         self.paused.remove(&tp);
+        if self.over_budget {
+            self.to_pause.push(tp);
+        }
     }
 
     /// A message arrived.
@@ -159,7 +213,7 @@ impl<M> Lanes<M> {
         msg: M,
     ) -> Pushed<M> {
         let mut jobs = Vec::new();
-        match self.push_into(tp, offset, fingerprint, msg, &mut jobs) {
+        match self.push_into(tp, offset, (fingerprint, 0), msg, &mut jobs) {
             Ok(()) => Pushed::Queued(jobs),
             Err(refused) => Pushed::Refused(refused),
         }
@@ -169,11 +223,14 @@ impl<M> Lanes<M> {
     /// thread reuses: no allocation per message). `Err` gives back a message that is not ours,
     /// or that is here already: a broker or client that delivers a record twice (seen with
     /// the test broker right after an assignment) must not run its handler twice at once.
+    ///
+    /// `record`: the record's fingerprint and its size in bytes (counted against the byte
+    /// budget until its job ends).
     pub(crate) fn push_into(
         &mut self,
         tp: Tp,
         offset: i64,
-        fingerprint: u64,
+        (fingerprint, size): (u64, usize),
         msg: M,
         jobs: &mut Vec<Job<M>>,
     ) -> Result<(), Refused<M>> {
@@ -187,6 +244,8 @@ impl<M> Lanes<M> {
             return Err(Refused::Duplicate(msg));
         }
         lane.queue.push_back((offset, msg));
+        let epoch = lane.epoch;
+        self.hold((epoch, offset), size);
         self.fill(tp, jobs);
         let lane = self.lanes.get_mut(&tp).expect("lane");
         if !lane.paused && lane.queue.len() >= self.limits.lane_queue {
@@ -194,6 +253,7 @@ impl<M> Lanes<M> {
             self.paused.insert(tp);
             self.to_pause.push(tp);
         }
+        self.check_budget();
         Ok(())
     }
 
@@ -201,6 +261,7 @@ impl<M> Lanes<M> {
     /// be committed; `false` for a job cancelled half-way (its message is redelivered).
     pub(crate) fn finish(&mut self, tp: Tp, epoch: u64, offset: i64, done: bool) -> Vec<Job<M>> {
         self.running -= 1;
+        self.release((epoch, offset));
         let mut jobs = Vec::new();
         if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
             lane.running -= 1;
@@ -209,6 +270,7 @@ impl<M> Lanes<M> {
             }
         }
         self.fill(tp, &mut jobs);
+        self.check_budget();
         jobs
     }
 
@@ -336,17 +398,23 @@ impl<M> Lanes<M> {
     /// messages were dropped.
     pub(crate) fn revoke(&mut self, tps: &[Tp]) -> usize {
         let mut dropped = 0;
+        let mut released = Vec::new();
         for tp in tps {
             if let Some(lane) = self.lanes.get_mut(tp) {
                 lane.revoking = true;
                 dropped += lane.queue.len() + lane.parked.len();
-                lane.queue.clear();
-                lane.parked.clear();
+                let epoch = lane.epoch;
+                released.extend(lane.queue.drain(..).map(|(offset, _)| (epoch, offset)));
+                released.extend(lane.parked.drain(..).map(|(offset, _, _)| (epoch, offset)));
                 lane.paused = false;
             }
             self.paused.remove(tp);
         }
+        for key in released {
+            self.release(key);
+        }
         self.waiting.retain(|tp| !tps.contains(tp));
+        self.check_budget();
         dropped
     }
 
@@ -430,8 +498,11 @@ impl<M> Lanes<M> {
     pub(crate) fn take_flow_changes(&mut self) -> (Vec<Tp>, Vec<Tp>) {
         let mut pause = std::mem::take(&mut self.to_pause);
         let mut resume = std::mem::take(&mut self.to_resume);
-        pause.retain(|tp| self.lanes.get(tp).is_some_and(|l| l.paused));
-        resume.retain(|tp| self.lanes.get(tp).is_some_and(|l| !l.paused));
+        let over = self.over_budget;
+        pause.retain(|tp| self.lanes.get(tp).is_some_and(|l| l.paused || over));
+        resume.retain(|tp| self.lanes.get(tp).is_some_and(|l| !l.paused && !over));
+        pause.sort_unstable();
+        resume.sort_unstable();
         pause.dedup();
         resume.dedup();
         (pause, resume)
@@ -622,6 +693,54 @@ mod tests {
             vec![(0, 0)],
             "resumed once drained"
         );
+    }
+
+    #[test]
+    fn past_the_byte_budget_every_partition_pauses_until_half_of_it_is_left() {
+        let mut l: Lanes<&str> = Lanes::new(Limits::new(8, 1).with_buffered_bytes(100));
+        for p in 0..3 {
+            l.assign((0, p), Some(0), true);
+        }
+        let mut jobs = Vec::new();
+        for (p, o) in [(0, 0), (0, 1), (1, 0)] {
+            l.push_into((0, p), o, (o as u64, 40), "x", &mut jobs)
+                .unwrap();
+        }
+        assert_eq!(l.buffered(), 120, "queued and running records count");
+        let (pause, resume) = l.take_flow_changes();
+        assert_eq!(
+            pause,
+            vec![(0, 0), (0, 1), (0, 2)],
+            "every partition, idle ones too"
+        );
+        assert!(resume.is_empty());
+        // A partition assigned while over budget starts paused.
+        l.assign((0, 3), Some(0), true);
+        assert_eq!(l.take_flow_changes().0, vec![(0, 3)]);
+        let running = std::mem::take(&mut jobs);
+        assert_eq!(running.len(), 2, "(0,0)@0 and (0,1)@0 run, (0,0)@1 waits");
+        let next = l.finish((0, 0), running[0].epoch, 0, true);
+        assert_eq!(l.buffered(), 80);
+        assert_eq!(
+            l.take_flow_changes(),
+            (vec![], vec![]),
+            "80 > 50: still paused"
+        );
+        let _ = l.finish((0, 1), running[1].epoch, 0, true);
+        assert_eq!(l.buffered(), 40);
+        let (pause, resume) = l.take_flow_changes();
+        assert!(pause.is_empty());
+        assert_eq!(
+            resume,
+            vec![(0, 0), (0, 1), (0, 2), (0, 3)],
+            "back under half"
+        );
+        // Revoked queued records and old-epoch finishes give their bytes back.
+        assert_eq!(next.len(), 1);
+        l.revoke(&[(0, 0)]);
+        l.remove(&[(0, 0)]);
+        let _ = l.finish((0, 0), next[0].epoch, 1, true);
+        assert_eq!(l.buffered(), 0);
     }
 
     #[test]

@@ -237,7 +237,10 @@ impl ServerBuilder {
             patterns: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             topics,
             replies,
-            lanes: Mutex::new(Lanes::new(Limits::new(max_in_flight, per_partition))),
+            lanes: Mutex::new(Lanes::new(
+                Limits::new(max_in_flight, per_partition)
+                    .with_buffered_bytes(config.max_buffered_bytes / 2),
+            )),
             exactly_once,
             group_metadata: exactly_once::GroupMetadata::default(),
             finished: Condvar::new(),
@@ -291,7 +294,14 @@ impl ServerBuilder {
     }
 }
 
+/// Bytes a fetched record may take besides its payload (key, headers, batch framing).
+const RECORD_OVERHEAD: usize = 64 << 10;
+
 fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
+    let quarter = config.max_buffered_bytes / 4;
+    let partition_fetch = (config.max_message_bytes + RECORD_OVERHEAD).min(1_000_000_000);
+    let fetch = quarter.clamp(partition_fetch, 2_147_483_135);
+    let queued_kib = (quarter / 1024).clamp(partition_fetch.div_ceil(1024), 2_097_151);
     let mut c = config.common();
     c.set("group.id", group)
         .set("client.id", group)
@@ -310,6 +320,11 @@ fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
         )
+        // The memory bound (`max_buffered_bytes`): a quarter for librdkafka's prefetch queue,
+        // a quarter per fetch; a partition's fetch holds at least one record at the limit.
+        .set("max.partition.fetch.bytes", partition_fetch.to_string())
+        .set("fetch.max.bytes", fetch.to_string())
+        .set("queued.max.messages.kbytes", queued_kib.to_string())
         .set(
             "heartbeat.interval.ms",
             (config.session_timeout.as_millis() / 3)
@@ -524,6 +539,12 @@ impl ServerHandle {
                 vanished.len()
             )
         })
+    }
+
+    /// Bytes of consumed records this server holds now (queued, running, parked): at most
+    /// half of `KAFKA_MAX_BUFFERED_BYTES` plus one record before fetching pauses.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.lanes().buffered()
     }
 
     /// Handlers running right now.

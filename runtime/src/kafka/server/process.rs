@@ -64,6 +64,19 @@ pub(super) async fn process(shared: &Shared, msg: &Record) -> Outcome {
         );
         return dead_letter(shared, msg, (PoisonReason::MissingReplyAddress, why), 0).await;
     }
+    if let Some(size) = msg.oversized {
+        let why = format!(
+            "the payload has {size} bytes; the limit (KAFKA_MAX_MESSAGE_BYTES) is {}; not copied: the original stays in {}[{}]@{} for its retention",
+            shared.settings.max_message_bytes, msg.pattern, msg.partition, msg.offset
+        );
+        return reject(
+            shared,
+            msg,
+            reply_to.as_ref(),
+            (PoisonReason::Oversized, why),
+        )
+        .await;
+    }
     let payload = msg.payload();
     if let Err(poison) = dlq::check_payload(hdrs, payload, shared.settings.max_message_bytes) {
         return reject(shared, msg, reply_to.as_ref(), poison).await;

@@ -22,8 +22,11 @@ pub(super) struct Record {
     pub offset: i64,
     pub timestamp: Option<SystemTime>,
     pub key: Option<Vec<u8>>,
-    /// `None` for a record without a value. Shared with the handler's `Incoming`.
+    /// `None` for a record without a value, and for one over the server's payload limit
+    /// (never copied: see `oversized`). Shared with the handler's `Incoming`.
     pub payload: Option<Arc<[u8]>>,
+    /// The payload's size when it is over the limit and was left in librdkafka's buffer.
+    pub oversized: Option<usize>,
     /// Every header, in order; a null value reads as empty, a key that is not UTF-8 is
     /// decoded lossily.
     pub headers: Metadata,
@@ -39,15 +42,18 @@ pub(super) struct Record {
 pub(super) type RawHeaders = [(Box<[u8]>, Option<Box<[u8]>>)];
 
 impl Record {
-    /// Copies `msg` out of the consumer's buffer; `pattern` is its topic's name.
-    pub fn read(msg: &BorrowedMessage<'_>, pattern: Arc<str>) -> Record {
+    /// Copies `msg` out of the consumer's buffer; `pattern` is its topic's name. A payload
+    /// over `max_payload` bytes is not copied (it is poison; the original stays in its topic).
+    pub fn read(msg: &BorrowedMessage<'_>, pattern: Arc<str>, max_payload: usize) -> Record {
+        let oversized = msg.payload_len() > max_payload;
         Record {
             pattern,
             partition: msg.partition(),
             offset: msg.offset(),
             timestamp: headers::timestamp(msg),
             key: msg.key().map(<[u8]>::to_vec),
-            payload: msg.payload().map(Arc::from),
+            payload: msg.payload().filter(|_| !oversized).map(Arc::from),
+            oversized: oversized.then(|| msg.payload_len()),
             headers: headers::metadata(msg.headers()),
             unreadable: (!headers::keys_are_text(msg.headers())).then(|| raw_headers(msg)),
             letter: None,
@@ -57,6 +63,20 @@ impl Record {
     /// The payload (empty without a value).
     pub fn payload(&self) -> &[u8] {
         self.payload.as_deref().unwrap_or_default()
+    }
+
+    /// The bytes this record holds in memory (what the server's byte budget counts).
+    pub fn size(&self) -> usize {
+        let raw = self.unreadable.as_deref().map_or(0, |h| {
+            h.iter()
+                .map(|(k, v)| k.len() + v.as_deref().map_or(0, <[u8]>::len))
+                .sum()
+        });
+        std::mem::size_of::<Record>()
+            + self.payload.as_deref().map_or(0, <[u8]>::len)
+            + self.key.as_deref().map_or(0, <[u8]>::len)
+            + self.headers.byte_len()
+            + raw
     }
 }
 
