@@ -48,7 +48,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         edge = %running.edge_addr,
         "graph_service ready; SIGTERM or Ctrl-C to stop"
     );
-    axion_runtime::shutdown_signal().await;
+    // Stop on SIGTERM / Ctrl-C; exit non-zero if the Kafka server stops serving on its own,
+    // so that an orchestrator replaces the process (its /health says so meanwhile).
+    let failure = tokio::select! {
+        _ = axion_runtime::shutdown_signal() => None,
+        e = running.server.failed() => Some(e),
+    };
     running.shutdown().await;
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(e) => {
+            tracing::error!(error = %e, "the Kafka server stopped serving; exiting");
+            Err(e.into())
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct Running {
     emitter: KafkaClient,
     stop: oneshot::Sender<()>,
     edge: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The whole stop's budget (`KAFKA_DRAIN_TIMEOUT_MS`).
+    budget: std::time::Duration,
 }
 
 /// Creates the contract's topics, serves `GraphService` over Kafka and its edge on `listener`.
@@ -82,21 +84,32 @@ pub async fn start_with_auth(
         emitter,
         stop,
         edge,
+        budget: config.drain_timeout,
     })
 }
 
 impl Running {
-    /// Stops the edge (WebSocket clients get a close frame), then the Kafka server
-    /// gracefully.
+    /// Stops the edge (WebSocket clients get a close frame) and the Kafka server gracefully,
+    /// together, within the drain timeout (`KAFKA_DRAIN_TIMEOUT_MS`) from this call: what a
+    /// SIGTERM from Kubernetes gets before its SIGKILL (30 s by default) must fit.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + self.budget;
         let _ = self.stop.send(());
-        if let Ok(Err(e)) = self.edge.await {
-            tracing::warn!(error = %e, "edge stopped with an error");
-        }
+        let edge = async {
+            match tokio::time::timeout_at(deadline, self.edge).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "edge stopped with an error"),
+                Err(_) => tracing::warn!("edge connections still open at the end of the drain"),
+                _ => {}
+            }
+        };
+        let server = async {
+            if let Some(server) = Arc::into_inner(self.server) {
+                server.shutdown().await;
+            }
+        };
+        tokio::join!(edge, server);
         drop(self.feed);
-        if let Some(server) = Arc::into_inner(self.server) {
-            server.shutdown().await;
-        }
-        let _ = self.emitter.flush(std::time::Duration::from_secs(5));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = self.emitter.flush(left);
     }
 }

@@ -29,6 +29,9 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     /// A limit was reached (e.g. a caller left too many replies unread).
     pub const RESOURCE_EXHAUSTED: &str = "RESOURCE_EXHAUSTED";
+    /// The operation was cut off by a concurrency conflict (e.g. a server stream run again by
+    /// another server after part of it arrived); retrying the whole call may help.
+    pub const ABORTED: &str = "ABORTED";
 }
 
 /// NestJS's reply to a pattern its server has no handler for, verbatim.

@@ -37,6 +37,7 @@ const IN_FLIGHT: &str = "axion_messages_in_flight";
 const RETRIES: &str = "axion_retries_total";
 const DEAD_LETTERS: &str = "axion_dead_letters_total";
 const DEAD_LETTERS_REFUSED: &str = "axion_dead_letter_failures_total";
+const BLOCKED: &str = "axion_handlers_blocking_total";
 const LAG: &str = "axion_consumer_lag";
 
 const DESTINATION: &str = "messaging_destination_name";
@@ -129,6 +130,7 @@ impl Metrics {
             (IN_FLIGHT, None, "Messages being handled now"),
             (RETRIES, None, "Handler attempts repeated by the retry policy"),
             (DEAD_LETTERS, None, "Messages copied to their dead-letter topic"),
+            (BLOCKED, None, "Handler polls that did not return within the handler timeout: handlers blocking their thread"),
             (DEAD_LETTERS_REFUSED, None, "Dead-letter copies the bus refused even without their payload (the record stays uncommitted, its partition paused)"),
             (LAG, None, "Messages waiting after the consumer group's committed offset, per partition"),
         ];
@@ -226,6 +228,15 @@ impl Metrics {
             Label::new("reason", reason),
         ];
         self.counter(DEAD_LETTERS_REFUSED, labels).increment(1);
+    }
+
+    /// A handler of `pattern` blocks its thread past the handler timeout.
+    pub(crate) fn blocked(&self, pattern: &str) {
+        if !crate::telemetry::enabled() {
+            return;
+        }
+        self.counter(BLOCKED, vec![Label::new(DESTINATION, pattern.to_owned())])
+            .increment(1);
     }
 
     /// A handler the server stopped at its timeout after `seconds`: a processing that ended

@@ -30,6 +30,9 @@ struct Waiting {
     tx: mpsc::Sender<Result<Reply, RpcError>>,
     /// Set when a reply found the buffer full: the stream then ends with an error.
     overflowed: Arc<std::sync::atomic::AtomicBool>,
+    /// The handler run ([`headers::RUN`]) whose replies this call takes: the first to arrive.
+    /// `Some(None)`: a server that names no run (NestJS).
+    run: Option<Option<u64>>,
 }
 
 /// A connection to the bus for callers: implements [`Transport`], so generated clients run
@@ -313,6 +316,7 @@ impl Transport for KafkaClient {
                 Waiting {
                     tx,
                     overflowed: overflowed.clone(),
+                    run: None,
                 },
             );
             let guard = PendingGuard {
@@ -416,9 +420,23 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
         let err = headers::get(hdrs, headers::NEST_ERR).map(crate::RpcError::from_json);
         let disposed = err.is_some() || headers::get(hdrs, headers::NEST_IS_DISPOSED).is_some();
         let mut map = lock(&pending);
-        let Some(waiting) = map.get(&id) else {
+        let Some(waiting) = map.get_mut(&id) else {
             continue;
         };
+        let run = headers::get(hdrs, headers::RUN)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
+        if *waiting.run.get_or_insert(run) != run {
+            // A second run of the handler (a stream cut off by a rebalance and run again by
+            // the next owner): its items would repeat the first run's.
+            let e = RpcError::new(
+                crate::codes::ABORTED,
+                "the server ran the request again (after a rebalance) while its replies were arriving: the stream is cut off rather than repeat items; call again",
+            );
+            let _ = waiting.tx.try_send(Err(e));
+            map.remove(&id);
+            continue;
+        }
         let reply = |payload: &[u8]| Reply {
             payload: payload.to_vec(),
             headers: headers::metadata(hdrs),

@@ -19,6 +19,9 @@ pub const REPLY_PARTITION: &str = "kafka_replyPartition";
 pub const NEST_ERR: &str = "kafka_nest-err";
 /// Marks the last message of a reply (a single 0x00 byte).
 pub const NEST_IS_DISPOSED: &str = "kafka_nest-is-disposed";
+/// Names the run of the handler a reply comes from (16 hex digits; an axion server's
+/// addition, which NestJS callers ignore): every reply of one run has the same.
+pub const RUN: &str = "axion-run";
 
 /// Every header of a record as bytes, in order, whatever a producer wrote.
 ///

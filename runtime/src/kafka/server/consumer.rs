@@ -197,15 +197,17 @@ fn on_revoke(shared: &Shared, consumer: &BaseConsumer<ServerContext>, tpl: &Topi
         .collect();
     let lost = consumer.assignment_lost();
     let dropped = shared.lanes().revoke(&tps);
-    // A lost assignment may already be someone else's: cancel at once.
-    let grace = if lost {
+    // A lost assignment may already be someone else's: cancel at once. A stopping server
+    // drained and committed already (within its budget): nothing to wait for again.
+    let stopping = shared.stop_deadline().is_some();
+    let grace = if lost || stopping {
         Duration::ZERO
     } else {
         shared.settings.drain_timeout
     };
     let still_running =
         wait_until(shared, grace, |lanes| lanes.running_in(&tps) == 0).running_in(&tps);
-    let committed = if lost {
+    let committed = if lost || stopping {
         Vec::new()
     } else {
         commit(shared, consumer, Some(&tps), CommitMode::Sync)
@@ -350,6 +352,7 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
         if last_commit.elapsed() >= COMMIT_EVERY {
             last_commit = Instant::now();
             unpark(shared);
+            report_blocking(shared);
             let _ = commit(shared, consumer, None, CommitMode::Async);
             update_ready(shared);
             if troubled_until.is_some_and(|t| Instant::now() < t)
@@ -370,6 +373,22 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
                 }
             }
         }
+    }
+}
+
+/// Warns of handlers that block their thread past the handler timeout (once each).
+fn report_blocking(shared: &Shared) {
+    let limit = shared.settings.handler_timeout;
+    for (topic, partition, offset, running) in super::blocking::blocked(shared.server_id, limit) {
+        let pattern = &shared.topics[topic];
+        crate::metrics::global().blocked(pattern);
+        tracing::warn!(
+            pattern = %pattern,
+            partition,
+            offset,
+            running_ms = running.as_millis() as u64,
+            "a handler has not yielded for longer than the handler timeout: it blocks its thread (std::thread::sleep, a synchronous client?), which the timeout cannot stop; run blocking work with tokio::task::spawn_blocking"
+        );
     }
 }
 
@@ -394,22 +413,35 @@ fn unpark(shared: &Arc<Shared>) {
     }
 }
 
-/// Graceful stop: drop what has not started, let running handlers finish (bounded), commit,
-/// cancel what still runs, flush the replies.
+/// Graceful stop, inside the stop's budget (`drain_timeout` from the request to stop): drop
+/// what has not started, let running handlers finish until the budget's last part, commit,
+/// cancel what still runs, flush the replies with what is left.
 fn drain(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
+    let budget = shared.settings.drain_timeout;
+    let deadline = shared
+        .stop_deadline()
+        .unwrap_or_else(|| Instant::now() + budget);
+    // The budget's last part is for the commit, the flush and leaving the group.
+    let tail = (budget / 4).min(Duration::from_secs(2));
     shared.lanes().stop();
-    let running = wait_until(shared, shared.settings.drain_timeout, |l| l.running() == 0).running();
+    let handlers = deadline.checked_sub(tail).map_or(Duration::ZERO, |t| {
+        t.saturating_duration_since(Instant::now())
+    });
+    let running = wait_until(shared, handlers, |l| l.running() == 0).running();
     if running > 0 {
         tracing::warn!(
             running,
-            "handlers did not finish within the drain timeout; cancelled, their messages will be redelivered"
+            "handlers did not finish within the drain timeout; abandoned, their records are not committed and will be redelivered"
         );
     }
     let committed = commit(shared, consumer, None, CommitMode::Sync);
     tracing::info!(committed = ?committed, "drained");
     shared.lanes().cancel_all();
-    let _ =
-        rdkafka::producer::Producer::flush(&shared.producer.get(), shared.settings.reply_timeout);
+    let left = deadline.saturating_duration_since(Instant::now());
+    let _ = rdkafka::producer::Producer::flush(
+        &shared.producer.get(),
+        left.min(shared.settings.reply_timeout),
+    );
     consumer.unsubscribe();
 }
 
@@ -421,7 +453,7 @@ fn dispatch(shared: &Arc<Shared>, msg: &BorrowedMessage<'_>, jobs: &mut Vec<Job<
     let fingerprint = fingerprint(msg);
     let record = Record::read(
         msg,
-        shared.patterns[tp.0].clone(),
+        (tp.0, shared.patterns[tp.0].clone()),
         shared.settings.max_message_bytes,
     );
     let size = record.size();

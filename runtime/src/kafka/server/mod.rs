@@ -39,6 +39,7 @@
 //! ends before our position is read from the start (a broker that lost its state), and the
 //! reply producer is rebuilt when its sends time out.
 
+mod blocking;
 mod claim;
 mod consumer;
 mod exactly_once;
@@ -254,6 +255,8 @@ impl ServerBuilder {
                 reset: config.auto_offset_reset,
                 dedup: self.dedup,
             },
+            stop_by: Mutex::new(None),
+            server_id: blocking::server_id(),
             stats: Stats {
                 ready,
                 assigned: AtomicUsize::new(0),
@@ -372,6 +375,10 @@ pub(super) struct Shared {
     runtime: tokio::runtime::Handle,
     settings: Settings,
     stats: Stats,
+    /// Set when a stop is asked for: by then the server must be gone (`drain_timeout` later).
+    stop_by: Mutex<Option<std::time::Instant>>,
+    /// Tells this server's handler polls apart from other servers' (see `blocking.rs`).
+    server_id: u64,
 }
 
 pub(super) struct Settings {
@@ -414,6 +421,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// When a requested stop must be over, once one was requested.
+    fn stop_deadline(&self) -> Option<std::time::Instant> {
+        *self.stop_by.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn tp(&self, topic: &str, partition: i32) -> Option<Tp> {
@@ -557,19 +569,42 @@ impl ServerHandle {
         &self.group
     }
 
-    /// Stops fetching, lets running handlers finish (up to the drain timeout; the rest are
-    /// cancelled and redelivered to the next owner), commits, flushes the producer and leaves
-    /// the group.
+    /// Stops fetching, lets running handlers finish, commits, flushes the producer and leaves
+    /// the group — all within the drain timeout (`KAFKA_DRAIN_TIMEOUT_MS`), the whole budget
+    /// from this call to its return. Handlers still running near its end are abandoned (their
+    /// records are not committed: the next owner handles them); if the broker does not answer
+    /// the commit, the flush or the leave in time, this returns anyway at the budget's end,
+    /// with a warning, leaving the consumer to close in the background (what was not committed
+    /// is redelivered).
     pub async fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
+        let deadline = self.begin_stop();
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if tokio::time::timeout(left, done).await.is_err() {
+            tracing::warn!(
+                budget_ms = self.shared.settings.drain_timeout.as_millis() as u64,
+                "the stop's budget (KAFKA_DRAIN_TIMEOUT_MS) ran out before the consumer closed (a broker that does not answer?); returning without it: what it did not commit is redelivered"
+            );
         }
+    }
+
+    /// Asks the consumer thread to stop; returns by when it must be gone.
+    fn begin_stop(&self) -> std::time::Instant {
+        let deadline = *self
+            .shared
+            .stop_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| std::time::Instant::now() + self.shared.settings.drain_timeout);
+        self.stop.store(true, Ordering::SeqCst);
+        deadline
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.begin_stop();
     }
 }

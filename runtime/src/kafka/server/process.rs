@@ -11,9 +11,10 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use super::super::dedup::{self, StoredReplies};
 use super::super::dlq::{self, Poison, PoisonReason, ReplyTo};
 use super::super::retry::Verdict;
+use super::blocking::{Watched, Who};
 use super::claim::{self, ClaimGuard, Claimed};
 use super::record::Record;
-use super::reply::{dead_letter, send_all, send_reply, undeliverable, Unwritable};
+use super::reply::{dead_letter, send_all, send_reply, undeliverable, Run, Unwritable};
 use super::Shared;
 use crate::transport::{Incoming, RawReplies, Reply};
 use crate::{codes, deadline, RpcError, INTERNAL_SERVER_ERROR_MESSAGE};
@@ -115,7 +116,7 @@ async fn reject(
         );
     }
     let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
-    match send_reply(shared, to, Some(Err(e)), true).await {
+    match send_reply(shared, to, Some(Err(e)), true, Run::new()).await {
         Ok(()) => Ok(()),
         // Its copy is in the dead-letter topic already.
         Err(_) if unreadable => Ok(()),
@@ -131,7 +132,7 @@ async fn event(shared: &Shared, msg: &Record, started: Instant) -> Outcome {
         let mut replies = call(shared, msg, None);
         let mut failure = None;
         let timeout = shared.settings.handler_timeout;
-        while let Some(item) = next(&mut replies, timeout, &msg.pattern, called).await {
+        while let Some(item) = next(&mut replies, timeout, called).await {
             if let Err(e) = item {
                 failure = Some(e);
                 break;
@@ -188,14 +189,15 @@ async fn request(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, started: Insta
             }
             _ => None,
         };
-        match stream_replies(shared, msg, to, replies, retry, guard.as_mut()).await {
+        let run = Run::new();
+        match stream_replies(shared, to, replies, retry, guard.as_mut(), run).await {
             Sent::Retry(wait, e) => {
                 log_retry(msg, to.correlation_id, attempt, wait, &e);
                 tokio::time::sleep(wait).await;
             }
             Sent::Done(outcome, delivered) => {
                 if let Err(e) = delivered {
-                    undeliverable(shared, to, &e).await;
+                    undeliverable(shared, to, &e, run).await;
                     return dead_letter(
                         shared,
                         msg,
@@ -228,8 +230,9 @@ async fn replay(shared: &Shared, msg: &Record, to: &ReplyTo<'_>, stored: StoredR
         replies = stored.len(),
         "duplicate request: stored replies re-sent, handler not called"
     );
-    if let Err(e) = send_all(shared, to, stored).await {
-        undeliverable(shared, to, &e).await;
+    let run = Run::new();
+    if let Err(e) = send_all(shared, to, stored, run).await {
+        undeliverable(shared, to, &e, run).await;
         return dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 1).await;
     }
     Ok(())
@@ -247,6 +250,8 @@ enum Sent {
 struct HandlerStream {
     replies: Option<RawReplies>,
     pattern: Arc<str>,
+    /// The record, for the blocking watch.
+    who: Who,
 }
 
 impl std::ops::Deref for HandlerStream {
@@ -281,6 +286,12 @@ fn call(shared: &Shared, msg: &Record, correlation_id: Option<&str>) -> HandlerS
     HandlerStream {
         replies: Some(start_handler(shared, msg, correlation_id)),
         pattern: msg.pattern.clone(),
+        who: Who {
+            server: shared.server_id,
+            topic: msg.topic,
+            partition: msg.partition,
+            offset: msg.offset,
+        },
     }
 }
 
@@ -313,13 +324,11 @@ fn panicked(pattern: &str) -> RpcError {
 /// The handler's next reply, bounded by the handler timeout; a panic while producing it
 /// becomes NestJS's internal error. After an `Err`, stop polling. A timeout is recorded in
 /// `messaging_process_duration_seconds` (`attempt`: when this attempt's handler started).
-async fn next(
-    replies: &mut RawReplies,
-    timeout: Duration,
-    pattern: &str,
-    attempt: Instant,
-) -> Option<Item> {
-    match tokio::time::timeout(timeout, AssertUnwindSafe(replies.next()).catch_unwind()).await {
+async fn next(replies: &mut HandlerStream, timeout: Duration, attempt: Instant) -> Option<Item> {
+    let (pattern, who) = (replies.pattern.clone(), replies.who);
+    let pattern = &*pattern;
+    let step = Watched::new((**replies).next(), who);
+    match tokio::time::timeout(timeout, AssertUnwindSafe(step).catch_unwind()).await {
         Ok(Ok(item)) => item,
         Ok(Err(_)) => Some(Err(RpcError::message_only(INTERNAL_SERVER_ERROR_MESSAGE))),
         Err(_) => {
@@ -344,11 +353,11 @@ const HOLD_AT_MOST: Duration = Duration::from_millis(25);
 /// dedup claim, every reply is also kept and stored before the last one goes out.
 async fn stream_replies(
     shared: &Shared,
-    msg: &Record,
     to: &ReplyTo<'_>,
     mut replies: HandlerStream,
     retry: impl Fn(&RpcError) -> Option<Duration>,
     mut claim: Option<&mut ClaimGuard>,
+    run: Run,
 ) -> Sent {
     // Called right after the handler was.
     let called = Instant::now();
@@ -360,21 +369,17 @@ async fn stream_replies(
     loop {
         let item = if held.is_some() {
             // `next` is cancel-safe: a flush only restarts the wait for the next item.
-            match tokio::time::timeout(
-                HOLD_AT_MOST,
-                next(&mut replies, timeout, &msg.pattern, called),
-            )
-            .await
-            {
+            match tokio::time::timeout(HOLD_AT_MOST, next(&mut replies, timeout, called)).await {
                 Ok(item) => item,
                 Err(_) => {
-                    delivered = delivered.and(send_reply(shared, to, held.take(), false).await);
+                    delivered =
+                        delivered.and(send_reply(shared, to, held.take(), false, run).await);
                     sent += 1;
                     continue;
                 }
             }
         } else {
-            next(&mut replies, timeout, &msg.pattern, called).await
+            next(&mut replies, timeout, called).await
         };
         let Some(item) = item else { break };
         if let (Err(e), 0, None) = (&item, sent, &held) {
@@ -387,7 +392,7 @@ async fn stream_replies(
             kept.push(item.clone());
         }
         if let Some(prev) = held.replace(item) {
-            delivered = delivered.and(send_reply(shared, to, Some(prev), false).await);
+            delivered = delivered.and(send_reply(shared, to, Some(prev), false, run).await);
             sent += 1;
         }
         if is_err {
@@ -404,7 +409,7 @@ async fn stream_replies(
         // Before the end goes out: a redelivery after it finds the replies.
         claim.store(kept).await;
     }
-    delivered = delivered.and(send_reply(shared, to, held, true).await);
+    delivered = delivered.and(send_reply(shared, to, held, true, run).await);
     Sent::Done(failed.map_or(Ok(items.max(1)), Err), delivered)
 }
 

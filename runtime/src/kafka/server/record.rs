@@ -18,6 +18,8 @@ use crate::Metadata;
 pub(super) struct Record {
     /// The topic: the pattern.
     pub pattern: Arc<str>,
+    /// Its index in the server's topic list.
+    pub topic: usize,
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<SystemTime>,
@@ -44,10 +46,15 @@ pub(super) type RawHeaders = [(Box<[u8]>, Option<Box<[u8]>>)];
 impl Record {
     /// Copies `msg` out of the consumer's buffer; `pattern` is its topic's name. A payload
     /// over `max_payload` bytes is not copied (it is poison; the original stays in its topic).
-    pub fn read(msg: &BorrowedMessage<'_>, pattern: Arc<str>, max_payload: usize) -> Record {
+    pub fn read(
+        msg: &BorrowedMessage<'_>,
+        (topic, pattern): (usize, Arc<str>),
+        max_payload: usize,
+    ) -> Record {
         let oversized = msg.payload_len() > max_payload;
         Record {
             pattern,
+            topic,
             partition: msg.partition(),
             offset: msg.offset(),
             timestamp: headers::timestamp(msg),

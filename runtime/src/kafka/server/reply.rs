@@ -12,6 +12,18 @@ use super::record::Record;
 use super::Shared;
 use crate::{Reply, RpcError};
 
+/// One run of a request's handler, named on each of its replies ([`headers::RUN`]): a
+/// caller that sees a second run's items after the first's (a stream cut off by a rebalance
+/// and run again by the next owner) fails instead of taking both.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run(u64);
+
+impl Run {
+    pub(super) fn new() -> Self {
+        Run(fastrand::u64(..))
+    }
+}
+
 /// Sends one reply (with its headers: the handler's and the trace context; NestJS's own
 /// `kafka_*` names come from here only); `disposed` marks the last one of the request (an
 /// error always is).
@@ -20,6 +32,7 @@ pub(super) async fn send_reply(
     to: &ReplyTo<'_>,
     item: Option<Result<Reply, RpcError>>,
     disposed: bool,
+    run: Run,
 ) -> Result<(), String> {
     let mut hdrs = OwnedHeaders::new();
     if let Some(Ok(reply)) = &item {
@@ -30,6 +43,8 @@ pub(super) async fn send_reply(
         }
     }
     hdrs = headers::with(hdrs, headers::CORRELATION_ID, to.correlation_id.as_bytes());
+    let run = headers::StackText::<16>::format(format_args!("{:016x}", run.0));
+    hdrs = headers::with(hdrs, headers::RUN, run.as_bytes());
     let payload = match &item {
         Some(Ok(reply)) => Some(reply.payload.as_slice()),
         Some(Err(e)) => {
@@ -58,12 +73,12 @@ pub(super) async fn send_reply(
 /// After a reply could not be delivered (too large for the broker, refused): a small error
 /// reply instead, so the caller learns at once that its request was handled but the answer
 /// is lost, rather than waiting for its timeout and perhaps sending it again.
-pub(super) async fn undeliverable(shared: &Shared, to: &ReplyTo<'_>, why: &str) {
+pub(super) async fn undeliverable(shared: &Shared, to: &ReplyTo<'_>, why: &str, run: Run) {
     let e = RpcError::internal(format!(
         "the request was handled but its reply could not be delivered: {why}"
     ))
     .with_detail("reason", dlq::PoisonReason::ReplyUndeliverable.as_str());
-    if let Err(again) = send_reply(shared, to, Some(Err(e)), true).await {
+    if let Err(again) = send_reply(shared, to, Some(Err(e)), true, run).await {
         tracing::warn!(
             reply_topic = to.topic,
             correlation_id = to.correlation_id,
@@ -78,14 +93,15 @@ pub(super) async fn send_all(
     shared: &Shared,
     to: &ReplyTo<'_>,
     all: Vec<Result<Reply, RpcError>>,
+    run: Run,
 ) -> Result<(), String> {
     let count = all.len();
     if count == 0 {
-        return send_reply(shared, to, None, true).await;
+        return send_reply(shared, to, None, true, run).await;
     }
     let mut delivered = Ok(());
     for (i, item) in all.into_iter().enumerate() {
-        delivered = delivered.and(send_reply(shared, to, Some(item), i + 1 == count).await);
+        delivered = delivered.and(send_reply(shared, to, Some(item), i + 1 == count, run).await);
     }
     delivered
 }
