@@ -410,7 +410,7 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
     }
     const AFTER_BLOCK: usize = 10;
     let tmp = tempfile::tempdir().unwrap();
-    let store_path = tmp.path().join("dedup.jsonl");
+    let store_path = tmp.path().join("dedup.redb");
     let broker = Broker::start();
     // One partition, handled concurrently (the requests after `block` run while it hangs):
     // everything after `block` waits behind it for its commit. A short drain: the stop gives

@@ -37,7 +37,7 @@ pub use config::{
     env, ConfigError, KafkaConfig, KafkaConfigBuilder, OffsetReset, Sasl, SaslMechanism, Secret,
     MAX_IN_FLIGHT_LIMIT,
 };
-pub use dedup::{DedupStore, FileDedup, MemoryDedup};
+pub use dedup::{DedupLimits, DedupStore, FileDedup, MemoryDedup};
 pub use dlq::PoisonReason;
 pub use headers::{CORRELATION_ID, NEST_ERR, NEST_IS_DISPOSED, REPLY_PARTITION, REPLY_TOPIC};
 pub use passthrough::LibrdkafkaProperties;
