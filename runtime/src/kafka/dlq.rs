@@ -7,7 +7,10 @@
 //! `<pattern>.dlq` with its key, payload and headers unchanged plus the `axion-dlq-*` headers
 //! below. Events whose handler keeps failing end there too, after their retries
 //! ([`super::retry`]). The offset moves on only once the copy is acknowledged, the server keeps
-//! serving, and the case is logged once (one `warn`).
+//! serving, and the case is logged once (one `warn`). A record the runtime cannot read (a
+//! header key that is not UTF-8) is copied with its headers byte for byte; an oversized payload
+//! is not copied at all (the copy says where the original is); a copy too large for the bus
+//! goes without its payload (`payload-too-large-for-dlq`).
 
 use rdkafka::message::OwnedHeaders;
 

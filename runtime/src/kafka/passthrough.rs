@@ -268,13 +268,50 @@ mod tests {
         p.validate(env::LIBRDKAFKA).unwrap();
 
         let p = LibrdkafkaProperties::parse("enable.ssl.certificate.verification=false").unwrap();
-        p.validate(env::LIBRDKAFKA).unwrap();
+        let logged = Logged::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logged.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || p.validate(env::LIBRDKAFKA).unwrap());
+        let text = logged.text();
+        assert!(
+            text.contains("WARN") && text.contains("NOT verified"),
+            "{text}"
+        );
         assert!(weakened("enable.ssl.certificate.verification", "false")
             .is_some_and(|w| w.contains("NOT verified")));
         assert!(weakened("Enable.SSL.Certificate.Verification", " Off ").is_some());
         assert!(weakened("enable.ssl.certificate.verification", "true").is_none());
         assert!(weakened("ssl.endpoint.identification.algorithm", "none").is_some());
         assert!(weakened("ssl.endpoint.identification.algorithm", "https").is_none());
+    }
+
+    /// What a test subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Logged {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logged {
+        type Writer = Logged;
+        fn make_writer(&'a self) -> Logged {
+            self.clone()
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! (`KAFKA_MAX_IN_FLIGHT_PER_PARTITION`; 1 keeps the partition in order) and at most
 //! `max_in_flight` over all (`KAFKA_MAX_IN_FLIGHT`). A lane whose queue fills (a slow, stuck or
 //! retried handler) pauses its partition until it drains; the other partitions go on, commits
-//! keep going out and rebalances are served.
+//! keep going out and rebalances are served. Past the byte budget (half of
+//! `KAFKA_MAX_BUFFERED_BYTES`) every partition pauses until half of it is left.
 //!
 //! **Rebalances.** Server groups use `cooperative-sticky` assignment: a rebalance only takes
 //! the partitions that move. Queued messages of a revoked partition are dropped (the next
@@ -36,8 +37,15 @@
 //! `watchdog.rs`): a partition no member owns, or whose owner is stuck.
 //!
 //! **Broker trouble.** Consumer errors are logged and retried; afterwards a partition that
-//! ends before our position is read from the start (a broker that lost its state), and the
-//! reply producer is rebuilt when its sends time out.
+//! ends before our position is logged at ERROR and read again from where
+//! `KAFKA_AUTO_OFFSET_RESET` says, and the reply producer is rebuilt when its sends time out.
+//!
+//! **Hostile records and bounds.** Headers are read as bytes (a record whose header key is not
+//! UTF-8 is dead-lettered byte for byte); records of a request pattern without a reply address
+//! are dead-lettered, never run as events; the records held are bounded in bytes
+//! (`KAFKA_MAX_BUFFERED_BYTES`); a dead-letter copy the bus refuses is reduced, or its record
+//! parked (see `reply.rs`); the consumer thread is supervised ([`ServerHandle::failure`]); a
+//! stop fits in `KAFKA_DRAIN_TIMEOUT_MS` ([`ServerHandle::shutdown`]).
 
 mod blocking;
 mod claim;
