@@ -291,6 +291,29 @@ impl Fuzzer {
     }
 }
 
+/// A record, shortened, for a failure message.
+fn describe(r: &Fuzzed) -> String {
+    let headers: Vec<String> = r
+        .headers
+        .iter()
+        .take(12)
+        .map(|(k, v)| {
+            let v = v
+                .as_deref()
+                .map(|v| String::from_utf8_lossy(&v[..v.len().min(80)]).into_owned());
+            format!("{}={v:?}", String::from_utf8_lossy(k))
+        })
+        .collect();
+    let payload = r
+        .payload
+        .as_deref()
+        .map(|p| String::from_utf8_lossy(&p[..p.len().min(120)]).into_owned());
+    format!(
+        "headers ({}) {headers:?} payload {payload:?}",
+        r.headers.len()
+    )
+}
+
 async fn produce(p: &rdkafka::producer::FutureProducer, r: &Fuzzed) -> (i32, i64) {
     use rdkafka::message::OwnedHeaders;
     use rdkafka::producer::FutureRecord;
@@ -345,6 +368,7 @@ async fn wait_committed(address: &str, group: &str, topic: &str, within: Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_server_survives_seeded_hostile_records_and_loses_none() {
+    let capture = support::capture::Capture::install();
     let records = env_number("AXION_FUZZ_RECORDS", 1_500) as usize;
     let seed = env_number("AXION_FUZZ_SEED", 0x5eed);
     let broker = Broker::start();
@@ -396,10 +420,13 @@ async fn a_live_server_survives_seeded_hostile_records_and_loses_none() {
     };
     // (topic, partition, offset) -> the unique id of a request with a usable address.
     let mut written: BTreeMap<(&'static str, i32, i64), Option<String>> = BTreeMap::new();
+    // What each record was, to show a lost one.
+    let mut shown: BTreeMap<(&'static str, i32, i64), String> = BTreeMap::new();
     let started = Instant::now();
     for _ in 0..records {
         let record = fuzzer.next();
         let at = produce(&producer, &record).await;
+        shown.insert((record.topic, at.0, at.1), describe(&record));
         written.insert((record.topic, at.0, at.1), record.id);
     }
     let wrote = started.elapsed();
@@ -418,14 +445,7 @@ async fn a_live_server_survives_seeded_hostile_records_and_loses_none() {
     let mut dead: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
     for topic in [CREATE, EVENT] {
         let dlq = format!("{topic}.dlq");
-        let ends: i64 = raw::ends(&address, &dlq, PARTITIONS).iter().sum();
-        for letter in raw::read_all(
-            &address,
-            &dlq,
-            PARTITIONS,
-            ends as usize,
-            Duration::from_secs(60),
-        ) {
+        for letter in raw::read_to_end(&address, &dlq, PARTITIONS, Duration::from_secs(60)) {
             let number = |k: &str| raw::header(&letter, k).and_then(|v| v.parse::<i64>().ok());
             let origin = (
                 raw::header(&letter, DLQ_TOPIC).unwrap_or_default(),
@@ -440,17 +460,11 @@ async fn a_live_server_survives_seeded_hostile_records_and_loses_none() {
         }
     }
     // Answers, by correlation id.
-    let ends: i64 = raw::ends(&address, CREATE_REPLY, PARTITIONS).iter().sum();
-    let answered: BTreeSet<String> = raw::read_all(
-        &address,
-        CREATE_REPLY,
-        PARTITIONS,
-        ends as usize,
-        Duration::from_secs(60),
-    )
-    .iter()
-    .filter_map(|m| raw::header(m, CORRELATION_ID))
-    .collect();
+    let answered: BTreeSet<String> =
+        raw::read_to_end(&address, CREATE_REPLY, PARTITIONS, Duration::from_secs(60))
+            .iter()
+            .filter_map(|m| raw::header(m, CORRELATION_ID))
+            .collect();
 
     let mut lost = Vec::new();
     let (mut in_dlq, mut replied) = (0, 0);
@@ -487,6 +501,24 @@ async fn a_live_server_survives_seeded_hostile_records_and_loses_none() {
          handled events {handled}, answered {replied}, dead-lettered {in_dlq} {reasons:?}, lost {}",
         lost.len() as i64 + events_lost
     );
+    for at in &lost {
+        let (topic, partition, offset) = at;
+        let (p, o) = (partition.to_string(), offset.to_string());
+        let logged: Vec<String> = capture
+            .events()
+            .iter()
+            .filter(|e| {
+                e.field("pattern") == Some(*topic)
+                    && e.field("partition") == Some(&p)
+                    && e.field("offset") == Some(&o)
+            })
+            .map(|e| e.text())
+            .collect();
+        eprintln!(
+            "lost {at:?}: {}\n  id {:?}\n  logged {logged:#?}",
+            shown[at], written[at]
+        );
+    }
     assert!(
         lost.is_empty(),
         "requests neither answered nor dead-lettered: {lost:?}"

@@ -395,7 +395,7 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
                 if troubled_until.is_some_and(|t| std::time::Instant::now() < t) {
                     let c = consumer.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        super::recovery::rewind_past_end(&*c, false, Offset::Beginning)
+                        super::recovery::rewind_past_end(&*c, false, super::OffsetReset::Earliest)
                     })
                     .await;
                 }

@@ -17,18 +17,20 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::OffsetReset;
+
 /// How long after a consumer error the checks go on.
 pub(crate) const WINDOW: Duration = Duration::from_secs(300);
 /// Bound of each broker round trip of a check.
 const CALL: Duration = Duration::from_secs(2);
 
 /// Seeks every assigned partition whose end offset is below the consumer's position (or its
-/// committed offset) to `reset` (`Offset::Beginning` or `Offset::End`). Blocking: run it off
-/// the async workers. Returns the partitions it moved.
+/// committed offset) to where `reset` says: its end (`Latest`) or its start (`Earliest`).
+/// Blocking: run it off the async workers. Returns the partitions it moved.
 pub(crate) fn rewind_past_end<C, T>(
     consumer: &T,
     check_committed: bool,
-    reset: Offset,
+    reset: OffsetReset,
 ) -> TopicPartitionList
 where
     C: ConsumerContext,
@@ -65,13 +67,13 @@ where
         if position.is_none() && committed.is_none() {
             continue; // nothing to compare: librdkafka resolves the start itself
         }
-        let Ok((_, end)) = consumer.fetch_watermarks(topic, partition, CALL) else {
+        let Ok((low, end)) = consumer.fetch_watermarks(topic, partition, CALL) else {
             break; // the broker is not back yet (or the topic is not): next time
         };
-        if let Some(ahead) = past_end(position, committed, end) {
+        if let Some((ahead, target)) = resume_at(position, committed, (low, end), reset) {
             let from = match reset {
-                Offset::End => "its end (auto.offset.reset=latest)",
-                _ => "its start (auto.offset.reset=earliest)",
+                OffsetReset::Latest => "its end (auto.offset.reset=latest)",
+                OffsetReset::Earliest => "its start (auto.offset.reset=earliest)",
             };
             tracing::error!(
                 topic,
@@ -80,7 +82,7 @@ where
                 end,
                 "partition ends before our position (truncated, re-created, or a broker that lost its state): offsets {end}..{ahead} are gone; reading it from {from}"
             );
-            match consumer.seek(topic, partition, reset, CALL) {
+            match consumer.seek(topic, partition, Offset::Offset(target), CALL) {
                 Ok(()) => {
                     let _ = rewound.add_partition(topic, partition);
                 }
@@ -91,33 +93,58 @@ where
     rewound
 }
 
-/// Where a consumer stands in a partition that ends at `end`, when that is past the end: the
-/// furthest of its position and its committed offset. An offset equal to `end` is the next
-/// record to come, not past it.
-fn past_end(position: Option<i64>, committed: Option<i64>, end: i64) -> Option<i64> {
+/// Where a consumer stands in a partition holding offsets `low..end`, and where it reads next,
+/// when it stands past the end (`None` when it does not): it stands at the furthest of its
+/// position and its committed offset (one equal to `end` is the next record to come, not past
+/// it), and reads from `end` with `Latest` — what is below may be history handled already —
+/// or from `low` with `Earliest`.
+fn resume_at(
+    position: Option<i64>,
+    committed: Option<i64>,
+    (low, end): (i64, i64),
+    reset: OffsetReset,
+) -> Option<(i64, i64)> {
     let ahead = position.into_iter().chain(committed).max()?;
-    (ahead > end).then_some(ahead)
+    let target = match reset {
+        OffsetReset::Latest => end,
+        OffsetReset::Earliest => low,
+    };
+    (ahead > end).then_some((ahead, target))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::past_end;
+    use super::{resume_at, OffsetReset};
 
     #[test]
-    fn a_partition_is_rewound_only_when_it_ends_before_where_we_stand() {
+    fn a_partition_is_moved_only_when_it_ends_before_where_we_stand() {
+        let at = |position, committed, end| {
+            resume_at(position, committed, (0, end), OffsetReset::Earliest)
+        };
+        assert_eq!(at(Some(10), None, 10), None, "at the end: the next record");
+        assert_eq!(at(Some(9), Some(8), 10), None);
+        assert_eq!(at(Some(11), None, 10), Some((11, 0)));
         assert_eq!(
-            past_end(Some(10), None, 10),
-            None,
-            "at the end: the next record"
-        );
-        assert_eq!(past_end(Some(9), Some(8), 10), None);
-        assert_eq!(past_end(Some(11), None, 10), Some(11));
-        assert_eq!(
-            past_end(Some(0), Some(500), 3),
-            Some(500),
+            at(Some(0), Some(500), 3),
+            Some((500, 0)),
             "a committed offset the new broker never had"
         );
-        assert_eq!(past_end(None, Some(4), 0), Some(4), "a re-created topic");
-        assert_eq!(past_end(None, None, 0), None);
+        assert_eq!(at(None, Some(4), 0), Some((4, 0)), "a re-created topic");
+        assert_eq!(at(None, None, 0), None);
+    }
+
+    #[test]
+    fn it_reads_on_from_where_the_reset_policy_says() {
+        // A log truncated to 40..120 under a group at 500.
+        assert_eq!(
+            resume_at(Some(500), Some(500), (40, 120), OffsetReset::Latest),
+            Some((500, 120)),
+            "latest: the end, not the whole retention again"
+        );
+        assert_eq!(
+            resume_at(Some(500), Some(500), (40, 120), OffsetReset::Earliest),
+            Some((500, 40)),
+            "earliest: the start of what is there"
+        );
     }
 }

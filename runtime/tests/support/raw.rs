@@ -83,6 +83,31 @@ pub fn read_all(
     out
 }
 
+/// Every record of `topic` up to its current end, each once: read until every offset below
+/// the end of each partition arrived (a broker that hands a record out twice cannot make
+/// another look missing). Bounded by `within`.
+pub fn read_to_end(
+    address: &str,
+    topic: &str,
+    partitions: i32,
+    within: Duration,
+) -> Vec<OwnedMessage> {
+    let ends = ends(address, topic, partitions);
+    let want: i64 = ends.iter().sum();
+    let consumer = reader(address, topic, partitions);
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + within;
+    while (seen.len() as i64) < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let at = (m.partition(), m.offset());
+            if m.offset() < ends[m.partition() as usize] {
+                seen.entry(at).or_insert_with(|| m.detach());
+            }
+        }
+    }
+    seen.into_values().collect()
+}
+
 /// The value of header `key` of `msg` as text.
 pub fn header(msg: &OwnedMessage, key: &str) -> Option<String> {
     header_bytes(msg, key).map(|v| String::from_utf8_lossy(&v).into_owned())

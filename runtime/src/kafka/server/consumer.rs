@@ -359,11 +359,7 @@ fn run(consumer: &BaseConsumer<ServerContext>, shared: &Arc<Shared>, stop: &Atom
                 && last_check.elapsed() >= Duration::from_secs(1)
             {
                 last_check = Instant::now();
-                let reset = match shared.settings.reset {
-                    OffsetReset::Latest => Offset::End,
-                    OffsetReset::Earliest => Offset::Beginning,
-                };
-                let rewound = recovery::rewind_past_end(consumer, true, reset);
+                let rewound = recovery::rewind_past_end(consumer, true, shared.settings.reset);
                 // Offsets of the old partition mean nothing in the new one.
                 let mut lanes = shared.lanes();
                 for e in rewound.elements() {
