@@ -28,11 +28,35 @@ pub const MAX_BUFFERED_REPLIES: usize = 1024;
 /// A call waiting for replies.
 struct Waiting {
     tx: mpsc::Sender<Result<Reply, RpcError>>,
-    /// Set when a reply found the buffer full: the stream then ends with an error.
-    overflowed: Arc<std::sync::atomic::AtomicBool>,
+    /// How the call was cut off, when its buffer had no room for the news (too many replies
+    /// unread, a second run, the reader gone): the stream ends with this error.
+    cut: Cut,
     /// The handler run ([`headers::RUN`]) whose replies this call takes: the first to arrive.
     /// `Some(None)`: a server that names no run (NestJS).
     run: Option<Option<u64>>,
+}
+
+impl Waiting {
+    /// Ends the call with `e`: as its next item, or (its buffer full) once it is read.
+    fn end_with(&self, e: RpcError) {
+        if let Err(mpsc::error::TrySendError::Full(Err(e))) = self.tx.try_send(Err(e)) {
+            self.cut.set(e);
+        }
+    }
+}
+
+/// The error a call was cut off with, shared by its waiter and its stream.
+#[derive(Clone, Default)]
+struct Cut(Arc<Mutex<Option<RpcError>>>);
+
+impl Cut {
+    fn set(&self, e: RpcError) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
+
+    fn take(&self) -> Option<RpcError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// A connection to the bus for callers: implements [`Transport`], so generated clients run
@@ -276,7 +300,7 @@ impl Drop for PendingGuard {
 
 struct Replies {
     rx: mpsc::Receiver<Result<Reply, RpcError>>,
-    overflowed: Arc<std::sync::atomic::AtomicBool>,
+    cut: Cut,
     _guard: PendingGuard,
 }
 
@@ -288,15 +312,7 @@ impl futures_core::Stream for Replies {
     ) -> std::task::Poll<Option<Self::Item>> {
         match std::task::ready!(self.rx.poll_recv(cx)) {
             Some(item) => std::task::Poll::Ready(Some(item)),
-            None if self.overflowed.swap(false, Ordering::SeqCst) => {
-                std::task::Poll::Ready(Some(Err(RpcError::new(
-                    crate::codes::RESOURCE_EXHAUSTED,
-                    format!(
-                        "more than {MAX_BUFFERED_REPLIES} replies waited unread; the rest of the stream was dropped"
-                    ),
-                ))))
-            }
-            None => std::task::Poll::Ready(None),
+            None => std::task::Poll::Ready(self.cut.take().map(Err)),
         }
     }
 }
@@ -310,12 +326,12 @@ impl Transport for KafkaClient {
             let partition = self.reply_partition(call.reply_topic).await?;
             let (seq, id) = self.correlation_id();
             let (tx, rx) = mpsc::channel(MAX_BUFFERED_REPLIES);
-            let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let cut = Cut::default();
             lock(&self.inner.pending).insert(
                 seq,
                 Waiting {
                     tx,
-                    overflowed: overflowed.clone(),
+                    cut: cut.clone(),
                     run: None,
                 },
             );
@@ -341,7 +357,7 @@ impl Transport for KafkaClient {
                 .map_err(|e| unavailable(&format!("cannot send to {}", call.pattern), e))?;
             Ok(Box::pin(Replies {
                 rx,
-                overflowed,
+                cut,
                 _guard: guard,
             }) as RawReplies)
         })
@@ -433,7 +449,7 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
                 crate::codes::ABORTED,
                 "the server ran the request again (after a rebalance) while its replies were arriving: the stream is cut off rather than repeat items; call again",
             );
-            let _ = waiting.tx.try_send(Err(e));
+            waiting.end_with(e);
             map.remove(&id);
             continue;
         }
@@ -460,7 +476,12 @@ async fn read_replies(consumer: Arc<StreamConsumer>, pending: Pending, instance:
                         limit = MAX_BUFFERED_REPLIES,
                         "a call's replies are not being read; the call is cut off"
                     );
-                    waiting.overflowed.store(true, Ordering::SeqCst);
+                    waiting.cut.set(RpcError::new(
+                        crate::codes::RESOURCE_EXHAUSTED,
+                        format!(
+                            "more than {MAX_BUFFERED_REPLIES} replies waited unread; the rest of the stream was dropped"
+                        ),
+                    ));
                     false
                 }
                 // The caller went away.
@@ -481,7 +502,7 @@ fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<u64, Waiting>> {
 /// Ends every waiting call with `e` (the reply reader is gone: no reply will come).
 fn fail_pending(pending: &Pending, e: &RpcError) {
     for (_, waiting) in lock(pending).drain() {
-        let _ = waiting.tx.try_send(Err(e.clone()));
+        waiting.end_with(e.clone());
     }
 }
 

@@ -298,6 +298,7 @@ impl FileDedup {
         let write = self.db.begin_write()?;
         // Write transactions run one at a time: the totals are ours until the commit.
         let mut t = *self.lock_totals();
+        let size;
         {
             let mut entries = write.open_table(ENTRIES)?;
             let mut order = write.open_table(ORDER)?;
@@ -311,13 +312,23 @@ impl FileDedup {
                 t.bytes -= (key.len() + old.len()) as u64;
             }
             order.insert(t.next, key)?;
+            size = (key.len() + value.len()) as u64;
             t.entries += 1;
-            t.bytes += (key.len() + value.len()) as u64;
+            t.bytes += size;
             t.next += 1;
         }
         let t = self.evict(&write, t)?;
         write.commit()?;
         *self.lock_totals() = t;
+        if size > self.limits.max_bytes {
+            tracing::warn!(
+                path = %self.path.display(),
+                key,
+                bytes = size,
+                max_bytes = self.limits.max_bytes,
+                "a request's replies are larger than the dedup store's max_bytes: not kept, so a redelivery runs its handler again"
+            );
+        }
         Ok(())
     }
 }

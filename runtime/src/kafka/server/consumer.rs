@@ -513,31 +513,29 @@ fn apply_flow(consumer: &BaseConsumer<ServerContext>, shared: &Shared) {
     }
 }
 
-/// Spawns the handler tasks of `jobs`.
+/// Spawns the handler tasks of `jobs`. Each job's [`Finish`] exists before its task is
+/// spawned, so that a task dropped before it first runs (a runtime shutting down) still ends
+/// its job.
 fn start(shared: &Arc<Shared>, jobs: impl IntoIterator<Item = Job<Record>>) {
     for job in jobs {
-        let task_shared = shared.clone();
-        shared.runtime.spawn(run_job(task_shared, job));
+        let finish = Finish {
+            shared: shared.clone(),
+            tp: job.tp,
+            epoch: job.epoch,
+            offset: job.offset,
+            end: End::Vanished,
+        };
+        shared.runtime.spawn(run_job(finish, job));
     }
 }
 
-async fn run_job(shared: Arc<Shared>, job: Job<Record>) {
+async fn run_job(mut finish: Finish, job: Job<Record>) {
     let Job {
-        tp,
-        epoch,
-        offset,
-        mut msg,
-        cancel,
+        mut msg, cancel, ..
     } = job;
     // Until an outcome is known, the task may vanish (the runtime shut down, a panic in this
     // crate): then its offset stays uncommitted and the record is redelivered.
-    let mut finish = Finish {
-        shared: &shared,
-        tp,
-        epoch,
-        offset,
-        end: End::Vanished,
-    };
+    let shared = finish.shared.clone();
     let handled = async {
         if shared.exactly_once {
             super::exactly_once::process_exactly_once(&shared, &msg).await
@@ -576,15 +574,15 @@ enum End {
 }
 
 /// Reports a job's end to its lane, whatever way the task ends, and starts what may start.
-struct Finish<'a> {
-    shared: &'a Arc<Shared>,
+struct Finish {
+    shared: Arc<Shared>,
     tp: Tp,
     epoch: u64,
     offset: i64,
     end: End,
 }
 
-impl Drop for Finish<'_> {
+impl Drop for Finish {
     fn drop(&mut self) {
         let (tp, epoch, offset) = (self.tp, self.epoch, self.offset);
         let end = std::mem::replace(&mut self.end, End::Cancelled);
@@ -621,6 +619,6 @@ impl Drop for Finish<'_> {
             }
         };
         self.shared.finished.notify_all();
-        start(self.shared, next);
+        start(&self.shared, next);
     }
 }

@@ -76,6 +76,8 @@ struct Lane<M> {
     /// Records that could not reach a final outcome yet, to run again at the instant given;
     /// while any is here the partition stays paused and nothing else of it starts.
     parked: Vec<(i64, M, Instant)>,
+    /// Bytes of this lane's records held (queued, running, parked).
+    bytes: usize,
     offsets: PartitionOffsets,
     cancel: CancellationToken,
 }
@@ -146,26 +148,40 @@ impl<M> Lanes<M> {
         self.buffered
     }
 
-    fn hold(&mut self, key: (u64, i64), size: usize) {
-        if let Some(old) = self.held.insert(key, size) {
-            self.buffered -= old;
-        }
-        self.buffered += size;
-    }
-
-    fn release(&mut self, key: (u64, i64)) {
-        if let Some(size) = self.held.remove(&key) {
-            self.buffered -= size;
+    fn hold(&mut self, tp: Tp, key: (u64, i64), size: usize) {
+        let old = self.held.insert(key, size).unwrap_or(0);
+        self.buffered = self.buffered - old + size;
+        if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == key.0) {
+            lane.bytes = lane.bytes - old + size;
         }
     }
 
-    /// Pauses every partition past the byte budget, resumes them at half of it.
+    fn release(&mut self, tp: Tp, key: (u64, i64)) {
+        let Some(size) = self.held.remove(&key) else {
+            return;
+        };
+        self.buffered -= size;
+        if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == key.0) {
+            lane.bytes = lane.bytes.saturating_sub(size);
+        }
+    }
+
+    /// Pauses every partition past the byte budget, resumes them at half of it. Parked lanes
+    /// do not count towards the resume (they are paused on their own, holding at most their
+    /// queue): one refused dead letter must not stop every partition.
     fn check_budget(&mut self) {
         let limit = self.limits.buffered_bytes;
-        if !self.over_budget && self.buffered > limit {
+        let parked: usize = self
+            .lanes
+            .values()
+            .filter(|l| !l.parked.is_empty())
+            .map(|l| l.bytes)
+            .sum();
+        let counted = self.buffered.saturating_sub(parked);
+        if !self.over_budget && counted > limit {
             self.over_budget = true;
             self.to_pause.extend(self.lanes.keys().copied());
-        } else if self.over_budget && self.buffered <= limit / 2 {
+        } else if self.over_budget && counted <= limit / 2 {
             self.over_budget = false;
             let lanes = &self.lanes;
             self.to_resume
@@ -184,6 +200,7 @@ impl<M> Lanes<M> {
             waiting: false,
             revoking: false,
             parked: Vec::new(),
+            bytes: 0,
             offsets: PartitionOffsets::starting_at(start, acked),
             cancel: self.root.child_token(),
         };
@@ -191,8 +208,11 @@ impl<M> Lanes<M> {
             old.cancel.cancel();
         }
         self.paused.remove(&tp);
+        // librdkafka keeps a partition's pause across an unassign and an assign: say which.
         if self.over_budget {
             self.to_pause.push(tp);
+        } else {
+            self.to_resume.push(tp);
         }
     }
 
@@ -245,7 +265,7 @@ impl<M> Lanes<M> {
         }
         lane.queue.push_back((offset, msg));
         let epoch = lane.epoch;
-        self.hold((epoch, offset), size);
+        self.hold(tp, (epoch, offset), size);
         self.fill(tp, jobs);
         let lane = self.lanes.get_mut(&tp).expect("lane");
         if !lane.paused && lane.queue.len() >= self.limits.lane_queue {
@@ -261,7 +281,7 @@ impl<M> Lanes<M> {
     /// be committed; `false` for a job cancelled half-way (its message is redelivered).
     pub(crate) fn finish(&mut self, tp: Tp, epoch: u64, offset: i64, done: bool) -> Vec<Job<M>> {
         self.running -= 1;
-        self.release((epoch, offset));
+        self.release(tp, (epoch, offset));
         let mut jobs = Vec::new();
         if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
             lane.running -= 1;
@@ -287,16 +307,30 @@ impl<M> Lanes<M> {
     ) -> Vec<Job<M>> {
         self.running -= 1;
         let mut jobs = Vec::new();
-        if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
-            lane.running -= 1;
-            lane.parked.push((offset, msg, until));
-            if !lane.paused {
-                lane.paused = true;
-                self.paused.insert(tp);
-                self.to_pause.push(tp);
+        match self
+            .lanes
+            .get_mut(&tp)
+            .filter(|l| l.epoch == epoch && !l.revoking)
+        {
+            Some(lane) => {
+                lane.running -= 1;
+                lane.parked.push((offset, msg, until));
+                if !lane.paused {
+                    lane.paused = true;
+                    self.paused.insert(tp);
+                    self.to_pause.push(tp);
+                }
+            }
+            None => {
+                // Revoked meanwhile: the next owner handles the record; its bytes go.
+                if let Some(lane) = self.lanes.get_mut(&tp).filter(|l| l.epoch == epoch) {
+                    lane.running -= 1;
+                }
+                self.release(tp, (epoch, offset));
             }
         }
         self.fill(tp, &mut jobs);
+        self.check_budget();
         jobs
     }
 
@@ -318,6 +352,7 @@ impl<M> Lanes<M> {
         for tp in due {
             self.fill(tp, &mut jobs);
         }
+        self.check_budget();
         jobs
     }
 
@@ -404,14 +439,22 @@ impl<M> Lanes<M> {
                 lane.revoking = true;
                 dropped += lane.queue.len() + lane.parked.len();
                 let epoch = lane.epoch;
-                released.extend(lane.queue.drain(..).map(|(offset, _)| (epoch, offset)));
-                released.extend(lane.parked.drain(..).map(|(offset, _, _)| (epoch, offset)));
+                released.extend(
+                    lane.queue
+                        .drain(..)
+                        .map(|(offset, _)| (*tp, (epoch, offset))),
+                );
+                released.extend(
+                    lane.parked
+                        .drain(..)
+                        .map(|(offset, _, _)| (*tp, (epoch, offset))),
+                );
                 lane.paused = false;
             }
             self.paused.remove(tp);
         }
-        for key in released {
-            self.release(key);
+        for (tp, key) in released {
+            self.release(tp, key);
         }
         self.waiting.retain(|tp| !tps.contains(tp));
         self.check_budget();
@@ -526,6 +569,11 @@ mod tests {
         for p in 0..3 {
             l.assign((0, p), Some(0), true);
         }
+        assert_eq!(
+            l.take_flow_changes(),
+            (vec![], vec![(0, 0), (0, 1), (0, 2)]),
+            "assigned partitions are resumed (librdkafka keeps a pause across reassignments)"
+        );
         l
     }
 
@@ -701,6 +749,7 @@ mod tests {
         for p in 0..3 {
             l.assign((0, p), Some(0), true);
         }
+        let _ = l.take_flow_changes();
         let mut jobs = Vec::new();
         for (p, o) in [(0, 0), (0, 1), (1, 0)] {
             l.push_into((0, p), o, (o as u64, 40), "x", &mut jobs)
@@ -741,6 +790,38 @@ mod tests {
         l.remove(&[(0, 0)]);
         let _ = l.finish((0, 0), next[0].epoch, 1, true);
         assert_eq!(l.buffered(), 0);
+    }
+
+    #[test]
+    fn a_parked_lane_does_not_hold_the_budget_and_a_revoked_one_gives_its_bytes_back() {
+        let mut l: Lanes<&str> = Lanes::new(Limits::new(8, 1).with_buffered_bytes(100));
+        for p in 0..2 {
+            l.assign((0, p), Some(0), true);
+        }
+        let _ = l.take_flow_changes();
+        let mut jobs = Vec::new();
+        l.push_into((0, 0), 0, (0, 60), "refused", &mut jobs)
+            .unwrap();
+        l.push_into((0, 1), 0, (1, 60), "other", &mut jobs).unwrap();
+        assert!(l.take_flow_changes().0.len() == 2, "120 > 100: all paused");
+        let later = Instant::now() + std::time::Duration::from_secs(30);
+        let _ = l.park((0, 0), jobs[0].epoch, 0, "refused", later);
+        let _ = l.finish((0, 1), jobs[1].epoch, 0, true);
+        let (_, resume) = l.take_flow_changes();
+        assert_eq!(
+            resume,
+            vec![(0, 1)],
+            "the parked lane's 60 bytes do not keep (0, 1) paused"
+        );
+        assert_eq!(l.buffered(), 60, "but they are still held");
+        // A record parked after its partition was revoked is the next owner's: released.
+        l.push_into((0, 1), 1, (2, 30), "late", &mut jobs).unwrap();
+        let late = jobs.pop().unwrap();
+        l.revoke(&[(0, 1)]);
+        let _ = l.park((0, 1), late.epoch, 1, "late", later);
+        l.remove(&[(0, 1)]);
+        assert_eq!(l.buffered(), 60);
+        assert_eq!(l.running(), 0);
     }
 
     #[test]

@@ -307,11 +307,14 @@ impl ServerBuilder {
 
 /// Bytes a fetched record may take besides its payload (key, headers, batch framing).
 const RECORD_OVERHEAD: usize = 64 << 10;
+/// librdkafka's `message.max.bytes` default, the floor of a consumer's `fetch.max.bytes`.
+const CONSUMER_MESSAGE_MAX: usize = 1_000_000;
 
 fn consumer_config(config: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
     let quarter = config.max_buffered_bytes / 4;
     let partition_fetch = (config.max_message_bytes + RECORD_OVERHEAD).min(1_000_000_000);
-    let fetch = quarter.clamp(partition_fetch, 2_147_483_135);
+    // librdkafka refuses a fetch.max.bytes below the consumer's message.max.bytes (1,000,000).
+    let fetch = quarter.clamp(partition_fetch.max(CONSUMER_MESSAGE_MAX), 2_147_483_135);
     let queued_kib = (quarter / 1024).clamp(partition_fetch.div_ceil(1024), 2_097_151);
     let mut c = config.common();
     c.set("group.id", group)
