@@ -442,13 +442,10 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
     let client = GraphServiceClient::new(kafka.client());
 
     let handler = Blocking::default();
-    let first = KafkaServer::start_with_dedup(
-        &config,
-        handler.clone(),
-        Arc::new(FileDedup::open(&store_path).unwrap()),
-    )
-    .await
-    .unwrap();
+    let first_store = Arc::new(FileDedup::open(&store_path).unwrap());
+    let first = KafkaServer::start_with_dedup(&config, handler.clone(), first_store.clone())
+        .await
+        .unwrap();
     assert!(first.wait_assigned(Duration::from_secs(30)).await);
 
     let blocked = {
@@ -488,6 +485,18 @@ async fn with_dedup_a_redelivered_request_runs_its_handler_once() {
     first.shutdown().await;
     assert_eq!(handler.finished.load(Ordering::SeqCst), AFTER_BLOCK);
     handler.release.store(true, Ordering::SeqCst);
+    // The old server's last task (`block`, abandoned by the stop) ends once released, and its
+    // store closes with it: a file is open in one store at a time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&first_store) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        Arc::strong_count(&first_store),
+        1,
+        "the old server let go of its store"
+    );
+    drop(first_store);
 
     // A new server (a fresh store instance reading the same file, as after a restart) gets
     // every uncommitted request again: `block` runs again (it never finished), the ten are

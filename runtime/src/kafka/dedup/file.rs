@@ -181,10 +181,17 @@ impl FileDedup {
     pub fn open_with(path: impl AsRef<Path>, limits: DedupLimits) -> std::io::Result<Self> {
         let path = path.as_ref().to_owned();
         let db = Database::create(&path).map_err(|e| {
-            io(format!(
-                "dedup store {}: {e} (a store of an earlier version, JSON lines, is not read: move it away)",
-                path.display()
-            ))
+            let why = match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    "another FileDedup (in this process or another) has it open: one store per file"
+                        .to_owned()
+                }
+                redb::DatabaseError::Storage(e) => format!(
+                    "{e} (a store of an earlier version, JSON lines, is not read: move it away)"
+                ),
+                other => other.to_string(),
+            };
+            io(format!("dedup store {}: {why}", path.display()))
         })?;
         let write = db.begin_write().map_err(io)?;
         let mut totals = Totals::default();
