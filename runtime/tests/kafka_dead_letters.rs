@@ -397,6 +397,27 @@ async fn records_no_reader_expects_are_dead_lettered_byte_for_byte_and_serving_g
             "{topic}: committed up to the end"
         );
     }
+    // Listed with its bytes, and re-driven with them: the copy in the topic again has every
+    // header exactly as the foreign producer wrote it.
+    let listed = dead_letters::list(&config, create, 10).await.unwrap();
+    let letter = listed
+        .iter()
+        .find(|l| l.reason == "unreadable-record")
+        .expect("listed");
+    assert_eq!(letter.raw_headers.as_deref(), Some(&sent[..]));
+    assert_eq!(
+        dead_letters::redrive(&config, std::slice::from_ref(letter))
+            .await
+            .unwrap(),
+        1
+    );
+    let again = raw::read_to_end(&address, create, PARTITIONS, Duration::from_secs(30))
+        .into_iter()
+        .find(|m| raw::header(m, DLQ_REDRIVEN_FROM).is_some())
+        .expect("re-driven");
+    let mut redriven = raw::headers(&again);
+    redriven.retain(|(k, _)| k != DLQ_REDRIVEN_FROM.as_bytes());
+    assert_eq!(redriven, sent, "re-driven byte for byte");
     server.shutdown().await;
 }
 

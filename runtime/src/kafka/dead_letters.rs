@@ -54,6 +54,10 @@ pub struct DeadLetter {
     pub headers: Metadata,
     /// [`DLQ_REDRIVEN_FROM`] of a message that was re-driven once already and failed again.
     pub redriven_from: Option<String>,
+    /// The original headers exactly as written, when a key is not UTF-8 (an
+    /// `unreadable-record`): `headers` then has those keys decoded lossily, and a re-drive
+    /// sends these instead (key, `None` for a null value).
+    pub raw_headers: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
 }
 
 impl DeadLetter {
@@ -83,6 +87,15 @@ impl DeadLetter {
                 .filter(|(k, _)| !k.starts_with("axion-dlq-"))
                 .collect(),
             redriven_from: all.get_str(DLQ_REDRIVEN_FROM).map(str::to_owned),
+            raw_headers: msg
+                .headers()
+                .filter(|h| !headers::keys_are_text(Some(*h)))
+                .map(|h| {
+                    headers::raw(h)
+                        .filter(|(k, _)| !k.starts_with(b"axion-dlq-"))
+                        .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                        .collect()
+                }),
         }
     }
 }
@@ -184,8 +197,8 @@ fn read_to_end(
     Ok(letters)
 }
 
-/// Sends each of `letters` back to its origin topic (key, payload and headers kept, plus
-/// [`DLQ_REDRIVEN_FROM`]) and waits until the broker has each one. Returns how many were
+/// Sends each of `letters` back to its origin topic (key, payload and headers kept — byte for
+/// byte where [`DeadLetter::raw_headers`] has them — plus [`DLQ_REDRIVEN_FROM`]) and waits until the broker has each one. Returns how many were
 /// sent; on a failure, the error says how many went before it.
 pub async fn redrive(config: &KafkaConfig, letters: &[DeadLetter]) -> Result<usize, RpcError> {
     let mut c = config.reliable_producer(&format!("{}-redrive", config.client_group()));
@@ -195,11 +208,14 @@ pub async fn redrive(config: &KafkaConfig, letters: &[DeadLetter]) -> Result<usi
         .map_err(|e| unavailable("cannot create a Kafka producer", e))?;
     for (sent, letter) in letters.iter().enumerate() {
         let from = format!("{}/{}/{}", letter.topic, letter.partition, letter.offset);
-        let hdrs: OwnedHeaders = headers::with(
-            headers::owned(&letter.headers, 1),
-            DLQ_REDRIVEN_FROM,
-            from.as_bytes(),
-        );
+        let original = match &letter.raw_headers {
+            Some(raw) => raw.iter().fold(
+                OwnedHeaders::new_with_capacity(raw.len() + 1),
+                |h, (k, v)| headers::with_raw(h, k, v.as_deref()),
+            ),
+            None => headers::owned(&letter.headers, 1),
+        };
+        let hdrs: OwnedHeaders = headers::with(original, DLQ_REDRIVEN_FROM, from.as_bytes());
         let mut record = FutureRecord::<[u8], [u8]>::to(&letter.origin_topic).headers(hdrs);
         if let Some(key) = &letter.key {
             record = record.key(key);

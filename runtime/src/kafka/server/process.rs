@@ -90,8 +90,9 @@ pub(super) async fn process(shared: &Shared, msg: &Record) -> Outcome {
 }
 
 /// A record the handler must not see: a request with a usable reply address gets an
-/// `INVALID_ARGUMENT` error reply (an unreadable one after a dead-letter copy of its bytes);
-/// anything else is dead-lettered. Logged once.
+/// `INVALID_ARGUMENT` error reply (an unreadable one, first, so that its caller learns at once
+/// even if its dead-letter copy has to wait, then a copy of its bytes); anything else is
+/// dead-lettered. Logged once.
 async fn reject(
     shared: &Shared,
     msg: &Record,
@@ -101,25 +102,23 @@ async fn reject(
     let Some(to) = reply_to else {
         return dead_letter(shared, msg, (reason, error), 0).await;
     };
-    let unreadable = reason == PoisonReason::UnreadableRecord;
-    if unreadable {
-        dead_letter(shared, msg, (reason, error.clone()), 0).await?;
-    } else {
-        tracing::warn!(
-            pattern = &*msg.pattern,
-            correlation_id = to.correlation_id,
-            partition = msg.partition,
-            offset = msg.offset,
-            reason = reason.as_str(),
-            error = %error,
-            "poison request rejected"
-        );
+    let e = RpcError::invalid_argument(error.clone()).with_detail("reason", reason.as_str());
+    if reason == PoisonReason::UnreadableRecord {
+        // Best effort: the dead-letter copy (logged) is what keeps the record.
+        let _ = send_reply(shared, to, Some(Err(e)), true, Run::new()).await;
+        return dead_letter(shared, msg, (reason, error), 0).await;
     }
-    let e = RpcError::invalid_argument(error).with_detail("reason", reason.as_str());
+    tracing::warn!(
+        pattern = &*msg.pattern,
+        correlation_id = to.correlation_id,
+        partition = msg.partition,
+        offset = msg.offset,
+        reason = reason.as_str(),
+        error = %error,
+        "poison request rejected"
+    );
     match send_reply(shared, to, Some(Err(e)), true, Run::new()).await {
         Ok(()) => Ok(()),
-        // Its copy is in the dead-letter topic already.
-        Err(_) if unreadable => Ok(()),
         Err(e) => dead_letter(shared, msg, (PoisonReason::ReplyUndeliverable, e), 0).await,
     }
 }
