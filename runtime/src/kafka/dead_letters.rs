@@ -57,7 +57,7 @@ pub struct DeadLetter {
     /// The original headers exactly as written, when a key is not UTF-8 (an
     /// `unreadable-record`): `headers` then has those keys decoded lossily, and a re-drive
     /// sends these instead (key, `None` for a null value).
-    pub raw_headers: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    pub raw_headers: Option<Vec<headers::RawHeader>>,
 }
 
 impl DeadLetter {

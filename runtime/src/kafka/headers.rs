@@ -54,6 +54,9 @@ pub fn raw<H: RecordHeaders + ?Sized>(
     })
 }
 
+/// One header as bytes, owned: its key, and its value (`None` for a null value).
+pub type RawHeader = (Vec<u8>, Option<Vec<u8>>);
+
 /// Headers this module reads: a consumed record's ([`BorrowedHeaders`]) or ones being built
 /// ([`OwnedHeaders`]).
 pub trait RecordHeaders {
