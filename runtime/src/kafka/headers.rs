@@ -135,10 +135,18 @@ pub fn error_value(e: &RpcError) -> Vec<u8> {
 /// front and shared by its clones: one allocation (two past eight headers). A key that is not
 /// UTF-8 is decoded lossily (U+FFFD), as the Java client and kafkajs do.
 pub fn metadata<H: RecordHeaders + ?Sized>(headers: Option<&H>) -> Metadata {
+    metadata_of(headers, keys_are_text(headers))
+}
+
+/// [`metadata`] for a caller that already knows whether every key is UTF-8.
+pub(crate) fn metadata_of<H: RecordHeaders + ?Sized>(
+    headers: Option<&H>,
+    keys_are_text: bool,
+) -> Metadata {
     let Some(headers) = headers else {
         return Metadata::new();
     };
-    if keys_are_text(Some(headers)) {
+    if keys_are_text {
         let text = raw(headers).map(|(k, v)| {
             (
                 std::str::from_utf8(k).unwrap_or_default(),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 
@@ -25,24 +25,11 @@ pub async fn send(
     headers: &[(&str, &[u8])],
     payload: Option<&[u8]>,
 ) -> (i32, i64) {
-    let hdrs = headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
-        h.insert(Header {
-            key,
-            value: Some(*value),
-        })
-    });
-    let mut record = FutureRecord::<(), [u8]>::to(topic).headers(hdrs);
-    if let Some(p) = payload {
-        record = record.payload(p);
-    }
-    if let Some(p) = partition {
-        record = record.partition(p);
-    }
-    let delivery = producer
-        .send(record, Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("cannot produce to {topic}: {e}"));
-    (delivery.partition, delivery.offset)
+    let headers: Vec<(&[u8], Option<&[u8]>)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), Some(*v)))
+        .collect();
+    send_raw(producer, topic, partition, &headers, payload).await
 }
 
 /// A consumer assigned (no group membership) to partitions `0..partitions` of `topic`, from

@@ -57,34 +57,36 @@ thread_local! {
 
 impl Slot {
     fn enter(&self, who: Who) {
-        self.since.store(0, Ordering::SeqCst);
-        self.server.store(who.server, Ordering::SeqCst);
-        self.topic.store(who.topic as u64, Ordering::SeqCst);
-        self.partition.store(who.partition, Ordering::SeqCst);
-        self.offset.store(who.offset, Ordering::SeqCst);
-        self.reported.store(false, Ordering::SeqCst);
+        // `since` last, with Release: a reader that sees it (Acquire) sees the record's ids.
+        self.since.store(0, Ordering::Relaxed);
+        self.server.store(who.server, Ordering::Relaxed);
+        self.topic.store(who.topic as u64, Ordering::Relaxed);
+        self.partition.store(who.partition, Ordering::Relaxed);
+        self.offset.store(who.offset, Ordering::Relaxed);
+        self.reported.store(false, Ordering::Relaxed);
         let now = epoch().elapsed().as_millis() as u64 + 1;
-        self.since.store(now, Ordering::SeqCst);
+        self.since.store(now, Ordering::Release);
     }
 
     fn leave(&self) {
-        self.since.store(0, Ordering::SeqCst);
+        self.since.store(0, Ordering::Release);
     }
 
     /// The poll in progress and how long it runs, read consistently (or `None`).
     fn read(&self) -> Option<(Who, Duration)> {
-        let since = self.since.load(Ordering::SeqCst);
+        let since = self.since.load(Ordering::Acquire);
         if since == 0 {
             return None;
         }
         let who = Who {
-            server: self.server.load(Ordering::SeqCst),
-            topic: self.topic.load(Ordering::SeqCst) as usize,
-            partition: self.partition.load(Ordering::SeqCst),
-            offset: self.offset.load(Ordering::SeqCst),
+            server: self.server.load(Ordering::Relaxed),
+            topic: self.topic.load(Ordering::Relaxed) as usize,
+            partition: self.partition.load(Ordering::Relaxed),
+            offset: self.offset.load(Ordering::Relaxed),
         };
         // A poll that ended or began meanwhile: skip it this time.
-        if self.since.load(Ordering::SeqCst) != since {
+        std::sync::atomic::fence(Ordering::Acquire);
+        if self.since.load(Ordering::Relaxed) != since {
             return None;
         }
         let running = (epoch().elapsed().as_millis() as u64 + 1).saturating_sub(since);

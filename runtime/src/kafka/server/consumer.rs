@@ -535,12 +535,12 @@ async fn run_job(mut finish: Finish, job: Job<Record>) {
     } = job;
     // Until an outcome is known, the task may vanish (the runtime shut down, a panic in this
     // crate): then its offset stays uncommitted and the record is redelivered.
-    let shared = finish.shared.clone();
+    let shared = &*finish.shared;
     let handled = async {
         if shared.exactly_once {
-            super::exactly_once::process_exactly_once(&shared, &msg).await
+            super::exactly_once::process_exactly_once(&finish.shared, &msg).await
         } else {
-            process(&shared, &msg).await
+            process(shared, &msg).await
         }
     };
     let outcome = tokio::select! {

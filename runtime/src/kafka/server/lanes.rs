@@ -171,6 +171,10 @@ impl<M> Lanes<M> {
     /// queue): one refused dead letter must not stop every partition.
     fn check_budget(&mut self) {
         let limit = self.limits.buffered_bytes;
+        // The common case, without a pass over the lanes: under the budget, parked or not.
+        if !self.over_budget && self.buffered <= limit {
+            return;
+        }
         let parked: usize = self
             .lanes
             .values()

@@ -52,6 +52,7 @@ impl Record {
         max_payload: usize,
     ) -> Record {
         let oversized = msg.payload_len() > max_payload;
+        let text = headers::keys_are_text(msg.headers());
         Record {
             pattern,
             topic,
@@ -61,8 +62,8 @@ impl Record {
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().filter(|_| !oversized).map(Arc::from),
             oversized: oversized.then(|| msg.payload_len()),
-            headers: headers::metadata(msg.headers()),
-            unreadable: (!headers::keys_are_text(msg.headers())).then(|| raw_headers(msg)),
+            headers: headers::metadata_of(msg.headers(), text),
+            unreadable: (!text).then(|| raw_headers(msg)),
             letter: None,
         }
     }
